@@ -1,0 +1,136 @@
+// Command nerstream runs UniversalNER (UniNER) open named-entity recognition
+// on Kafka streams, and the local tools around it.
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 bad usage, bad config or bad input
+// file, always with one line on stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// streams are a command's standard files.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// command is one sub-command.
+type command struct {
+	name    string
+	usage   string // the arguments, after the name
+	summary string
+	run     func(ctx context.Context, s streams, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
+			"print the exact UniNER prompt for one text and one entity type", runPrompt},
+		{"eval", "--data FILE|DIR --predictions P.jsonl [--metric official|span] [--parse official|lenient] [--label-map L]",
+			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
+	}
+}
+
+// usageError is bad usage, a bad config or a bad input file: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	s := streams{in: stdin, out: stdout, err: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, s, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			fmt.Fprintf(stdout, "usage: nerstream %s %s\n\n%s.\n", c.name, c.usage, c.summary)
+			return 0
+		}
+		fmt.Fprintf(stderr, "nerstream %s: %s\n", c.name, oneLine(err.Error()))
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "nerstream: unknown command %q (run nerstream --help)\n", args[0])
+	return 2
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "nerstream: UniversalNER open named-entity recognition on streams.")
+	fmt.Fprintln(w, "\nusage:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  nerstream %s %s\n      %s\n", c.name, c.usage, c.summary)
+	}
+	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input file.")
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// parseFlags parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones. Everything after
+// "--" is positional.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v (run nerstream %s --help)", err, fs.Name())
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}

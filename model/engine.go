@@ -1,0 +1,57 @@
+package model
+
+import "context"
+
+// DefaultMaxNewTokens is the official decoding limit: at most 256 new tokens.
+const DefaultMaxNewTokens = 256
+
+// Engine generates UniNER answers. It is what an inference runtime
+// implements, as a database driver implements database/sql/driver: the
+// in-process llama.cpp engine (model/llama) is one.
+//
+// Decoding is the official one: greedy (temperature 0), stopping at EOS or
+// after [GenerateOptions.MaxNewTokens] new tokens.
+type Engine interface {
+	// Generate completes every prompt of every group. The prompts of one
+	// group share a prefix (one passage, asked about several entity
+	// types), so an engine can compute that prefix once; it finds the
+	// shared part on token ids. out[g][p] answers groups[g].Prompts[p].
+	//
+	// A prompt that the engine refuses on its own (too long for the
+	// context, say) gets a [Completion] with Err set, and the others are
+	// still answered. The returned error is for a failure of the whole
+	// call (ctx done, the engine closed), and then out is nil.
+	Generate(ctx context.Context, groups []PromptGroup, opts GenerateOptions) (out [][]Completion, err error)
+
+	// TokenCount returns the number of tokens that text takes in the
+	// model's vocabulary, as literal text: no BOS, no special tokens.
+	TokenCount(ctx context.Context, text string) (int, error)
+
+	// ContextTokens returns the context window in tokens, the budget for
+	// a prompt and its answer together.
+	ContextTokens() int
+}
+
+// PromptGroup is a set of prompts that share a prefix: one passage's
+// questions, one per entity type.
+type PromptGroup struct {
+	Prompts []Prompt
+}
+
+// GenerateOptions tune one Generate call.
+type GenerateOptions struct {
+	// MaxNewTokens bounds each answer. 0 means [DefaultMaxNewTokens].
+	MaxNewTokens int
+}
+
+// Completion is an engine's answer to one prompt.
+type Completion struct {
+	// Text is the generated text, without the prompt and without EOS.
+	Text string
+	// PromptTokens is the prompt's length in tokens, BOS included.
+	PromptTokens int
+	// GeneratedTokens is the number of tokens generated.
+	GeneratedTokens int
+	// Err is set when the engine refused this prompt alone.
+	Err error
+}

@@ -1,0 +1,347 @@
+package model
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Document is one text to annotate.
+type Document struct {
+	ID   string
+	Text string
+	// Types are the entity types to ask about. Empty means the
+	// recognizer's default types.
+	Types []string
+}
+
+// Entity is one recognised mention, located in the document.
+type Entity struct {
+	// Text is the document's own text at [Start, End): always
+	// string([]rune(doc.Text)[Start:End]).
+	Text  string `json:"text"`
+	Type  string `json:"type"`
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+	// Mention is the model's spelling when it differs from Text (in case
+	// or white space).
+	Mention string `json:"mention,omitempty"`
+}
+
+// Mention is a string the model named that could not be found in the text.
+type Mention struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// Annotation is the result for one [Document].
+type Annotation struct {
+	ID string
+	// Types are the entity types that were asked about.
+	Types []string
+	// Entities are sorted by start, then end, then the order of Types.
+	Entities []Entity
+	// Unaligned holds what the model named but the text does not hold.
+	Unaligned []Mention
+	// Windows is the number of windows the text was split into.
+	Windows int
+	// PromptTokens and GeneratedTokens add up over the document's prompts.
+	PromptTokens, GeneratedTokens int
+	// Err is set when this document failed alone: an [*InputError] for bad
+	// input, or the engine's error for one of its prompts.
+	Err error
+}
+
+// InputError is a document the recognizer refuses. Reason is a short
+// machine-readable code, fit for a dead-letter header.
+type InputError struct {
+	Reason string
+	Detail string
+}
+
+func (e *InputError) Error() string { return e.Reason + ": " + e.Detail }
+
+// The reasons of an [InputError].
+const (
+	ReasonEmptyText     = "empty_text"
+	ReasonInvalidUTF8   = "invalid_utf8"
+	ReasonNoTypes       = "no_entity_types"
+	ReasonTooManyTypes  = "too_many_entity_types"
+	ReasonInvalidType   = "invalid_entity_type"
+	ReasonTextTooLong   = "text_too_long"
+	ReasonTypeTooLong   = "entity_type_too_long"
+	ReasonContextTooBig = "prompt_exceeds_context"
+)
+
+// RecognizerOptions configure a [Recognizer]. Zero values take the defaults.
+type RecognizerOptions struct {
+	// Prompt selects the prompt variant. Default: the type variant.
+	Prompt PromptOptions
+	// Parse is how answers are read. Default: [ParseLenientMode].
+	Parse ParseMode
+	// Types are asked about when a document names none.
+	Types []string
+	// MaxNewTokens bounds each answer. Default: 256, as the official code.
+	MaxNewTokens int
+	// MaxTypes bounds the entity types of one document; each costs one
+	// prompt. Default: 64.
+	MaxTypes int
+	// MaxTypeRunes bounds one entity type's length. Default: 256.
+	MaxTypeRunes int
+	// MaxTextBytes bounds one document's text; longer texts are refused
+	// rather than split into very many windows. Default: 1 MiB.
+	MaxTextBytes int
+	// WindowTokens caps a window's text in tokens, below what the
+	// context allows. UniNER saw passages of at most 256 tokens in
+	// training; a cap near that may suit long documents better. Default:
+	// 0, no cap: a window is as long as the context allows.
+	WindowTokens int
+	// OverlapTokens is the overlap between neighbouring windows of a long
+	// document. Default: 64.
+	OverlapTokens int
+}
+
+// promptMargin covers the tokens a prompt may gain where the text meets the
+// template, beyond the counts of the two apart.
+const promptMargin = 8
+
+// Recognizer annotates documents with an [Engine]. It is safe for
+// concurrent use if the engine is.
+type Recognizer struct {
+	engine   Engine
+	template *Template
+	opts     RecognizerOptions
+}
+
+// NewRecognizer checks the options and returns a Recognizer.
+func NewRecognizer(engine Engine, opts RecognizerOptions) (*Recognizer, error) {
+	if engine == nil {
+		return nil, errors.New("recognizer: no engine")
+	}
+	t, err := NewTemplate(opts.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Parse == "" {
+		opts.Parse = ParseLenientMode
+	}
+	if opts.Parse != ParseLenientMode && opts.Parse != ParseOfficialMode {
+		return nil, fmt.Errorf("recognizer: unknown parse mode %q (want official or lenient)", opts.Parse)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.MaxNewTokens, DefaultMaxNewTokens)
+	def(&opts.MaxTypes, 64)
+	def(&opts.MaxTypeRunes, 256)
+	def(&opts.MaxTextBytes, 1<<20)
+	if opts.OverlapTokens == 0 {
+		opts.OverlapTokens = 64
+	}
+	if opts.MaxNewTokens >= engine.ContextTokens() {
+		return nil, fmt.Errorf("recognizer: max new tokens %d leave no room in a context of %d", opts.MaxNewTokens, engine.ContextTokens())
+	}
+	return &Recognizer{engine: engine, template: t, opts: opts}, nil
+}
+
+// Template returns the recognizer's prompt template.
+func (r *Recognizer) Template() *Template { return r.template }
+
+// job is one document on its way through Recognize.
+type job struct {
+	types   []string
+	windows []Window
+	group   int // index of the first window's group
+}
+
+// Recognize annotates docs with one Generate call to the engine, so that an
+// engine batches them together. The result has one Annotation per document,
+// in order. A bad document sets its own Annotation's Err; the error return
+// is for a failure of the whole batch.
+func (r *Recognizer) Recognize(ctx context.Context, docs []Document) ([]Annotation, error) {
+	anns := make([]Annotation, len(docs))
+	jobs := make([]job, len(docs))
+	var groups []PromptGroup
+	for i, d := range docs {
+		anns[i].ID = d.ID
+		types, err := r.check(d)
+		if err != nil {
+			anns[i].Err = err
+			continue
+		}
+		anns[i].Types = types
+		windows, err := r.split(ctx, d.Text, types)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			anns[i].Err = err
+			continue
+		}
+		jobs[i] = job{types: types, windows: windows, group: len(groups)}
+		for _, w := range windows {
+			g := PromptGroup{Prompts: make([]Prompt, len(types))}
+			for k, t := range types {
+				g.Prompts[k] = r.template.Prompt(w.Text, t)
+			}
+			groups = append(groups, g)
+		}
+		anns[i].Windows = len(windows)
+	}
+	if len(groups) == 0 {
+		return anns, nil
+	}
+	out, err := r.engine.Generate(ctx, groups, GenerateOptions{MaxNewTokens: r.opts.MaxNewTokens})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(groups) {
+		return nil, fmt.Errorf("recognizer: engine answered %d of %d prompt groups", len(out), len(groups))
+	}
+	for i := range docs {
+		if anns[i].Err == nil {
+			r.collect(&anns[i], docs[i].Text, jobs[i], out)
+		}
+	}
+	return anns, nil
+}
+
+// check validates a document and returns the types to ask about.
+func (r *Recognizer) check(d Document) ([]string, error) {
+	if len(d.Text) > r.opts.MaxTextBytes {
+		return nil, &InputError{ReasonTextTooLong, fmt.Sprintf("text of %d bytes is over the limit of %d", len(d.Text), r.opts.MaxTextBytes)}
+	}
+	if !utf8.ValidString(d.Text) {
+		return nil, &InputError{ReasonInvalidUTF8, "text is not valid UTF-8"}
+	}
+	if strings.TrimFunc(d.Text, isSpaceRune) == "" {
+		return nil, &InputError{ReasonEmptyText, "text is empty"}
+	}
+	src := d.Types
+	if len(src) == 0 {
+		src = r.opts.Types
+	}
+	if len(src) == 0 {
+		return nil, &InputError{ReasonNoTypes, "no entity types given and none configured"}
+	}
+	types := make([]string, 0, len(src))
+	for _, t := range src {
+		if !utf8.ValidString(t) {
+			return nil, &InputError{ReasonInvalidType, "entity type is not valid UTF-8"}
+		}
+		t = strings.TrimFunc(t, isSpaceRune)
+		if t == "" {
+			return nil, &InputError{ReasonInvalidType, "entity type is empty"}
+		}
+		if n := utf8.RuneCountInString(t); n > r.opts.MaxTypeRunes {
+			return nil, &InputError{ReasonTypeTooLong, fmt.Sprintf("entity type of %d characters is over the limit of %d", n, r.opts.MaxTypeRunes)}
+		}
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	if len(types) > r.opts.MaxTypes {
+		return nil, &InputError{ReasonTooManyTypes, fmt.Sprintf("%d entity types is over the limit of %d", len(types), r.opts.MaxTypes)}
+	}
+	return types, nil
+}
+
+// split cuts text into windows whose prompts fit the context with room for
+// the answer, for the longest of the types.
+func (r *Recognizer) split(ctx context.Context, text string, types []string) ([]Window, error) {
+	longest := ""
+	for _, t := range types {
+		if q := r.template.Query(t); len(q) > len(longest) {
+			longest = q
+		}
+	}
+	room := r.engine.ContextTokens() - r.opts.MaxNewTokens
+	frame := r.template.Prompt("", longest).String()
+	// Bytes bound a prompt's tokens (plus BOS), so a short document needs
+	// no counting at all.
+	if len(frame)+len(text)+2 <= room && (r.opts.WindowTokens <= 0 || len(text)+1 <= r.opts.WindowTokens) {
+		trimmed := strings.TrimLeftFunc(text, isSpaceRune)
+		return []Window{{
+			Text:  strings.TrimRightFunc(trimmed, isSpaceRune),
+			Start: utf8.RuneCountInString(text[:len(text)-len(trimmed)]),
+		}}, nil
+	}
+	overhead, err := r.engine.TokenCount(ctx, frame)
+	if err != nil {
+		return nil, fmt.Errorf("recognizer: counting tokens: %w", err)
+	}
+	budget := room - overhead - 1 - promptMargin
+	if r.opts.WindowTokens > 0 {
+		budget = min(budget, r.opts.WindowTokens)
+	}
+	if budget < 16 {
+		return nil, &InputError{ReasonContextTooBig, fmt.Sprintf("the prompt for entity type %q leaves %d tokens for the text in a context of %d", longest, budget, r.engine.ContextTokens())}
+	}
+	c := Chunker{Counter: r.engine, Budget: budget, Overlap: r.opts.OverlapTokens}
+	return c.Split(ctx, text)
+}
+
+// collect parses and aligns one document's answers.
+func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completion) {
+	type key struct {
+		start, end int
+		typ        string
+	}
+	seen := map[key]bool{}
+	aligned := map[Mention]bool{}
+	var missed []Mention
+	docAligner := NewAligner(text)
+	for w, win := range j.windows {
+		comps := out[j.group+w]
+		if len(comps) != len(j.types) {
+			a.Err = fmt.Errorf("recognizer: engine answered %d of %d prompts", len(comps), len(j.types))
+			return
+		}
+		al := NewAligner(win.Text)
+		for k, typ := range j.types {
+			c := comps[k]
+			if c.Err != nil {
+				a.Err = fmt.Errorf("recognizer: window %d, entity type %q: %w", w, typ, c.Err)
+				return
+			}
+			a.PromptTokens += c.PromptTokens
+			a.GeneratedTokens += c.GeneratedTokens
+			for _, m := range Parse(r.opts.Parse, c.Text) {
+				spans := al.Find(m)
+				if len(spans) == 0 {
+					missed = append(missed, Mention{typ, m})
+					continue
+				}
+				aligned[Mention{typ, m}] = true
+				for _, s := range spans {
+					s.Start += win.Start
+					s.End += win.Start
+					if seen[key{s.Start, s.End, typ}] {
+						continue
+					}
+					seen[key{s.Start, s.End, typ}] = true
+					e := Entity{Text: docAligner.Slice(s), Type: typ, Start: s.Start, End: s.End}
+					if e.Text != m {
+						e.Mention = m
+					}
+					a.Entities = append(a.Entities, e)
+				}
+			}
+		}
+	}
+	for _, m := range missed {
+		if !aligned[m] && !slices.Contains(a.Unaligned, m) {
+			a.Unaligned = append(a.Unaligned, m)
+		}
+	}
+	typeIndex := func(t string) int { return slices.Index(j.types, t) }
+	slices.SortStableFunc(a.Entities, func(x, y Entity) int {
+		return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End), cmp.Compare(typeIndex(x.Type), typeIndex(y.Type)))
+	})
+}
