@@ -123,13 +123,17 @@ func loadFile(path string, opts LoadOptions) (Dataset, error) {
 }
 
 // readLines calls fn for each line of r, numbered from 1, without its line
-// ending. Lines may be long.
+// ending, and without a byte order mark at the start of the first line.
+// Lines may be long.
 func readLines(r io.Reader, fn func(n int, line string) error) error {
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
 		line, err := br.ReadString('\n')
 		if len(line) > 0 || err == nil {
 			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			if n == 1 {
+				line = strings.TrimPrefix(line, "\ufeff")
+			}
 			if ferr := fn(n, line); ferr != nil {
 				return ferr
 			}

@@ -78,6 +78,10 @@ type Result struct {
 	// find in their passage (span metric, UniNER JSON only); they count
 	// as gold that no prediction matches.
 	UnalignedGold int `json:"unaligned_gold,omitempty"`
+	// UnalignedPredicted counts predicted mentions that the span metric
+	// could not find in their passage (span metric only); each counts as
+	// one wrong prediction, so that invented mentions cost precision.
+	UnalignedPredicted int `json:"unaligned_predicted,omitempty"`
 }
 
 // Report is the outcome of [Evaluate].
@@ -133,9 +137,10 @@ func Evaluate(datasets []Dataset, preds Predictions, opts Options) (Report, erro
 				counts.Add(ScoreOfficial(q.Gold, predicted))
 				continue
 			}
-			c, unaligned := scoreQuerySpans(q, predicted)
+			c, ug, up := scoreQuerySpans(q, predicted)
 			counts.Add(c)
-			res.UnalignedGold += unaligned
+			res.UnalignedGold += ug
+			res.UnalignedPredicted += up
 		}
 		res.Queries = len(d.Queries)
 		finish(&res, counts, opts.Metric)
@@ -144,6 +149,7 @@ func Evaluate(datasets []Dataset, preds Predictions, opts Options) (Report, erro
 		rep.Queries += res.Queries
 		rep.MissingPredictions += res.MissingPredictions
 		rep.UnalignedGold += res.UnalignedGold
+		rep.UnalignedPredicted += res.UnalignedPredicted
 		rep.MacroF1 += res.F1 / float64(len(datasets))
 	}
 	finish(&rep.Result, total, opts.Metric)
@@ -164,8 +170,10 @@ func finish(r *Result, c Counts, m Metric) {
 }
 
 // scoreQuerySpans scores one query on spans. Gold strings without gold
-// spans are aligned in the passage; those not found are counted.
-func scoreQuerySpans(q Query, predicted []string) (c Counts, unalignedGold int) {
+// spans are aligned in the passage; gold and predicted mentions not found
+// there are counted, and count as gold never matched and as wrong
+// predictions.
+func scoreQuerySpans(q Query, predicted []string) (c Counts, unalignedGold, unalignedPredicted int) {
 	al := model.NewAligner(q.Text)
 	gold := q.GoldSpans
 	if gold == nil {
@@ -183,11 +191,16 @@ func scoreQuerySpans(q Query, predicted []string) (c Counts, unalignedGold int) 
 	}
 	var pred []model.Span
 	for _, m := range predicted {
-		pred = append(pred, al.Find(m)...)
+		spans := al.Find(m)
+		if len(spans) == 0 {
+			unalignedPredicted++
+		}
+		pred = append(pred, spans...)
 	}
 	c = ScoreSpans(gold, pred)
 	c.Gold += unalignedGold
-	return c, unalignedGold
+	c.Predicted += unalignedPredicted
+	return c, unalignedGold, unalignedPredicted
 }
 
 func dupBefore(s []string, i int) bool {

@@ -39,6 +39,10 @@ type Aligner struct {
 	squeezed     string
 	squeezedRune []int32
 	squeezedOK   bool
+
+	// scratch holds the matches of the three tiers between calls, so
+	// that Find allocates only its result.
+	scratch [3][]match
 }
 
 // NewAligner returns an Aligner for text.
@@ -87,20 +91,24 @@ type match struct {
 //  4. to 6. the same three, inside words.
 //
 // A match is "whole words" when it does not cut a word in two at either
-// end. Find returns nil when the mention is empty, is not valid UTF-8, or
+// end. White space around the mention is ignored. Find returns nil when
+// the mention is empty, is not valid UTF-8, or
 // does not occur at all: the caller keeps it as unaligned and never invents
 // a span.
 func (a *Aligner) Find(mention string) []Span {
+	mention = strings.TrimFunc(mention, isSpaceRune)
 	if mention == "" || !utf8.ValidString(mention) {
 		return nil
 	}
-	exact := a.searchExact(mention)
+	exact := a.searchExact(a.scratch[0][:0], mention)
+	a.scratch[0] = exact
 	if spans := pick(exact, true); spans != nil {
 		return spans
 	}
 	fm := foldString(mention)
 	a.buildFolded()
-	ci := a.search(a.folded, fm, a.foldedRune)
+	ci := a.search(a.scratch[1][:0], a.folded, fm, a.foldedRune)
+	a.scratch[1] = ci
 	if spans := pick(ci, true); spans != nil {
 		return spans
 	}
@@ -108,7 +116,8 @@ func (a *Aligner) Find(mention string) []Span {
 	var ws []match
 	if sm != "" {
 		a.buildSqueezed()
-		ws = a.search(a.squeezed, sm, a.squeezedRune)
+		ws = a.search(a.scratch[2][:0], a.squeezed, sm, a.squeezedRune)
+		a.scratch[2] = ws
 		if spans := pick(ws, true); spans != nil {
 			return spans
 		}
@@ -132,8 +141,8 @@ func pick(ms []match, wholeOnly bool) []Span {
 	return spans
 }
 
-func (a *Aligner) searchExact(mention string) []match {
-	var out []match
+// searchExact appends to out the matches of mention in the text itself.
+func (a *Aligner) searchExact(out []match, mention string) []match {
 	from, fromRune := 0, 0
 	for from <= len(a.text) {
 		i := strings.Index(a.text[from:], mention)
@@ -155,10 +164,10 @@ func (a *Aligner) searchExact(mention string) []match {
 	return out
 }
 
-// search finds needle in hay (a derived string of the text) and maps each
-// match back to rune indexes of the text through runeOf (nil: identity).
-func (a *Aligner) search(hay, needle string, runeOf []int32) []match {
-	var out []match
+// search appends to out the matches of needle in hay (a derived string of
+// the text), each mapped back to rune indexes of the text through runeOf
+// (nil: identity).
+func (a *Aligner) search(out []match, hay, needle string, runeOf []int32) []match {
 	from := 0
 	for from <= len(hay) {
 		i := strings.Index(hay[from:], needle)
@@ -230,6 +239,22 @@ func (a *Aligner) buildSqueezed() {
 		return
 	}
 	a.squeezedOK = true
+	if a.ascii {
+		a.buildFolded()
+		f := a.folded
+		buf := make([]byte, 0, len(f))
+		a.squeezedRune = make([]int32, 0, len(f)+1)
+		for i := 0; i < len(f); i++ {
+			if c := f[i]; c == ' ' || c >= '\t' && c <= '\r' || c >= 0x1C && c <= 0x1F {
+				continue
+			}
+			buf = append(buf, f[i])
+			a.squeezedRune = append(a.squeezedRune, int32(i))
+		}
+		a.squeezedRune = append(a.squeezedRune, int32(len(f)))
+		a.squeezed = string(buf)
+		return
+	}
 	var b strings.Builder
 	b.Grow(len(a.text))
 	a.squeezedRune = make([]int32, 0, len(a.text)+1)
@@ -295,13 +320,16 @@ func foldRune(r rune) rune {
 }
 
 func foldASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if 'a' <= c && c <= 'z' {
-			b[i] = c - 'a' + 'A'
+			c -= 'a' - 'A'
 		}
+		b.WriteByte(c)
 	}
-	return string(b)
+	return b.String()
 }
 
 func foldString(s string) string {

@@ -154,10 +154,10 @@ func (c *Chunker) units(ctx context.Context, text string) ([]unit, error) {
 			// into pieces that fit by the bytes-plus-one bound.
 			for p := w[0]; p < w[1]; {
 				end := min(p+c.Budget-1, w[1])
-				for end > p+1 && end < w[1] && !utf8.RuneStart(text[end]) {
+				for end > p && end < w[1] && !utf8.RuneStart(text[end]) {
 					end--
 				}
-				if end <= p { // a rune longer than the budget
+				if end == p { // a rune longer than the budget
 					_, size := utf8.DecodeRuneInString(text[p:])
 					end = p + size
 				}

@@ -79,8 +79,10 @@ func ParseOfficial(answer string) []string {
 	}
 }
 
-// ParseLenient reads the first list in an answer that holds a list at all:
+// ParseLenient reads the first list in an answer:
 //   - the list may follow chatter, and may span lines;
+//   - a list that holds only non-strings ("see [1]") is passed over, but an
+//     empty list is an answer;
 //   - a list cut short (the token limit reached inside it) gives the
 //     strings completed before the cut;
 //   - items that are not strings are dropped, and so are empty strings;
@@ -95,8 +97,8 @@ func ParseLenient(answer string) []string {
 		if i < 0 {
 			return nil
 		}
-		items, ok := scanLenientList(answer, start+i)
-		if ok {
+		items, values, ok := scanLenientList(answer, start+i)
+		if ok && (len(items) > 0 || values == 0) {
 			return dedupeNonEmpty(items)
 		}
 		start += i + 1
@@ -105,7 +107,7 @@ func ParseLenient(answer string) []string {
 }
 
 func dedupeNonEmpty(items []string) []string {
-	out := items[:0]
+	out := make([]string, 0, len(items))
 	for _, it := range items {
 		if strings.TrimFunc(it, pyIsSpace) == "" {
 			continue
@@ -124,17 +126,18 @@ func dedupeNonEmpty(items []string) []string {
 	return out
 }
 
-// scanLenientList reads the list whose "[" is at s[at]. ok is false when
-// the text there is not a list.
-func scanLenientList(s string, at int) (items []string, ok bool) {
+// scanLenientList reads the list whose "[" is at s[at]: its strings, and
+// the number of its values of any kind. ok is false when the text there is
+// not a list.
+func scanLenientList(s string, at int) (items []string, values int, ok bool) {
 	i := skipAnySpace(s, at+1)
 	for {
 		if i >= len(s) {
-			return items, true // cut short
+			return items, values, true // cut short
 		}
 		switch c := s[i]; c {
 		case ']':
-			return items, true
+			return items, values, true
 		case '"', '\'':
 			var item string
 			var next int
@@ -145,34 +148,36 @@ func scanLenientList(s string, at int) (items []string, ok bool) {
 				item, next, err = decodeSingleQuoted(s, i)
 			}
 			if err == errUnterminated {
-				return items, true // cut short inside a string
+				return items, values, true // cut short inside a string
 			}
 			if err != nil {
-				return nil, false
+				return nil, 0, false
 			}
 			items = append(items, item)
+			values++
 			i = next
 		default:
 			next, complete := skipJSONValue(s, i)
 			if !complete {
-				return items, true
+				return items, values, true
 			}
 			if next == i {
-				return nil, false
+				return nil, 0, false
 			}
+			values++
 			i = next
 		}
 		i = skipAnySpace(s, i)
 		if i >= len(s) {
-			return items, true
+			return items, values, true
 		}
 		switch s[i] {
 		case ',':
 			i = skipAnySpace(s, i+1)
 		case ']':
-			return items, true
+			return items, values, true
 		default:
-			return nil, false
+			return nil, 0, false
 		}
 	}
 }

@@ -39,8 +39,9 @@ type ScriptedEngine struct {
 	calls [][]model.PromptGroup
 }
 
-// Answers returns an Answer function that looks answers up by query in a
-// map and by the passage containing a key string; "[]" otherwise.
+// Answers returns an Answer function that looks the answer up by the
+// question's query (the entity type) in a map, whatever the passage; "[]"
+// for a query the map lacks.
 func Answers(byQuery map[string]string) func(text, query string) string {
 	return func(_, query string) string {
 		if a, ok := byQuery[query]; ok {

@@ -1,0 +1,296 @@
+package model_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/modeltest"
+)
+
+func newRecognizer(t *testing.T, e model.Engine, opts model.RecognizerOptions) *model.Recognizer {
+	t.Helper()
+	r, err := model.NewRecognizer(e, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkInvariant checks DESIGN.md's invariant: text[start:end] ==
+// entity.text, in code points.
+func checkInvariant(t *testing.T, text string, a model.Annotation) {
+	t.Helper()
+	runes := []rune(text)
+	for _, e := range a.Entities {
+		if e.Start < 0 || e.End > len(runes) || e.Start >= e.End {
+			t.Fatalf("entity %+v out of range (%d runes)", e, len(runes))
+		}
+		if got := string(runes[e.Start:e.End]); got != e.Text {
+			t.Fatalf("entity %+v: text[%d:%d] = %q", e, e.Start, e.End, got)
+		}
+	}
+}
+
+func TestRecognizeBasic(t *testing.T) {
+	eng := &modeltest.ScriptedEngine{Answer: modeltest.Answers(map[string]string{
+		"person":   `["Ada Lovelace", "Charles Babbage", "Grace Hopper", "Ada Lovelace"]`,
+		"location": ` ["london"]`,
+	})}
+	r := newRecognizer(t, eng, model.RecognizerOptions{})
+	text := "Ada Lovelace met Charles Babbage in London. Ada Lovelace wrote."
+	anns, err := r.Recognize(context.Background(), []model.Document{{ID: "d1", Text: text, Types: []string{"person", "location", "person"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := anns[0]
+	if a.Err != nil {
+		t.Fatal(a.Err)
+	}
+	want := []model.Entity{
+		{Text: "Ada Lovelace", Type: "person", Start: 0, End: 12},
+		{Text: "Charles Babbage", Type: "person", Start: 17, End: 32},
+		{Text: "London", Type: "location", Start: 36, End: 42, Mention: "london"},
+		{Text: "Ada Lovelace", Type: "person", Start: 44, End: 56},
+	}
+	if !slices.Equal(a.Entities, want) {
+		t.Errorf("entities\n got %+v\nwant %+v", a.Entities, want)
+	}
+	if !slices.Equal(a.Unaligned, []model.Mention{{Type: "person", Text: "Grace Hopper"}}) {
+		t.Errorf("unaligned %+v", a.Unaligned)
+	}
+	if !slices.Equal(a.Types, []string{"person", "location"}) || a.ID != "d1" || a.Windows != 1 {
+		t.Errorf("types %q, id %q, windows %d", a.Types, a.ID, a.Windows)
+	}
+	if a.PromptTokens == 0 || a.GeneratedTokens == 0 {
+		t.Errorf("token counts %d, %d", a.PromptTokens, a.GeneratedTokens)
+	}
+	checkInvariant(t, text, a)
+}
+
+func TestRecognizeBatchesIntoOneCall(t *testing.T) {
+	eng := &modeltest.ScriptedEngine{}
+	r := newRecognizer(t, eng, model.RecognizerOptions{Types: []string{"person", "organization", "location"}})
+	docs := []model.Document{
+		{ID: "a", Text: "First."},
+		{ID: "b", Text: "Second.", Types: []string{"award"}},
+		{ID: "bad", Text: ""},
+		{ID: "c", Text: "Third."},
+	}
+	anns, err := r.Recognize(context.Background(), docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := eng.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("%d Generate calls, want 1", len(calls))
+	}
+	groups := calls[0]
+	if len(groups) != 3 {
+		t.Fatalf("%d groups, want one per good document", len(groups))
+	}
+	wantTypes := [][]string{{"person", "organization", "location"}, {"award"}, {"person", "organization", "location"}}
+	for g, group := range groups {
+		var got []string
+		for _, p := range group.Prompts {
+			for _, part := range p.Parts {
+				if part.Kind == model.PartQuery {
+					got = append(got, part.Text)
+				}
+			}
+		}
+		if !slices.Equal(got, wantTypes[g]) {
+			t.Errorf("group %d asks %q, want %q", g, got, wantTypes[g])
+		}
+	}
+	for i, a := range anns {
+		if a.ID != docs[i].ID {
+			t.Errorf("annotation %d has id %q", i, a.ID)
+		}
+	}
+	if anns[2].Err == nil || anns[0].Err != nil || anns[3].Err != nil {
+		t.Errorf("errors: %v %v %v", anns[0].Err, anns[2].Err, anns[3].Err)
+	}
+}
+
+func TestRecognizeRefusesBadInput(t *testing.T) {
+	r := newRecognizer(t, &modeltest.ScriptedEngine{}, model.RecognizerOptions{MaxTypes: 3, MaxTypeRunes: 10, MaxTextBytes: 100})
+	cases := []struct {
+		name   string
+		doc    model.Document
+		reason string
+	}{
+		{"empty text", model.Document{Text: "", Types: []string{"x"}}, model.ReasonEmptyText},
+		{"blank text", model.Document{Text: " \n\t\u3000", Types: []string{"x"}}, model.ReasonEmptyText},
+		{"invalid UTF-8", model.Document{Text: "caf\xe9", Types: []string{"x"}}, model.ReasonInvalidUTF8},
+		{"no types", model.Document{Text: "t"}, model.ReasonNoTypes},
+		{"empty type", model.Document{Text: "t", Types: []string{"x", " "}}, model.ReasonInvalidType},
+		{"invalid UTF-8 type", model.Document{Text: "t", Types: []string{"\xff"}}, model.ReasonInvalidType},
+		{"too many types", model.Document{Text: "t", Types: []string{"a", "b", "c", "d"}}, model.ReasonTooManyTypes},
+		{"type too long", model.Document{Text: "t", Types: []string{"abcdefghijk"}}, model.ReasonTypeTooLong},
+		{"text too long", model.Document{Text: strings.Repeat("x", 101), Types: []string{"a"}}, model.ReasonTextTooLong},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			anns, err := r.Recognize(context.Background(), []model.Document{c.doc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ie *model.InputError
+			if !errors.As(anns[0].Err, &ie) || ie.Reason != c.reason {
+				t.Fatalf("err = %v, want reason %s", anns[0].Err, c.reason)
+			}
+		})
+	}
+	// Repeated types are asked once, so four names of three types pass.
+	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "t", Types: []string{"a", "b", "a", "c"}}})
+	if err != nil || anns[0].Err != nil {
+		t.Fatalf("%v %v", err, anns[0].Err)
+	}
+}
+
+func TestRecognizeLongDocument(t *testing.T) {
+	names := []string{"Ada Lovelace", "Zoë Ōkubo", "Charles Babbage", "Grace Hopper"}
+	// The scripted model names every person of the list that its passage
+	// holds, in lower case for one of them.
+	eng := &modeltest.ScriptedEngine{Context: 200, Answer: func(text, query string) string {
+		if query != "person" {
+			return "[]"
+		}
+		var found []string
+		for _, n := range names {
+			if strings.Contains(text, n) {
+				if n == "Grace Hopper" {
+					n = "grace hopper"
+				}
+				found = append(found, fmt.Sprintf("%q", n))
+			}
+		}
+		return "[" + strings.Join(found, ", ") + "]"
+	}}
+	r := newRecognizer(t, eng, model.RecognizerOptions{MaxNewTokens: 32, OverlapTokens: 16})
+	var b strings.Builder
+	var want []model.Entity
+	for i := range 60 {
+		fmt.Fprintf(&b, "In year %d nothing much happened here. ", 1800+i)
+		if i%7 == 3 {
+			n := names[i%len(names)]
+			start := len([]rune(b.String()))
+			fmt.Fprintf(&b, "%s wrote a letter. ", n)
+			e := model.Entity{Text: n, Type: "person", Start: start, End: start + len([]rune(n))}
+			if n == "Grace Hopper" {
+				e.Mention = "grace hopper"
+			}
+			want = append(want, e)
+		}
+	}
+	text := b.String()
+	anns, err := r.Recognize(context.Background(), []model.Document{{ID: "long", Text: text, Types: []string{"person", "location"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := anns[0]
+	if a.Err != nil {
+		t.Fatal(a.Err) // a prompt over the context would show here
+	}
+	if a.Windows < 3 {
+		t.Fatalf("%d windows; the text should not fit one", a.Windows)
+	}
+	if !slices.Equal(a.Entities, want) {
+		t.Errorf("entities\n got %+v\nwant %+v", a.Entities, want)
+	}
+	if len(a.Unaligned) != 0 {
+		t.Errorf("unaligned %+v", a.Unaligned)
+	}
+	checkInvariant(t, text, a)
+}
+
+func TestRecognizeParseModes(t *testing.T) {
+	eng := &modeltest.ScriptedEngine{Answer: func(string, string) string { return `Sure! ["Ada"]` }}
+	for mode, want := range map[model.ParseMode]int{model.ParseLenientMode: 1, model.ParseOfficialMode: 0} {
+		r := newRecognizer(t, eng, model.RecognizerOptions{Parse: mode, Types: []string{"person"}})
+		anns, err := r.Recognize(context.Background(), []model.Document{{Text: "Ada wrote."}})
+		if err != nil || anns[0].Err != nil {
+			t.Fatal(err, anns[0].Err)
+		}
+		if len(anns[0].Entities) != want {
+			t.Errorf("%s: %d entities, want %d", mode, len(anns[0].Entities), want)
+		}
+	}
+}
+
+func TestRecognizeDefinitionVariant(t *testing.T) {
+	var asked []string
+	eng := &modeltest.ScriptedEngine{Answer: func(_, q string) string { asked = append(asked, q); return "[]" }}
+	r := newRecognizer(t, eng, model.RecognizerOptions{Prompt: model.PromptOptions{
+		Variant: model.VariantDefinition, Definitions: map[string]string{"person": "a human being"}}})
+	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "t", Types: []string{"person", "city"}}})
+	if err != nil || anns[0].Err != nil {
+		t.Fatal(err, anns[0].Err)
+	}
+	if !slices.Equal(asked, []string{"a human being", "city"}) {
+		t.Errorf("asked %q", asked)
+	}
+	if !slices.Equal(anns[0].Types, []string{"person", "city"}) {
+		t.Errorf("types %q: an annotation names types, not definitions", anns[0].Types)
+	}
+}
+
+// refusingEngine is a test double that refuses every prompt of one passage.
+type refusingEngine struct {
+	modeltest.ScriptedEngine
+	refuse string
+}
+
+func (e *refusingEngine) Generate(ctx context.Context, groups []model.PromptGroup, opts model.GenerateOptions) ([][]model.Completion, error) {
+	out, err := e.ScriptedEngine.Generate(ctx, groups, opts)
+	for g, group := range groups {
+		for p, prompt := range group.Prompts {
+			if strings.Contains(prompt.String(), e.refuse) {
+				out[g][p].Err = errors.New("refused")
+			}
+		}
+	}
+	return out, err
+}
+
+func TestRecognizeEngineFailures(t *testing.T) {
+	down := errors.New("engine down")
+	r := newRecognizer(t, &modeltest.ScriptedEngine{Err: down}, model.RecognizerOptions{Types: []string{"x"}})
+	if _, err := r.Recognize(context.Background(), []model.Document{{Text: "t"}}); !errors.Is(err, down) {
+		t.Errorf("err = %v, want the engine's", err)
+	}
+	r = newRecognizer(t, &refusingEngine{refuse: "poison"}, model.RecognizerOptions{Types: []string{"x"}})
+	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "fine"}, {Text: "poison"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anns[0].Err != nil || anns[1].Err == nil || !strings.Contains(anns[1].Err.Error(), "refused") {
+		t.Errorf("errs %v, %v", anns[0].Err, anns[1].Err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r = newRecognizer(t, &modeltest.ScriptedEngine{}, model.RecognizerOptions{Types: []string{"x"}})
+	if _, err := r.Recognize(ctx, []model.Document{{Text: "t"}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestNewRecognizerErrors(t *testing.T) {
+	if _, err := model.NewRecognizer(nil, model.RecognizerOptions{}); err == nil {
+		t.Error("nil engine accepted")
+	}
+	if _, err := model.NewRecognizer(&modeltest.ScriptedEngine{}, model.RecognizerOptions{Parse: "strict"}); err == nil {
+		t.Error("unknown parse mode accepted")
+	}
+	if _, err := model.NewRecognizer(&modeltest.ScriptedEngine{Context: 100}, model.RecognizerOptions{MaxNewTokens: 100}); err == nil {
+		t.Error("max new tokens filling the context accepted")
+	}
+	if _, err := model.NewRecognizer(&modeltest.ScriptedEngine{}, model.RecognizerOptions{Prompt: model.PromptOptions{Variant: "x"}}); err == nil {
+		t.Error("bad prompt options accepted")
+	}
+}
