@@ -294,3 +294,35 @@ func TestNewRecognizerErrors(t *testing.T) {
 		t.Error("bad prompt options accepted")
 	}
 }
+
+// FuzzRecognize checks DESIGN.md's invariant end to end, long texts split
+// into windows included: every entity's text is the document's own text at
+// its span, whatever the document and whatever the model answers.
+func FuzzRecognize(f *testing.F) {
+	f.Add("Ada Lovelace met Charles Babbage in London.", `["Ada Lovelace", "london"]`, uint8(0))
+	f.Add(strings.Repeat("Zoë Ōkubo wrote.\nNaive Bayes classifier s work. ", 20), `["zoë ōkubo", "classifiers"]`, uint8(1))
+	f.Add("a\u0301 a A", `Sure: ['A', "a"]`, uint8(2))
+	f.Fuzz(func(t *testing.T, text, answer string, small uint8) {
+		ctxTokens := 2048
+		if small%2 == 1 {
+			ctxTokens = 120 // forces windows
+		}
+		eng := &modeltest.ScriptedEngine{Context: ctxTokens, Answer: func(string, string) string { return answer }}
+		r, err := model.NewRecognizer(eng, model.RecognizerOptions{Types: []string{"person"}, MaxNewTokens: 16, OverlapTokens: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		anns, err := r.Recognize(context.Background(), []model.Document{{Text: text}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if anns[0].Err != nil {
+			var ie *model.InputError
+			if !errors.As(anns[0].Err, &ie) {
+				t.Fatalf("unexpected error %v", anns[0].Err)
+			}
+			return
+		}
+		checkInvariant(t, text, anns[0])
+	})
+}
