@@ -4,6 +4,18 @@
 
 GO ?= go
 
+# llama.cpp and ggml compile through cgo. A plain cgo build has no SIMD;
+# -O3 with AVX2 (x86-64-v3) made prefill 4.5x faster. MARCH=native tunes for
+# this machine instead (the binary then may not run on older CPUs).
+MARCH ?= x86-64-v3
+ifeq ($(shell uname -m),x86_64)
+SIMD := -march=$(MARCH)
+endif
+# -Wno-stringop-overflow quiets a known false positive of GCC in ggml-cpu's
+# repack.cpp.
+export CGO_CFLAGS ?= -O3 $(SIMD)
+export CGO_CXXFLAGS ?= -O3 $(SIMD) -Wno-stringop-overflow
+
 .PHONY: all build test vet fmt-check bench fuzz ci
 
 all: build

@@ -44,6 +44,8 @@ func commands() []command {
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR --predictions P.jsonl [--metric official|span] [--parse official|lenient] [--label-map L]",
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
+		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
+			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
 	}
 }
 

@@ -1,0 +1,36 @@
+// Package llama is nerstream's in-process inference engine: a thin cgo
+// binding over llama.cpp, compiled from the sources vendored in
+// github.com/ollama/ollama v0.24.0 (llama.cpp commit ec98e2002), and a
+// continuous-batching scheduler that implements [model.Engine].
+//
+// # Scheduling
+//
+// One llama context serves many sequences at once (n_seq_max, with a
+// unified KV cache). For each prompt group (one passage, asked about several
+// entity types) the engine tokenizes every prompt, finds the prefix they
+// share on token ids, and decodes that prefix once for all of them, each
+// token carrying every sequence id of the group. Each prompt's tail and its
+// generated tokens then go through llama_decode together with other
+// documents' work, and a finished sequence frees its KV cells and its
+// sequence id at once for the next group. A group too large for the cache
+// is split, and each part decodes the prefix again.
+//
+// # Decoding
+//
+// Decoding is greedy, as the official UniNER code. By default a GBNF grammar
+// holds every answer to a JSON array of strings; generation stops at EOS,
+// when the array closes, or after MaxNewTokens. The grammar is checked on
+// the arg-max token first and applied to the whole vocabulary only when it
+// refuses that token, so it costs little.
+//
+// # Safety
+//
+// llama.cpp aborts the whole process on a failed assertion, so every input
+// is checked in Go first: prompts that would not fit the context, invalid
+// UTF-8, token ids and batch sizes come back as Go errors.
+//
+// # Global state
+//
+// llama.cpp's backend and logger are process-wide: the first [Load] starts
+// the backend and routes its logs to log/slog at debug level.
+package llama

@@ -1,0 +1,160 @@
+// The subset of llama.h (llama.cpp commit ec98e2002, vendored in
+// github.com/ollama/ollama v0.24.0) that nerstream's binding uses.
+//
+// The real header lives in another module, whose directory cgo cannot name,
+// so the declarations are restated here. layout_test.go compiles a program
+// against both headers and compares sizeof and offsetof of every struct
+// below, so a version bump that changes them fails loudly.
+//
+// Enums are declared as int, which is how C stores them.
+#ifndef NERSTREAM_LLAMA_DECL_H
+#define NERSTREAM_LLAMA_DECL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef int32_t llama_pos;
+typedef int32_t llama_token;
+typedef int32_t llama_seq_id;
+
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct llama_sampler;
+typedef struct llama_memory_i * llama_memory_t;
+
+typedef void (*ggml_log_callback)(int level, const char * text, void * user_data);
+
+struct llama_model_params {
+    void *        devices;               // ggml_backend_dev_t *
+    const void *  tensor_buft_overrides; // const struct llama_model_tensor_buft_override *
+    int32_t       n_gpu_layers;
+    int           split_mode;            // enum llama_split_mode
+    int32_t       main_gpu;
+    const float * tensor_split;
+    void *        progress_callback;     // llama_progress_callback
+    void *        progress_callback_user_data;
+    const void *  kv_overrides;          // const struct llama_model_kv_override *
+    bool vocab_only;
+    bool use_mmap;
+    bool use_mlock;
+    bool check_tensors;
+    bool use_extra_bufts;
+    bool no_host;
+    bool no_alloc;
+};
+
+struct llama_context_params {
+    uint32_t n_ctx;
+    uint32_t n_batch;
+    uint32_t n_ubatch;
+    uint32_t n_seq_max;
+    int32_t  n_threads;
+    int32_t  n_threads_batch;
+    int      rope_scaling_type; // enum llama_rope_scaling_type
+    int      pooling_type;      // enum llama_pooling_type
+    int      attention_type;    // enum llama_attention_type
+    int      flash_attn_type;   // enum llama_flash_attn_type
+    float    rope_freq_base;
+    float    rope_freq_scale;
+    float    yarn_ext_factor;
+    float    yarn_attn_factor;
+    float    yarn_beta_fast;
+    float    yarn_beta_slow;
+    uint32_t yarn_orig_ctx;
+    float    defrag_thold;
+    void *   cb_eval;           // ggml_backend_sched_eval_callback
+    void *   cb_eval_user_data;
+    int      type_k;            // enum ggml_type
+    int      type_v;            // enum ggml_type
+    void *   abort_callback;    // ggml_abort_callback
+    void *   abort_callback_data;
+    bool embeddings;
+    bool offload_kqv;
+    bool no_perf;
+    bool op_offload;
+    bool swa_full;
+    bool kv_unified;
+};
+
+typedef struct llama_batch {
+    int32_t        n_tokens;
+    llama_token *  token;
+    float *        embd;
+    llama_pos *    pos;
+    int32_t *      n_seq_id;
+    llama_seq_id ** seq_id;
+    int8_t *       logits;
+} llama_batch;
+
+typedef struct llama_token_data {
+    llama_token id;
+    float logit;
+    float p;
+} llama_token_data;
+
+typedef struct llama_token_data_array {
+    llama_token_data * data;
+    size_t size;
+    int64_t selected;
+    bool sorted;
+} llama_token_data_array;
+
+struct llama_model_params   llama_model_default_params(void);
+struct llama_context_params llama_context_default_params(void);
+
+void llama_backend_init(void);
+void llama_log_set(ggml_log_callback log_callback, void * user_data);
+void ggml_log_set(ggml_log_callback log_callback, void * user_data);
+bool llama_supports_gpu_offload(void);
+const char * llama_print_system_info(void);
+
+struct llama_model * llama_model_load_from_file(const char * path_model, struct llama_model_params params);
+void llama_model_free(struct llama_model * model);
+struct llama_context * llama_init_from_model(struct llama_model * model, struct llama_context_params params);
+void llama_free(struct llama_context * ctx);
+
+uint32_t llama_n_ctx(const struct llama_context * ctx);
+uint32_t llama_n_batch(const struct llama_context * ctx);
+uint32_t llama_n_seq_max(const struct llama_context * ctx);
+llama_memory_t llama_get_memory(const struct llama_context * ctx);
+const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
+int32_t llama_model_n_ctx_train(const struct llama_model * model);
+int32_t llama_model_n_embd(const struct llama_model * model);
+int32_t llama_model_n_layer(const struct llama_model * model);
+uint64_t llama_model_size(const struct llama_model * model);
+uint64_t llama_model_n_params(const struct llama_model * model);
+int32_t llama_model_desc(const struct llama_model * model, char * buf, size_t buf_size);
+
+int32_t llama_vocab_n_tokens(const struct llama_vocab * vocab);
+int     llama_vocab_type(const struct llama_vocab * vocab);
+bool    llama_vocab_is_eog(const struct llama_vocab * vocab, llama_token token);
+llama_token llama_vocab_bos(const struct llama_vocab * vocab);
+llama_token llama_vocab_eos(const struct llama_vocab * vocab);
+bool    llama_vocab_get_add_bos(const struct llama_vocab * vocab);
+
+int32_t llama_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len,
+                       llama_token * tokens, int32_t n_tokens_max, bool add_special, bool parse_special);
+int32_t llama_token_to_piece(const struct llama_vocab * vocab, llama_token token, char * buf,
+                             int32_t length, int32_t lstrip, bool special);
+
+void llama_memory_clear(llama_memory_t mem, bool data);
+bool llama_memory_seq_rm(llama_memory_t mem, llama_seq_id seq_id, llama_pos p0, llama_pos p1);
+void llama_memory_seq_cp(llama_memory_t mem, llama_seq_id seq_id_src, llama_seq_id seq_id_dst, llama_pos p0, llama_pos p1);
+
+llama_batch llama_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max);
+void llama_batch_free(llama_batch batch);
+int32_t llama_decode(struct llama_context * ctx, llama_batch batch);
+float * llama_get_logits_ith(struct llama_context * ctx, int32_t i);
+
+struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root);
+struct llama_sampler * llama_sampler_clone(const struct llama_sampler * smpl);
+void llama_sampler_accept(struct llama_sampler * smpl, llama_token token);
+void llama_sampler_apply(struct llama_sampler * smpl, llama_token_data_array * cur_p);
+void llama_sampler_free(struct llama_sampler * smpl);
+
+// Defined in helpers.c.
+void nerstream_route_logs(void);
+
+#endif
