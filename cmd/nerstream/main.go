@@ -46,6 +46,8 @@ func commands() []command {
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
 		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
+		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json]",
+			"write a synthetic LLaMA model with random weights, or describe a GGUF model", runModel},
 	}
 }
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/nerstream/nerstream/model/gguf"
+)
+
+// runModel dispatches `nerstream model synth|info`.
+func runModel(ctx context.Context, s streams, args []string) error {
+	if len(args) == 0 {
+		return usagef("want a sub-command: synth or info")
+	}
+	switch args[0] {
+	case "synth":
+		return runModelSynth(ctx, s, args[1:])
+	case "info":
+		return runModelInfo(ctx, s, args[1:])
+	case "-h", "--help", "help":
+		return flag.ErrHelp
+	}
+	return usagef("unknown sub-command %q (want synth or info)", args[0])
+}
+
+func runModelSynth(_ context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("model synth", flag.ContinueOnError)
+	preset := fset.String("preset", "tiny", "tiny (tests), small (CPU benchmarks) or 7b (UniNER-7B shapes)")
+	typ := fset.String("type", "f16", "weight type: f32, f16 or q8_0")
+	vocab := fset.String("vocab", "", "copy the tokenizer of this GGUF file (e.g. LLaMA's ggml-vocab-llama-spm.gguf)")
+	seed := fset.Uint64("seed", 1, "seed of the random weights")
+	out := fset.String("out", "", "the GGUF file to write (required)")
+	pos, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	opts := gguf.SynthOptions{Preset: *preset, Seed: *seed}
+	switch strings.ToLower(*typ) {
+	case "f32":
+		opts.Type = gguf.TypeF32
+	case "f16":
+		opts.Type = gguf.TypeF16
+	case "q8_0":
+		opts.Type = gguf.TypeQ8_0
+	default:
+		return usagef("--type %q: want f32, f16 or q8_0", *typ)
+	}
+	if _, err := gguf.PresetShapes(*preset); err != nil {
+		return usageError{err}
+	}
+	if *vocab != "" {
+		f, err := gguf.Open(*vocab)
+		if err != nil {
+			return usagef("--vocab: %v", err)
+		}
+		if opts.Vocab, err = gguf.ReadVocab(f); err != nil {
+			return usagef("--vocab: %v", err)
+		}
+	}
+	// Write beside the target and rename, so that a reader never sees half
+	// a model.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".synth-*.gguf")
+	if err != nil {
+		return usagef("--out: %v", err)
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if err := gguf.Synth(w, opts); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), *out)
+}
+
+func runModelInfo(_ context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("model info", flag.ContinueOnError)
+	asJSON := fset.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one GGUF file")
+	}
+	f, err := gguf.Open(pos[0])
+	if err != nil {
+		if errors.Is(err, gguf.ErrFormat) || errors.Is(err, os.ErrNotExist) {
+			return usageError{err}
+		}
+		return err
+	}
+	info := gguf.Describe(f)
+	if *asJSON {
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	var types []string
+	for t, n := range info.TensorTypes {
+		types = append(types, fmt.Sprintf("%s×%d", t, n))
+	}
+	sort.Strings(types)
+	w := s.out
+	fmt.Fprintf(w, "file:          %s\n", pos[0])
+	fmt.Fprintf(w, "architecture:  %s\n", info.Architecture)
+	fmt.Fprintf(w, "name:          %s\n", info.Name)
+	fmt.Fprintf(w, "shapes:        embedding %d, %d layers, %d heads (%d kv), feed-forward %d\n", info.Embedding, info.Layers, info.Heads, info.HeadsKV, info.FeedForward)
+	fmt.Fprintf(w, "context:       %d tokens\n", info.Context)
+	fmt.Fprintf(w, "vocabulary:    %d tokens (%s)\n", info.VocabSize, info.TokenizerModel)
+	fmt.Fprintf(w, "quantisation:  %s (tensors: %s)\n", info.FileType, strings.Join(types, ", "))
+	fmt.Fprintf(w, "parameters:    %d (%.2f B)\n", info.Parameters, float64(info.Parameters)/1e9)
+	fmt.Fprintf(w, "tensor data:   %.1f MiB\n", float64(info.TensorBytes)/(1<<20))
+	return nil
+}
