@@ -321,6 +321,33 @@ func (e *Engine) Stats() Stats {
 	return e.stats
 }
 
+// ModelBytes returns the size of the model's weights.
+func (e *Engine) ModelBytes() uint64 {
+	if e.model == nil {
+		return 0
+	}
+	return uint64(C.llama_model_size(e.model))
+}
+
+// KVCacheBytes returns the size of the KV cache: cells × layers × K and V
+// rows (no grouped-query attention assumed, as in LLaMA-1) × the element
+// size (2 for F16, 4 with ExactCache).
+func (e *Engine) KVCacheBytes() uint64 {
+	if e.model == nil || e.lctx == nil {
+		return 0
+	}
+	elem := uint64(2)
+	if e.opts.ExactCache {
+		elem = 4
+	}
+	layers := uint64(C.llama_model_n_layer(e.model))
+	embd := uint64(C.llama_model_n_embd(e.model))
+	return uint64(e.opts.Cells) * layers * 2 * embd * elem
+}
+
+// Options returns the options the engine runs with, defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
 // Vocabulary returns the number of tokens in the model's vocabulary.
 func (e *Engine) Vocabulary() int { return e.voc.n }
 
@@ -338,11 +365,48 @@ func (e *Engine) GenerateUnbatched(ctx context.Context, groups []model.PromptGro
 	return e.submit(ctx, groups, opts, true)
 }
 
+// PrefillLimit measures the ceiling of prompt processing: the time of one
+// llama_decode of a full batch (BatchTokens tokens of one sequence), the
+// best of three, when the engine is otherwise idle. It returns tokens per
+// second.
+func (e *Engine) PrefillLimit(ctx context.Context) (float64, error) {
+	if e.lctx == nil {
+		return 0, ErrClosed
+	}
+	toks := make([]int32, e.opts.BatchTokens)
+	for i := range toks {
+		toks[i] = int32(3 + i%(e.voc.n-3))
+	}
+	best := time.Duration(0)
+	for range 3 {
+		req := &request{ctx: ctx, probe: toks, pending: 1, finished: make(chan struct{})}
+		select {
+		case e.work <- req:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-e.quit:
+			return 0, ErrClosed
+		}
+		<-req.finished
+		if req.err != nil {
+			return 0, req.err
+		}
+		if best == 0 || req.probeTime < best {
+			best = req.probeTime
+		}
+	}
+	return float64(len(toks)) / best.Seconds(), nil
+}
+
 // request is one Generate call on its way through the scheduler.
 type request struct {
 	ctx      context.Context
 	maxNew   int
 	serial   bool
+	// probe, when set, asks for one full-batch decode instead (see
+	// PrefillLimit); probeTime is its result.
+	probe     []int32
+	probeTime time.Duration
 	groups   []*group
 	out      [][]model.Completion
 	pending  int // groups not finished

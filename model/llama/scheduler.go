@@ -62,6 +62,7 @@ type scheduler struct {
 	cells   int // reserved KV cells
 	pending []*group
 	active  []*group
+	probes  []*request
 	smp     *sampler
 }
 
@@ -77,6 +78,11 @@ func (e *Engine) run() {
 		s.freeIDs = append(s.freeIDs, int32(id))
 	}
 	for {
+		if len(s.probes) > 0 && len(s.active) == 0 {
+			s.runProbe(s.probes[0])
+			s.probes = s.probes[1:]
+			continue
+		}
 		if len(s.pending) == 0 && len(s.active) == 0 {
 			select {
 			case req := <-e.work:
@@ -113,7 +119,29 @@ func (e *Engine) run() {
 }
 
 func (s *scheduler) accept(req *request) {
+	if req.probe != nil {
+		s.probes = append(s.probes, req)
+		return
+	}
 	s.pending = append(s.pending, req.groups...)
+}
+
+// runProbe decodes one full batch on an idle engine and times it.
+func (s *scheduler) runProbe(req *request) {
+	s.batch.n_tokens = 0
+	id := s.freeIDs[len(s.freeIDs)-1]
+	for i, tok := range req.probe {
+		s.add(tok, int32(i), []int32{id}, i == len(req.probe)-1)
+	}
+	start := time.Now()
+	rc := C.llama_decode(s.e.lctx, s.batch)
+	req.probeTime = time.Since(start)
+	C.llama_memory_seq_rm(s.e.mem, C.llama_seq_id(id), -1, -1)
+	if rc != 0 {
+		req.fail(fmt.Errorf("llama: llama_decode failed (code %d) on the probe batch", int(rc)))
+		return
+	}
+	req.groupDone()
 }
 
 // failAll finishes every request the scheduler holds with err.
@@ -122,7 +150,10 @@ func (s *scheduler) failAll(err error) {
 		s.release(g)
 		g.req.fail(err)
 	}
-	s.active, s.pending = nil, nil
+	for _, p := range s.probes {
+		p.fail(err)
+	}
+	s.active, s.pending, s.probes = nil, nil, nil
 }
 
 func (r *request) fail(err error) {
