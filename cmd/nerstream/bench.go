@@ -42,6 +42,7 @@ type engineBench struct {
 	Threads      int    `json:"threads"`
 	Sequences    int    `json:"sequences"`
 	BatchTokens  int    `json:"batch_tokens"`
+	Substring    bool   `json:"substring_answers"`
 
 	NaiveDocsPerS  float64 `json:"naive_docs_per_s,omitempty"`
 	EngineDocsPerS float64 `json:"engine_docs_per_s"`
@@ -85,6 +86,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	cells := fset.Int("cells", 0, "KV cache cells (default: the engine's)")
 	batchTokens := fset.Int("batch-tokens", 0, "tokens per llama_decode (default: the engine's)")
 	skipNaive := fset.Bool("skip-naive", false, "do not run the one-prompt-at-a-time baseline")
+	substring := fset.Bool("substring", false, "hold answers to substrings of their passage")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -100,6 +102,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	}
 	opts := llama.DefaultOptions()
 	opts.Threads, opts.GPULayers, opts.Sequences, opts.Cells, opts.BatchTokens = *threads, *gpuLayers, *sequences, *cells, *batchTokens
+	opts.SubstringAnswers = *substring
 	eng, err := loadEngine(*modelPath, opts)
 	if err != nil {
 		return err
@@ -112,7 +115,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	}
 	gen := model.GenerateOptions{MaxNewTokens: *maxNew}
 	res := engineBench{Model: filepath.Base(*modelPath), Docs: *docs, Types: *types, DocTokens: tokens, MaxNewTokens: *maxNew,
-		Threads: eng.Options().Threads, Sequences: eng.Options().Sequences, BatchTokens: eng.Options().BatchTokens}
+		Threads: eng.Options().Threads, Sequences: eng.Options().Sequences, BatchTokens: eng.Options().BatchTokens, Substring: *substring}
 	if res.PrefillLimitTokensPerS, err = eng.PrefillLimit(ctx); err != nil {
 		return err
 	}

@@ -44,6 +44,10 @@ type Options struct {
 	// uses it). Default: false (F16 cache, flash attention as llama.cpp
 	// chooses).
 	ExactCache bool
+	// SubstringAnswers holds every string of an answer to a substring of
+	// the passage it is about, so that the model cannot name what the text
+	// does not hold. Default: false (off), as the official decoding.
+	SubstringAnswers bool
 	// NoGrammar turns off the grammar that holds answers to a JSON array
 	// of strings. Default: false (grammar on).
 	NoGrammar bool
@@ -99,8 +103,13 @@ type Engine struct {
 	done chan struct{}
 
 	closeOnce sync.Once
-	statsMu   sync.Mutex
-	stats     Stats
+	// life guards the model's memory: calls that read it (tokenizing)
+	// hold it shared; Close holds it alone while it frees the model.
+	life   sync.RWMutex
+	closed bool
+
+	statsMu sync.Mutex
+	stats   Stats
 }
 
 // Stats are counters of an engine's work since it was loaded.
@@ -250,7 +259,10 @@ func (e *Engine) Close() error {
 			close(e.quit)
 			<-e.done
 		}
+		e.life.Lock()
+		e.closed = true
 		e.free()
+		e.life.Unlock()
 	})
 	return nil
 }
@@ -281,6 +293,11 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
 	toks, err := e.voc.tokenize(text)
 	if err != nil {
 		return 0, fmt.Errorf("llama: %w", err)
@@ -292,6 +309,11 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 // the vocabulary asks for it, then each segment, special tokens only where
 // the template has them.
 func (e *Engine) Tokenize(p model.Prompt) ([]int32, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
 	var out []int32
 	if e.voc.addBOS {
 		out = append(out, e.voc.bos)
@@ -370,8 +392,8 @@ func (e *Engine) GenerateUnbatched(ctx context.Context, groups []model.PromptGro
 // best of three, when the engine is otherwise idle. It returns tokens per
 // second.
 func (e *Engine) PrefillLimit(ctx context.Context) (float64, error) {
-	if e.lctx == nil {
-		return 0, ErrClosed
+	if e.opts.VocabOnly {
+		return 0, errors.New("llama: the model was loaded for its vocabulary only")
 	}
 	toks := make([]int32, e.opts.BatchTokens)
 	for i := range toks {
@@ -400,26 +422,23 @@ func (e *Engine) PrefillLimit(ctx context.Context) (float64, error) {
 
 // request is one Generate call on its way through the scheduler.
 type request struct {
-	ctx      context.Context
-	maxNew   int
-	serial   bool
+	ctx    context.Context
+	maxNew int
+	serial bool
 	// probe, when set, asks for one full-batch decode instead (see
 	// PrefillLimit); probeTime is its result.
 	probe     []int32
 	probeTime time.Duration
-	groups   []*group
-	out      [][]model.Completion
-	pending  int // groups not finished
-	finished chan struct{}
-	err      error
+	groups    []*group
+	out       [][]model.Completion
+	pending   int // groups not finished
+	finished  chan struct{}
+	err       error
 }
 
 func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts model.GenerateOptions, serial bool) ([][]model.Completion, error) {
-	if e.lctx == nil {
-		if e.opts.VocabOnly {
-			return nil, errors.New("llama: the model was loaded for its vocabulary only")
-		}
-		return nil, ErrClosed
+	if e.opts.VocabOnly {
+		return nil, errors.New("llama: the model was loaded for its vocabulary only")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -435,6 +454,9 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 		grp := &group{req: req, index: gi}
 		for pi, p := range g.Prompts {
 			toks, err := e.Tokenize(p)
+			if errors.Is(err, ErrClosed) {
+				return nil, err
+			}
 			if err == nil && len(toks)+maxNew > budget {
 				err = fmt.Errorf("%w: %d prompt tokens and %d for the answer exceed the context of %d", ErrPromptTooLong, len(toks), maxNew, budget)
 			}
@@ -446,7 +468,15 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 				req.out[gi][pi].Err = err
 				continue
 			}
-			grp.prompts = append(grp.prompts, prompt{index: pi, tokens: toks})
+			pr := prompt{index: pi, tokens: toks}
+			if e.opts.SubstringAnswers {
+				for _, part := range p.Parts {
+					if part.Kind == model.PartText {
+						pr.passage += part.Text
+					}
+				}
+			}
+			grp.prompts = append(grp.prompts, pr)
 		}
 		if len(grp.prompts) > 0 {
 			req.groups = append(req.groups, grp)

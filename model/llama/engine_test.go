@@ -224,6 +224,9 @@ func TestGuards(t *testing.T) {
 		t.Errorf("closed engine: %v", err)
 	}
 	e.Close() // twice is fine
+	if _, err := e.TokenCount(context.Background(), "after close"); !errors.Is(err, ErrClosed) {
+		t.Errorf("TokenCount after Close: %v", err)
+	}
 }
 
 func TestCancelInFlight(t *testing.T) {
@@ -305,5 +308,73 @@ func TestRecognizerOnTinyModel(t *testing.T) {
 	var ie *model.InputError
 	if !errors.As(anns[3].Err, &ie) {
 		t.Errorf("empty doc: %v", anns[3].Err)
+	}
+}
+
+// TestSubstringAnswers checks the substring-constrained mode: every string
+// an answer completes is a substring of its passage, escapes decoded.
+func TestSubstringAnswers(t *testing.T) {
+	e := loadTiny(t, Options{SubstringAnswers: true})
+	groups := testGroups(12)
+	out, err := e.Generate(context.Background(), groups, model.GenerateOptions{MaxNewTokens: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mentions := 0
+	for g, group := range groups {
+		var passage string
+		for _, part := range group.Prompts[0].Parts {
+			if part.Kind == model.PartText {
+				passage = part.Text
+			}
+		}
+		for p := range group.Prompts {
+			c := out[g][p]
+			if c.Err != nil {
+				t.Fatal(c.Err)
+			}
+			for _, m := range model.ParseLenient(c.Text) {
+				mentions++
+				if !strings.Contains(passage, m) {
+					t.Errorf("answer %q names %q, which %q does not hold", c.Text, m, passage)
+				}
+			}
+		}
+	}
+	if mentions == 0 {
+		t.Error("no answer named anything: the test proves nothing")
+	}
+	t.Logf("%d mentions, all in their passages", mentions)
+}
+
+func TestQuoteTracker(t *testing.T) {
+	cases := []struct {
+		pieces []string
+		ok     bool
+	}{
+		{[]string{` ["Ada`, ` Love`, `lace"]`}, true},
+		{[]string{` ["Ada Lovelace", "Zoë"]`}, true},
+		{[]string{` ["Zo\u00`, `eb"]`}, true},
+		{[]string{` ["Grace`}, false},
+		{[]string{` [""]`}, false},
+		{[]string{` ["Ada\q"]`}, false},
+		{[]string{` ["Ada\n"]`}, false},
+		{[]string{` ["Zo`, "\xc3", "\xab\"]"}, true},
+		{[]string{` ["Lo`, "\xdb"}, false},
+		{[]string{` [" Ada"]`}, false},
+	}
+	for _, c := range cases {
+		q := &quoteTracker{passage: "Ada Lovelace met Zoë in London."}
+		ok := true
+		for _, p := range c.pieces {
+			if !q.accepts([]byte(p)) {
+				ok = false
+				break
+			}
+			q.feed([]byte(p))
+		}
+		if ok != c.ok {
+			t.Errorf("%q: ok = %v, want %v", c.pieces, ok, c.ok)
+		}
 	}
 }

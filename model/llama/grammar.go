@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"math"
+	"sort"
 	"unsafe"
 )
 
@@ -64,14 +65,18 @@ func (s *sampler) free() {
 	s.mem = nil
 }
 
-// greedy returns the most likely token that the grammar allows, or -1 when
-// there are no logits or the grammar allows nothing.
-func (s *sampler) greedy(logits *C.float, g *C.struct_llama_sampler) int32 {
+// greedy returns the most likely token that the grammar allows (and, when
+// q is set, that keeps the answer's strings substrings of the passage), or
+// -1 when there are no logits or nothing is allowed.
+func (s *sampler) greedy(logits *C.float, g *C.struct_llama_sampler, pieces [][]byte, q *quoteTracker) int32 {
 	if logits == nil {
 		return -1
 	}
 	l := unsafe.Slice((*float32)(unsafe.Pointer(logits)), s.n)
 	best := argmax(l)
+	if q != nil && !q.accepts(pieces[best]) {
+		return s.constrained(l, g, pieces, q)
+	}
 	if g == nil {
 		return best
 	}
@@ -82,12 +87,10 @@ func (s *sampler) greedy(logits *C.float, g *C.struct_llama_sampler) int32 {
 	if !math.IsInf(float64(s.one[0].logit), -1) {
 		return best
 	}
-	for i := range s.full {
-		s.full[i] = C.llama_token_data{id: C.llama_token(i), logit: C.float(l[i])}
+	if q != nil {
+		return s.constrained(l, g, pieces, q)
 	}
-	*s.arr = C.llama_token_data_array{data: &s.full[0], size: C.size_t(s.n), selected: -1}
-	C.llama_sampler_apply(g, s.arr)
-	data := unsafe.Slice(s.arr.data, int(s.arr.size))
+	data := s.applyAll(l, g)
 	best, bestLogit := int32(-1), float32(math.Inf(-1))
 	for _, d := range data {
 		if lg := float32(d.logit); lg > bestLogit {
@@ -95,6 +98,39 @@ func (s *sampler) greedy(logits *C.float, g *C.struct_llama_sampler) int32 {
 		}
 	}
 	return best
+}
+
+// applyAll runs the grammar over the whole vocabulary; refused tokens get a
+// logit of -Inf.
+func (s *sampler) applyAll(l []float32, g *C.struct_llama_sampler) []C.llama_token_data {
+	for i := range s.full {
+		s.full[i] = C.llama_token_data{id: C.llama_token(i), logit: C.float(l[i])}
+	}
+	if g == nil {
+		return s.full
+	}
+	*s.arr = C.llama_token_data_array{data: &s.full[0], size: C.size_t(s.n), selected: -1}
+	C.llama_sampler_apply(g, s.arr)
+	return unsafe.Slice(s.arr.data, int(s.arr.size))
+}
+
+// constrained returns the most likely token that both the grammar and the
+// passage allow, trying candidates from the most likely down.
+func (s *sampler) constrained(l []float32, g *C.struct_llama_sampler, pieces [][]byte, q *quoteTracker) int32 {
+	data := s.applyAll(l, g)
+	cand := make([]int32, 0, 64)
+	for _, d := range data {
+		if !math.IsInf(float64(d.logit), -1) {
+			cand = append(cand, int32(d.id))
+		}
+	}
+	sort.SliceStable(cand, func(i, j int) bool { return l[cand[i]] > l[cand[j]] })
+	for _, t := range cand {
+		if q.accepts(pieces[t]) {
+			return t
+		}
+	}
+	return -1
 }
 
 // argmax returns the index of the largest value, the first on ties.

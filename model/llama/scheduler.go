@@ -14,8 +14,9 @@ import (
 
 // prompt is one tokenized prompt of a group.
 type prompt struct {
-	index  int // in the caller's PromptGroup
-	tokens []int32
+	index   int // in the caller's PromptGroup
+	tokens  []int32
+	passage string // the prompt's text part, for the substring mode
 }
 
 // group is one PromptGroup (or a part of one too large for the cache) in
@@ -49,7 +50,8 @@ type sequence struct {
 	nGen     int
 	grammar  *C.struct_llama_sampler
 	closer   arrayCloser
-	row      int32 // index of its logits in the current batch, or -1
+	quotes   *quoteTracker // substring-constrained mode only
+	row      int32         // index of its logits in the current batch, or -1
 	finished bool
 }
 
@@ -234,9 +236,7 @@ func (s *scheduler) admit() {
 			id := s.freeIDs[len(s.freeIDs)-1]
 			s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]
 			seq := &sequence{g: g, p: p, id: id, tail: p.tokens[len(g.prefix):], pos: int32(len(g.prefix)), row: -1}
-			if s.e.grammar != nil {
-				seq.grammar = C.llama_sampler_clone(s.e.grammar)
-			}
+			s.e.startSequence(seq)
 			g.seqs = append(g.seqs, seq)
 		}
 		g.live = len(g.seqs)
@@ -375,7 +375,7 @@ func (s *scheduler) step() {
 
 // sampleNext chooses a sequence's next token from its logits row.
 func (s *scheduler) sampleNext(q *sequence) {
-	tok := s.smp.greedy(C.llama_get_logits_ith(s.e.lctx, C.int32_t(q.row)), q.grammar)
+	tok := s.smp.greedy(C.llama_get_logits_ith(s.e.lctx, C.int32_t(q.row)), q.grammar, s.e.pieces, q.quotes)
 	q.fed = false
 	if tok < 0 || C.llama_vocab_is_eog(s.e.voc.v, C.llama_token(tok)) {
 		s.finish(q)
@@ -386,6 +386,9 @@ func (s *scheduler) sampleNext(q *sequence) {
 	q.out = append(q.out, piece...)
 	if q.grammar != nil {
 		C.llama_sampler_accept(q.grammar, C.llama_token(tok))
+	}
+	if q.quotes != nil {
+		q.quotes.feed(piece)
 	}
 	if q.closer.feed(piece) || q.nGen >= q.g.req.maxNew {
 		s.finish(q)
@@ -456,9 +459,7 @@ func (s *scheduler) runSerial(g *group) {
 		id := s.freeIDs[len(s.freeIDs)-1]
 		s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]
 		q := &sequence{g: one, p: p, id: id, tail: p.tokens, row: -1}
-		if s.e.grammar != nil {
-			q.grammar = C.llama_sampler_clone(s.e.grammar)
-		}
+		s.e.startSequence(q)
 		one.seqs = []*sequence{q}
 		one.live = 1
 		s.active = []*group{one}
@@ -477,6 +478,17 @@ func (s *scheduler) runSerial(g *group) {
 		}
 	}
 	g.req.groupDone()
+}
+
+// startSequence gives a new sequence its grammar and, in the
+// substring-constrained mode, its passage.
+func (e *Engine) startSequence(q *sequence) {
+	if e.grammar != nil {
+		q.grammar = C.llama_sampler_clone(e.grammar)
+	}
+	if e.opts.SubstringAnswers {
+		q.quotes = &quoteTracker{passage: q.p.passage}
+	}
 }
 
 func (e *Engine) addStats(f func(*Stats)) {
