@@ -110,7 +110,7 @@ func TestAnnotateTinyModel(t *testing.T) {
 	input, n := mixedInput()
 	in := filepath.Join(dir, "in.jsonl")
 	os.WriteFile(in, []byte(input), 0o644)
-	code, out, errs := runCLI(t, "", "annotate", "--model", modelPath, "--threads", "2", "--max-new-tokens", "24", "--batch", "3", in)
+	code, out, errs := runCLI(t, "", "annotate", "--model", modelPath, "--threads", "1", "--max-new-tokens", "24", "--batch", "3", in)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

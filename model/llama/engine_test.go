@@ -40,7 +40,10 @@ func loadTiny(t *testing.T, opts Options) *Engine {
 		t.Fatal(err)
 	}
 	if opts.Threads == 0 {
-		opts.Threads = 2
+		// One thread: the tiny model needs no more, and go test runs
+		// packages side by side on small CI machines, where llama.cpp's
+		// spinning worker threads would fight over the cores.
+		opts.Threads = 1
 	}
 	e, err := Load(path, opts)
 	if err != nil {
