@@ -9,7 +9,9 @@ type Source struct {
 	Offset    int64  `json:"offset"`
 }
 
-// Entity is one entity of an annotation. Start and End are Unicode
+// Entity is one entity of an annotation. It mirrors model.Entity on
+// purpose: DESIGN.md's import rules keep producers from importing model,
+// and the pipeline converts one to the other. Start and End are Unicode
 // code-point offsets into the text, end exclusive, and
 // text[Start:End] == Text always.
 type Entity struct {

@@ -39,6 +39,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	maxNew := fset.Int("max-new-tokens", model.DefaultMaxNewTokens, "most tokens per answer")
 	batch := fset.Int("batch", 32, "documents per batch")
 	noGrammar := fset.Bool("no-grammar", false, "do not hold answers to a JSON array of strings")
+	substring := fset.Bool("substring", false, "hold every string of an answer to a substring of its passage")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -61,6 +62,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	opts.Threads = *threads
 	opts.GPULayers = *gpuLayers
 	opts.NoGrammar = *noGrammar
+	opts.SubstringAnswers = *substring
 	eng, err := loadEngine(*modelPath, opts)
 	if err != nil {
 		return err
