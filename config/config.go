@@ -2,10 +2,12 @@
 // defaults, loading from YAML, and [Config.Validate], which reports every
 // problem at once, each with its field path.
 //
-// Only the sections that the built commands use exist so far: model
-// (prompt, parsing, decoding limits). Kafka, batching, telemetry and HTTP
-// sections join as their packages land; environment overrides
-// (NERSTREAM_*) come with them.
+// The sections are kafka (brokers and group membership), input (topics and
+// decoding), output (topics and the writer), model (prompt, parsing,
+// decoding limits), batch (micro-batches and the bound on work in flight),
+// retry (model failures) and shutdown_timeout. Every field documents its
+// default. Telemetry and HTTP sections join with their packages;
+// environment overrides (NERSTREAM_*) come with issue 6.
 package config
 
 import (
@@ -14,14 +16,119 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration of a nerstream process.
 type Config struct {
-	Model Model `yaml:"model"`
+	Kafka  Kafka  `yaml:"kafka"`
+	Input  Input  `yaml:"input"`
+	Output Output `yaml:"output"`
+	Model  Model  `yaml:"model"`
+	Batch  Batch  `yaml:"batch"`
+	Retry  Retry  `yaml:"retry"`
+	// ShutdownTimeout bounds a graceful stop (SIGTERM, SIGINT) and the
+	// hand-over of partitions in a rebalance: work in flight gets this
+	// long to be written and committed, then it is abandoned (uncommitted,
+	// so redelivered). Default: 10s. It must stay below
+	// kafka.rebalance_timeout, or the group moves on without this member.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Kafka configures the brokers and the consumer group.
+type Kafka struct {
+	// Brokers are the bootstrap brokers, host:port. Required by run.
+	Brokers []string `yaml:"brokers"`
+	// GroupID is the consumer group. Members with the same id share the
+	// input partitions. Default: "nerstream".
+	GroupID string `yaml:"group_id"`
+	// ClientID names this process to the brokers. Default: "nerstream".
+	ClientID string `yaml:"client_id"`
+	// StartOffset is where a partition with no committed offset starts:
+	// "earliest" (default: nothing already in the topic is skipped) or
+	// "latest".
+	StartOffset string `yaml:"start_offset"`
+	// SessionTimeout is how long the coordinator waits for a heartbeat
+	// before it expels a member and gives its partitions to the others.
+	// Default: 30s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member heartbeats; a rebalance is
+	// noticed within one interval. Default: 3s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long the coordinator waits for members to
+	// rejoin in a rebalance; members finish their work in flight within
+	// shutdown_timeout, inside it. Default: 30s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+}
+
+// Input configures the input topics and how records are decoded.
+type Input struct {
+	// Topics are the input topics. Required by run.
+	Topics []string `yaml:"topics"`
+	// Format is "json" (default: {"id","text","entity_types","metadata"})
+	// or "text" (the whole value is the text).
+	Format string `yaml:"format"`
+	// MaxBytes bounds a record's value, after snappy decompression; a
+	// larger one is a dead letter (value_too_large). Default: 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// FetchMaxBytes bounds one fetch from one partition. Default: 1 MiB.
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
+	// FetchMaxWait is how long the broker may hold a fetch that has no
+	// data yet. Default: 250ms.
+	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
+}
+
+// Output configures the output topics and the writer.
+type Output struct {
+	// Topic receives the annotation records. Required by run.
+	Topic string `yaml:"topic"`
+	// DeadLetterTopic receives bad input with its reason. Required by run.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Compression is "snappy" (default), "none", "gzip", "lz4" or "zstd".
+	Compression string `yaml:"compression"`
+	// BatchTimeout is how long the writer waits to fill a batch. Default:
+	// 2ms (kafka-go's own default of 1s would add a second to every write).
+	BatchTimeout time.Duration `yaml:"batch_timeout"`
+	// CreateTopics lets writes create missing output topics. Default:
+	// false, so a typo in a topic name is an error, not a new topic.
+	CreateTopics bool `yaml:"create_topics"`
+}
+
+// Batch configures micro-batching and the bound on work in flight.
+type Batch struct {
+	// MaxDocs closes a micro-batch at this many documents. Default: 32.
+	MaxDocs int `yaml:"max_docs"`
+	// MaxBytes closes a micro-batch at this many bytes of text. Default:
+	// 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// Linger closes a micro-batch this long after its first document, so
+	// that a quiet stream is not held back. Default: 20ms.
+	Linger time.Duration `yaml:"linger"`
+	// MaxInFlight bounds the documents fetched but not yet acknowledged,
+	// over all partitions; fetching pauses at the bound (back-pressure,
+	// bounded memory, and a bound on duplicates after a crash). Default:
+	// 256.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Workers is how many micro-batches go to the model at once. Default:
+	// 2, so that the next batch forms while one runs.
+	Workers int `yaml:"workers"`
+}
+
+// Retry configures retries of failed model calls.
+type Retry struct {
+	// MaxAttempts bounds the tries of one document; after the last, the
+	// record becomes a dead letter with reason inference_failed. Default: 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialBackoff is the wait after the first failure; it doubles up to
+	// MaxBackoff. Default: 100ms. Broker failures use the same back-off but
+	// are retried without end: they never become dead letters.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	// MaxBackoff caps the wait between tries. Default: 5s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // Model configures the UniNER task and the model that runs it.
@@ -48,6 +155,11 @@ type Model struct {
 	WindowTokens int `yaml:"window_tokens"`
 	// OverlapTokens is the overlap of neighbouring windows. Default: 64.
 	OverlapTokens int `yaml:"overlap_tokens"`
+	// Threads is the CPU threads of the engine. Default: 0, all cores.
+	Threads int `yaml:"threads"`
+	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
+	// them when a GPU is present, 0 none.
+	GPULayers int `yaml:"gpu_layers"`
 }
 
 // Prompt configures the prompt variant.
@@ -70,13 +182,32 @@ type Prompt struct {
 
 // Default returns the configuration with every default filled in.
 func Default() Config {
-	return Config{Model: Model{
-		Prompt:         Prompt{Variant: "type", SupervisedFormat: "Dataset: {dataset}\nText: {text}"},
-		Parse:          "lenient",
-		MaxNewTokens:   256,
-		MaxEntityTypes: 64,
-		OverlapTokens:  64,
-	}}
+	return Config{
+		Kafka: Kafka{
+			GroupID:           "nerstream",
+			ClientID:          "nerstream",
+			StartOffset:       "earliest",
+			SessionTimeout:    30 * time.Second,
+			HeartbeatInterval: 3 * time.Second,
+			RebalanceTimeout:  30 * time.Second,
+		},
+		Input: Input{Format: "json", MaxBytes: 1 << 20, FetchMaxBytes: 1 << 20, FetchMaxWait: 250 * time.Millisecond},
+		Output: Output{
+			Compression:  "snappy",
+			BatchTimeout: 2 * time.Millisecond,
+		},
+		Model: Model{
+			Prompt:         Prompt{Variant: "type", SupervisedFormat: "Dataset: {dataset}\nText: {text}"},
+			Parse:          "lenient",
+			MaxNewTokens:   256,
+			MaxEntityTypes: 64,
+			OverlapTokens:  64,
+			GPULayers:      -1,
+		},
+		Batch:           Batch{MaxDocs: 32, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond, MaxInFlight: 256, Workers: 2},
+		Retry:           Retry{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		ShutdownTimeout: 10 * time.Second,
+	}
 }
 
 // Load reads a YAML file over the defaults. Unknown keys are errors.
@@ -117,6 +248,7 @@ func (c Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		p = append(p, path+": "+fmt.Sprintf(format, args...))
 	}
+	c.validateStream(add)
 	m := c.Model
 	switch m.Prompt.Variant {
 	case "type", "definition":
@@ -145,10 +277,127 @@ func (c Config) Validate() error {
 	if m.OverlapTokens < 0 {
 		add("model.overlap_tokens", "must be >= 0")
 	}
+	if m.Threads < 0 {
+		add("model.threads", "must be >= 0")
+	}
+	if m.GPULayers < -1 {
+		add("model.gpu_layers", "must be -1 (all), 0 (none) or a count")
+	}
 	for i, t := range m.EntityTypes {
 		if strings.TrimSpace(t) == "" {
 			add(fmt.Sprintf("model.entity_types[%d]", i), "must not be empty")
 		}
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}
+
+// validateStream checks the sections that only the streaming processor
+// reads; Kafka addresses and topics that run requires are checked by
+// [Config.ValidateRun].
+func (c Config) validateStream(add func(path, format string, args ...any)) {
+	for i, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			add(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if strings.TrimSpace(c.Kafka.GroupID) == "" {
+		add("kafka.group_id", "must not be empty")
+	}
+	if c.Kafka.StartOffset != "earliest" && c.Kafka.StartOffset != "latest" {
+		add("kafka.start_offset", "%q is not one of earliest, latest", c.Kafka.StartOffset)
+	}
+	positive := func(path string, d time.Duration) {
+		if d <= 0 {
+			add(path, "must be > 0")
+		}
+	}
+	positive("kafka.session_timeout", c.Kafka.SessionTimeout)
+	positive("kafka.heartbeat_interval", c.Kafka.HeartbeatInterval)
+	positive("kafka.rebalance_timeout", c.Kafka.RebalanceTimeout)
+	if c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
+		add("kafka.heartbeat_interval", "must be below kafka.session_timeout")
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown_timeout", "must be > 0")
+	} else if c.ShutdownTimeout >= c.Kafka.RebalanceTimeout && c.Kafka.RebalanceTimeout > 0 {
+		add("shutdown_timeout", "must be below kafka.rebalance_timeout, or a rebalance moves on without this member")
+	}
+	for i, t := range c.Input.Topics {
+		if strings.TrimSpace(t) == "" {
+			add(fmt.Sprintf("input.topics[%d]", i), "must not be empty")
+		}
+	}
+	if c.Input.Format != "json" && c.Input.Format != "text" {
+		add("input.format", "%q is not one of json, text", c.Input.Format)
+	}
+	if c.Input.MaxBytes <= 0 {
+		add("input.max_bytes", "must be > 0")
+	}
+	if c.Input.FetchMaxBytes <= 0 {
+		add("input.fetch_max_bytes", "must be > 0")
+	}
+	positive("input.fetch_max_wait", c.Input.FetchMaxWait)
+	switch c.Output.Compression {
+	case "snappy", "none", "gzip", "lz4", "zstd":
+	default:
+		add("output.compression", "%q is not one of snappy, none, gzip, lz4, zstd", c.Output.Compression)
+	}
+	positive("output.batch_timeout", c.Output.BatchTimeout)
+	if c.Output.Topic != "" && c.Output.Topic == c.Output.DeadLetterTopic {
+		add("output.dead_letter_topic", "must differ from output.topic")
+	}
+	if slices.Contains(c.Input.Topics, c.Output.Topic) && c.Output.Topic != "" {
+		add("output.topic", "%q is also an input topic", c.Output.Topic)
+	}
+	if c.Batch.MaxDocs <= 0 {
+		add("batch.max_docs", "must be > 0")
+	}
+	if c.Batch.MaxBytes <= 0 {
+		add("batch.max_bytes", "must be > 0")
+	}
+	positive("batch.linger", c.Batch.Linger)
+	if c.Batch.MaxInFlight < c.Batch.MaxDocs {
+		add("batch.max_in_flight", "must be at least batch.max_docs (%d)", c.Batch.MaxDocs)
+	}
+	if c.Batch.Workers <= 0 {
+		add("batch.workers", "must be > 0")
+	}
+	if c.Retry.MaxAttempts <= 0 {
+		add("retry.max_attempts", "must be > 0")
+	}
+	positive("retry.initial_backoff", c.Retry.InitialBackoff)
+	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
+		add("retry.max_backoff", "must be at least retry.initial_backoff")
+	}
+}
+
+// ValidateRun is [Config.Validate] plus what the streaming processor
+// needs: brokers, input topics, both output topics and a model.
+func (c Config) ValidateRun() error {
+	var p Problems
+	if err := c.Validate(); err != nil {
+		p = append(p, err.(Problems)...)
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		p = append(p, "kafka.brokers: required")
+	}
+	if len(c.Input.Topics) == 0 {
+		p = append(p, "input.topics: required")
+	}
+	if c.Output.Topic == "" {
+		p = append(p, "output.topic: required")
+	}
+	if c.Output.DeadLetterTopic == "" {
+		p = append(p, "output.dead_letter_topic: required")
+	}
+	if c.Model.Path == "" {
+		p = append(p, "model.path: required")
+	}
+	if len(c.Model.EntityTypes) == 0 {
+		p = append(p, "model.entity_types: required (documents without their own types are asked about these)")
 	}
 	if len(p) == 0 {
 		return nil

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -90,5 +91,71 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "none.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want not-exist", err)
+	}
+}
+
+// TestIssueExampleRuns is the configuration that issue 4 promises to keep
+// working.
+func TestIssueExampleRuns(t *testing.T) {
+	const example = `kafka: {brokers: ["127.0.0.1:9092"], group_id: nerstream}
+input: {topics: [docs], format: json}
+output: {topic: entities, dead_letter_topic: entities-dlq, compression: snappy}
+model: {path: model.gguf, entity_types: [person, organization, location]}
+batch: {max_docs: 32, linger: 20ms}
+`
+	cfg, err := Read(strings.NewReader(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateRun(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Batch.Linger != 20*time.Millisecond || cfg.Batch.MaxInFlight != 256 || cfg.Output.DeadLetterTopic != "entities-dlq" {
+		t.Fatalf("config %+v", cfg)
+	}
+}
+
+func TestValidateStreamSections(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(*Config)
+		path   string
+	}{
+		{"broker without port", func(c *Config) { c.Kafka.Brokers = []string{"localhost"} }, "kafka.brokers[0]"},
+		{"start offset", func(c *Config) { c.Kafka.StartOffset = "middle" }, "kafka.start_offset"},
+		{"heartbeat above session", func(c *Config) { c.Kafka.HeartbeatInterval = time.Minute }, "kafka.heartbeat_interval"},
+		{"shutdown above rebalance", func(c *Config) { c.ShutdownTimeout = time.Hour }, "shutdown_timeout"},
+		{"format", func(c *Config) { c.Input.Format = "xml" }, "input.format"},
+		{"compression", func(c *Config) { c.Output.Compression = "brotli" }, "output.compression"},
+		{"dead letters into the output", func(c *Config) { c.Output.Topic, c.Output.DeadLetterTopic = "x", "x" }, "output.dead_letter_topic"},
+		{"output is an input", func(c *Config) { c.Input.Topics, c.Output.Topic = []string{"x"}, "x" }, "output.topic"},
+		{"in flight below a batch", func(c *Config) { c.Batch.MaxInFlight = 4 }, "batch.max_in_flight"},
+		{"no linger", func(c *Config) { c.Batch.Linger = 0 }, "batch.linger"},
+		{"no attempts", func(c *Config) { c.Retry.MaxAttempts = 0 }, "retry.max_attempts"},
+		{"backoff range", func(c *Config) { c.Retry.MaxBackoff = time.Millisecond }, "retry.max_backoff"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Default()
+			c.change(&cfg)
+			err := cfg.Validate()
+			var p Problems
+			if !errors.As(err, &p) || len(p) != 1 || !strings.HasPrefix(p[0], c.path+":") {
+				t.Fatalf("Validate() = %v, want one problem at %s", err, c.path)
+			}
+		})
+	}
+}
+
+func TestValidateRunNeedsTheStream(t *testing.T) {
+	err := Default().ValidateRun()
+	var p Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("ValidateRun() = %v", err)
+	}
+	for _, want := range []string{"kafka.brokers", "input.topics", "output.topic", "output.dead_letter_topic", "model.path", "model.entity_types"} {
+		if !slices.ContainsFunc(p, func(s string) bool { return strings.HasPrefix(s, want+":") }) {
+			t.Errorf("no problem at %s in %v", want, p)
+		}
 	}
 }

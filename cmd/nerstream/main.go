@@ -40,6 +40,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "--config FILE [-v]",
+			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR --predictions P.jsonl [--metric official|span] [--parse official|lenient] [--label-map L]",

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/consumers"
+	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/producers"
+)
+
+// This file wires the streaming processor from its parts: consumers (group
+// membership, fetch, decode), pipeline (batching, acknowledgement, commits),
+// producers (records, writes) and model. DESIGN.md keeps those packages
+// apart, so the adapters between their types live here.
+
+// member is one member of the consumer group with everything it runs.
+type member struct {
+	cfg    config.Config
+	group  *consumers.Group
+	writer *producers.Writer
+	pipe   *pipeline.Pipeline
+}
+
+// newMember wires a member from a checked configuration and a recognizer.
+// modelName is written into each annotation.
+func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log *slog.Logger) (*member, error) {
+	format, err := consumers.ParseFormat(cfg.Input.Format)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	group, err := consumers.NewGroup(consumers.GroupOptions{
+		Brokers:           cfg.Kafka.Brokers,
+		GroupID:           cfg.Kafka.GroupID,
+		ClientID:          cfg.Kafka.ClientID,
+		Topics:            cfg.Input.Topics,
+		StartAtEnd:        cfg.Kafka.StartOffset == "latest",
+		SessionTimeout:    cfg.Kafka.SessionTimeout,
+		HeartbeatInterval: cfg.Kafka.HeartbeatInterval,
+		RebalanceTimeout:  cfg.Kafka.RebalanceTimeout,
+		FetchMaxBytes:     cfg.Input.FetchMaxBytes,
+		FetchMaxWait:      cfg.Input.FetchMaxWait,
+		Decode: consumers.DecodeOptions{Format: format, Limits: consumers.Limits{
+			MaxBytes: cfg.Input.MaxBytes,
+			MaxTypes: cfg.Model.MaxEntityTypes,
+		}},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	writer, err := producers.NewWriter(producers.Options{
+		Brokers:      cfg.Kafka.Brokers,
+		ClientID:     cfg.Kafka.ClientID,
+		Compression:  cfg.Output.Compression,
+		BatchTimeout: cfg.Output.BatchTimeout,
+		CreateTopics: cfg.Output.CreateTopics,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	pipe, err := pipeline.New(pipeline.Options{
+		Recognizer:   rec,
+		Sink:         writerSink{writer},
+		Encoder:      recordEncoder{topic: cfg.Output.Topic, deadLetters: cfg.Output.DeadLetterTopic, model: modelName},
+		MaxDocs:      cfg.Batch.MaxDocs,
+		MaxBytes:     cfg.Batch.MaxBytes,
+		Linger:       cfg.Batch.Linger,
+		MaxInFlight:  cfg.Batch.MaxInFlight,
+		Workers:      cfg.Batch.Workers,
+		Retry:        pipeline.Retry{MaxAttempts: cfg.Retry.MaxAttempts, Initial: cfg.Retry.InitialBackoff, Max: cfg.Retry.MaxBackoff},
+		DrainTimeout: cfg.ShutdownTimeout,
+		Logger:       log,
+	})
+	if err != nil {
+		writer.Close()
+		return nil, usageError{err}
+	}
+	return &member{cfg: cfg, group: group, writer: writer, pipe: pipe}, nil
+}
+
+// run consumes until ctx ends, then shuts down in order: the claims stop
+// fetching and drain within shutdown_timeout, the member commits what is
+// acknowledged and leaves the group, and the writer flushes.
+func (m *member) run(ctx context.Context) error {
+	pctx, stop := context.WithCancel(context.Background())
+	pdone := make(chan struct{})
+	go func() { _ = m.pipe.Run(pctx); close(pdone) }()
+	err := m.group.Run(ctx, func(gctx context.Context, c *consumers.Claim) error {
+		return m.pipe.Consume(gctx, claimSource{c}, c.Start)
+	})
+	stop()
+	<-pdone
+	if cerr := m.writer.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing the writer: %w", cerr)
+	}
+	return err
+}
+
+// claimSource is a consumers.Claim seen as a pipeline.Claim.
+type claimSource struct{ c *consumers.Claim }
+
+func (s claimSource) Next(ctx context.Context) (pipeline.Input, error) {
+	m, err := s.c.Next(ctx)
+	if err != nil {
+		return pipeline.Input{}, err
+	}
+	in := pipeline.Input{
+		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Key: m.Key, Value: m.Value,
+		Doc:      model.Document{ID: m.Doc.ID, Text: m.Doc.Text, Types: m.Doc.EntityTypes},
+		Metadata: m.Doc.Metadata,
+	}
+	if len(m.Headers) > 0 {
+		in.Headers = make([]pipeline.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			in.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	if m.Err != nil {
+		in.Reject = m.Err.Reason
+	}
+	return in, nil
+}
+
+func (s claimSource) Commit(offset int64) error { return s.c.Commit(offset) }
+
+// writerSink is a producers.Writer seen as a pipeline.Sink.
+type writerSink struct{ w *producers.Writer }
+
+func (s writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
+	msgs := make([]producers.Message, len(outs))
+	for i, o := range outs {
+		msgs[i] = producers.Message{Topic: o.Topic, Key: o.Key, Value: o.Value}
+		if len(o.Headers) > 0 {
+			msgs[i].Headers = make([]producers.Header, len(o.Headers))
+			for k, h := range o.Headers {
+				msgs[i].Headers[k] = producers.Header{Key: h.Key, Value: h.Value}
+			}
+		}
+	}
+	return s.w.Write(ctx, msgs)
+}
+
+// recordEncoder builds the output records of DESIGN.md with the producers
+// package.
+type recordEncoder struct {
+	topic, deadLetters, model string
+}
+
+func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pipeline.Output, error) {
+	rec := annotationRecord(e.model, ann, in.Metadata)
+	rec.Source = &producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+	m, err := producers.AnnotationMessage(e.topic, rec)
+	if err != nil {
+		return pipeline.Output{}, err
+	}
+	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value}, nil
+}
+
+func (e recordEncoder) DeadLetter(in *pipeline.Input, reason string) pipeline.Output {
+	hs := make([]producers.Header, len(in.Headers))
+	for i, h := range in.Headers {
+		hs[i] = producers.Header{Key: h.Key, Value: h.Value}
+	}
+	m := producers.DeadLetter(e.deadLetters, producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}, in.Key, in.Value, hs, reason)
+	out := pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: make([]pipeline.Header, len(m.Headers))}
+	for i, h := range m.Headers {
+		out.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+// annotationRecord is the output record of one annotation.
+func annotationRecord(modelName string, ann *model.Annotation, metadata []byte) producers.Annotation {
+	r := producers.Annotation{ID: ann.ID, Model: modelName, EntityTypes: ann.Types, Entities: []producers.Entity{}, Metadata: metadata}
+	for _, e := range ann.Entities {
+		r.Entities = append(r.Entities, producers.Entity{Text: e.Text, Type: e.Type, Start: e.Start, End: e.End, Mention: e.Mention})
+	}
+	for _, m := range ann.Unaligned {
+		r.Unaligned = append(r.Unaligned, producers.Mention{Type: m.Type, Text: m.Text})
+	}
+	return r
+}
+
+// recognizerOptions maps the model section to the recognizer's options.
+func recognizerOptions(m config.Model) model.RecognizerOptions {
+	return model.RecognizerOptions{
+		Prompt: model.PromptOptions{
+			Variant:          model.Variant(m.Prompt.Variant),
+			Dataset:          m.Prompt.Dataset,
+			SupervisedFormat: m.Prompt.SupervisedFormat,
+			Definitions:      m.Prompt.Definitions,
+		},
+		Parse:         model.ParseMode(m.Parse),
+		Types:         m.EntityTypes,
+		MaxNewTokens:  m.MaxNewTokens,
+		MaxTypes:      m.MaxEntityTypes,
+		WindowTokens:  m.WindowTokens,
+		OverlapTokens: m.OverlapTokens,
+	}
+}
+
+// synthPrefix names a synthetic model in place of a file: "synth:tiny".
+const synthPrefix = "synth:"
+
+// openModel loads the model at path, or writes and loads a synthetic one
+// for "synth:PRESET" (random weights: its entities are meaningless). It
+// returns the engine and the name that annotations carry.
+func openModel(path string, opts llama.Options) (*llama.Engine, string, error) {
+	preset, ok := strings.CutPrefix(path, synthPrefix)
+	if !ok {
+		eng, err := loadEngine(path, opts)
+		return eng, filepath.Base(path), err
+	}
+	if _, err := gguf.PresetShapes(preset); err != nil {
+		return nil, "", usagef("model %q: %v", path, err)
+	}
+	dir, err := os.MkdirTemp("", "nerstream-synth-")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(dir) // llama.cpp has read the file once loaded
+	file := filepath.Join(dir, preset+".gguf")
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	err = gguf.Synth(w, gguf.SynthOptions{Preset: preset, Type: gguf.TypeF16, Seed: 1})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("writing the synthetic model: %w", err)
+	}
+	eng, err := llama.Load(file, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return eng, "synthetic-" + preset + " (random weights: entities are meaningless)", nil
+}

@@ -1,0 +1,244 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// GroupOptions configure a [Group]. Zero values take the defaults.
+type GroupOptions struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// GroupID is the consumer group. Required.
+	GroupID string
+	// ClientID names this member to the brokers. Default: "nerstream".
+	ClientID string
+	// Topics are the input topics. Required.
+	Topics []string
+	// StartAtEnd starts partitions that have no committed offset at the
+	// log end ("latest") instead of the log start ("earliest", default).
+	StartAtEnd bool
+	// SessionTimeout, HeartbeatInterval and RebalanceTimeout are the
+	// group's timers. Defaults: 30s, 3s, 30s (kafka-go's). A member that
+	// misses heartbeats for SessionTimeout is expelled; a rebalance is
+	// noticed within a HeartbeatInterval; members must rejoin within
+	// RebalanceTimeout, which bounds how long a claim may drain.
+	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
+	// FetchMaxBytes bounds one fetch from one partition. Default: 1 MiB.
+	FetchMaxBytes int
+	// FetchMaxWait is how long the broker may hold a fetch with no data.
+	// Default: 250ms.
+	FetchMaxWait time.Duration
+	// QueueCapacity is how many fetched records a partition holds before
+	// they are taken. Default: 100.
+	QueueCapacity int
+	// Decode is how record values become documents.
+	Decode DecodeOptions
+	// Logger receives group events. Default: none.
+	Logger *slog.Logger
+}
+
+// Group is one member of a consumer group. Membership goes through
+// kafka-go's ConsumerGroup and Generation API, not kafka.Reader's group
+// mode: a Reader accepts a commit sent after a rebalance, and that commit
+// moves the new owner's offset backwards (kafka-go issue #1308). Here every
+// commit goes through the generation that handed out the partition, so a
+// late one is refused by the coordinator.
+type Group struct {
+	opts GroupOptions
+	log  *slog.Logger
+}
+
+// NewGroup checks the options.
+func NewGroup(opts GroupOptions) (*Group, error) {
+	if len(opts.Brokers) == 0 || opts.GroupID == "" || len(opts.Topics) == 0 {
+		return nil, errors.New("consumers: brokers, group id and topics are required")
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = "nerstream"
+	}
+	if opts.FetchMaxBytes <= 0 {
+		opts.FetchMaxBytes = 1 << 20
+	}
+	if opts.FetchMaxWait <= 0 {
+		opts.FetchMaxWait = 250 * time.Millisecond
+	}
+	if opts.QueueCapacity <= 0 {
+		opts.QueueCapacity = 100
+	}
+	if opts.Decode.Format == "" {
+		opts.Decode.Format = FormatJSON
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Group{opts: opts, log: log}, nil
+}
+
+// Handler processes one claimed partition. It must return soon after ctx
+// ends: the group cannot move to its next generation, or leave, before
+// every handler of the current one has returned.
+type Handler func(ctx context.Context, c *Claim) error
+
+// Run joins the group and calls handle for every partition of every
+// generation, each in its own goroutine, until ctx ends. Then it waits for
+// the handlers to return and leaves the group.
+func (g *Group) Run(ctx context.Context, handle Handler) error {
+	start := kafka.FirstOffset
+	if g.opts.StartAtEnd {
+		start = kafka.LastOffset
+	}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                g.opts.GroupID,
+		Brokers:           g.opts.Brokers,
+		Dialer:            g.dialer(),
+		Topics:            g.opts.Topics,
+		StartOffset:       start,
+		SessionTimeout:    g.opts.SessionTimeout,
+		HeartbeatInterval: g.opts.HeartbeatInterval,
+		RebalanceTimeout:  g.opts.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		Logger:            kafka.LoggerFunc(func(f string, a ...any) { g.log.Debug(fmt.Sprintf(f, a...)) }),
+		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { g.log.Warn(oneLine(fmt.Sprintf(f, a...))) }),
+	})
+	if err != nil {
+		return fmt.Errorf("consumers: %w", err)
+	}
+	defer cg.Close() // waits for the handlers, then leaves the group
+	for {
+		gen, err := cg.Next(ctx)
+		switch {
+		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
+			return nil
+		case err != nil:
+			// kafka-go backs off and joins again by itself.
+			g.log.Warn("consumer group: joining failed; retrying", "group", g.opts.GroupID, "err", err)
+			continue
+		}
+		var parts []string
+		for topic, assigned := range gen.Assignments {
+			for _, a := range assigned {
+				parts = append(parts, fmt.Sprintf("%s/%d@%d", topic, a.ID, a.Offset))
+				c := g.claim(gen, topic, a)
+				gen.Start(func(gctx context.Context) {
+					defer c.reader.Close()
+					if err := handle(gctx, c); err != nil {
+						g.log.Warn("partition handler failed", "topic", c.Topic, "partition", c.Partition, "err", err)
+					}
+				})
+			}
+		}
+		g.log.Info("consumer group: generation", "group", g.opts.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", strings.Join(parts, " "))
+	}
+}
+
+func (g *Group) dialer() *kafka.Dialer {
+	return &kafka.Dialer{ClientID: g.opts.ClientID, Timeout: 10 * time.Second, DualStack: true}
+}
+
+func (g *Group) claim(gen *kafka.Generation, topic string, a kafka.PartitionAssignment) *Claim {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        g.opts.Brokers,
+		Topic:          topic,
+		Partition:      a.ID,
+		Dialer:         g.dialer(),
+		MinBytes:       1,
+		MaxBytes:       g.opts.FetchMaxBytes,
+		MaxWait:        g.opts.FetchMaxWait,
+		QueueCapacity:  g.opts.QueueCapacity,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { g.log.Warn(oneLine(fmt.Sprintf(f, a...))) }),
+	})
+	// SetOffset cannot fail on a fresh reader that has no group.
+	_ = r.SetOffset(a.Offset)
+	return &Claim{Topic: topic, Partition: a.ID, Start: a.Offset, gen: gen, reader: r, decode: g.opts.Decode}
+}
+
+// Claim is one partition handed to this member by one generation.
+type Claim struct {
+	Topic     string
+	Partition int
+	// Start is the committed offset the claim starts from, or
+	// kafka.FirstOffset (-2) or kafka.LastOffset (-1) when the group has
+	// none.
+	Start int64
+
+	gen    *kafka.Generation
+	reader *kafka.Reader
+	decode DecodeOptions
+}
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is one fetched record with its decoded document, or the reason it
+// cannot be one.
+type Message struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Time      time.Time
+	// Doc is the decoded document, when Err is nil.
+	Doc Document
+	// Err is a *DecodeError when the value is not a valid document: the
+	// record belongs in the dead-letter topic with Err.Reason.
+	Err *DecodeError
+}
+
+// Next fetches the next record of the partition and decodes it. Only a
+// failure to fetch (ctx's end) is an error; a bad record is a Message with
+// Err set.
+func (c *Claim) Next(ctx context.Context) (Message, error) {
+	m, err := c.reader.FetchMessage(ctx)
+	if err != nil {
+		return Message{}, err
+	}
+	msg := Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+	var encoding string
+	for _, h := range m.Headers {
+		msg.Headers = append(msg.Headers, Header{Key: h.Key, Value: h.Value})
+		if strings.EqualFold(h.Key, "content-encoding") {
+			encoding = string(h.Value)
+		}
+	}
+	doc, err := Decode(m.Value, encoding, c.decode)
+	var de *DecodeError
+	switch {
+	case err == nil:
+		msg.Doc = doc
+	case errors.As(err, &de):
+		msg.Err = de
+	default:
+		msg.Err = &DecodeError{Reason: "invalid_value", Detail: oneLine(err.Error())}
+	}
+	return msg, nil
+}
+
+// Commit commits offset, the next offset to read, through the claim's
+// generation. Once the generation is over the coordinator refuses it
+// (ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID), so a late commit never moves
+// the next owner's offset.
+func (c *Claim) Commit(offset int64) error {
+	if offset < 0 {
+		return nil
+	}
+	err := c.gen.CommitOffsets(map[string]map[int]int64{c.Topic: {c.Partition: offset}})
+	if err != nil {
+		return fmt.Errorf("commit %s/%d@%d in generation %d: %w", c.Topic, c.Partition, offset, c.gen.ID, err)
+	}
+	return nil
+}

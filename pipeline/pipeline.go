@@ -1,0 +1,504 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nerstream/nerstream/model"
+)
+
+// Options configure a [Pipeline]. Zero values take the defaults.
+type Options struct {
+	// Recognizer, Sink and Encoder are required.
+	Recognizer Recognizer
+	Sink       Sink
+	Encoder    Encoder
+	// MaxDocs closes a micro-batch at this many documents. Default: 32.
+	MaxDocs int
+	// MaxBytes closes a micro-batch at this many bytes of text. Default:
+	// 1 MiB.
+	MaxBytes int
+	// Linger closes a micro-batch this long after its first document.
+	// Default: 20ms.
+	Linger time.Duration
+	// MaxInFlight bounds the documents fetched and not yet acknowledged,
+	// over all claims. Default: 256.
+	MaxInFlight int
+	// Workers is the number of micro-batches at the model at once.
+	// Default: 2.
+	Workers int
+	// MaxWrite bounds the outputs of one Sink.Write. Default: 500.
+	MaxWrite int
+	// Retry is the back-off of model and sink failures.
+	Retry Retry
+	// DrainTimeout is how long a claim whose context ended may go on
+	// writing and committing the work in flight. Default: 10s.
+	DrainTimeout time.Duration
+	// Logger receives warnings (retries) and debug lines. Default: none.
+	Logger *slog.Logger
+}
+
+// Retry is an exponential back-off.
+type Retry struct {
+	// MaxAttempts bounds the model calls of one document. Default: 3.
+	MaxAttempts int
+	// Initial is the first wait; it doubles up to Max. Defaults: 100ms, 5s.
+	Initial, Max time.Duration
+}
+
+func (r Retry) delay(attempt int) time.Duration {
+	d := r.Initial
+	for i := 1; i < attempt && d < r.Max; i++ {
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// Stats count what the pipeline did since it started.
+type Stats struct {
+	// Fetched is the records taken from claims.
+	Fetched int64
+	// Annotated and DeadLetters are the outputs acknowledged by the sink.
+	Annotated, DeadLetters int64
+	// Abandoned is the records dropped uncommitted when a claim ended.
+	Abandoned int64
+	// ModelRetries, WriteRetries and CommitFailures count failures that
+	// were retried.
+	ModelRetries, WriteRetries, CommitFailures int64
+	// InFlight is the records fetched and not yet acknowledged or
+	// abandoned.
+	InFlight int64
+}
+
+// Pipeline is the processing shared by every claim of one member.
+type Pipeline struct {
+	opts  Options
+	log   *slog.Logger
+	slots chan struct{} // one token per document in flight
+	in    chan *item    // to the batcher
+	work  chan []*item  // to the workers
+
+	fetched, annotated, deadLetters, abandoned atomic.Int64
+	modelRetries, writeRetries, commitFails    atomic.Int64
+}
+
+// item is one record on its way through.
+type item struct {
+	in    Input
+	claim *claim
+	size  int
+	tries int // model calls so far; only the worker that holds it touches it
+	// out and isDLQ are set once, by finish, before done is closed.
+	done  chan struct{}
+	out   Output
+	isDLQ bool
+}
+
+// finish settles the item. Each item is settled once: by fetch when its
+// decode was rejected, else by the worker that holds it.
+func (it *item) finish(out Output, deadLetter bool) {
+	it.out, it.isDLQ = out, deadLetter
+	close(it.done)
+}
+
+func (it *item) settled() bool {
+	select {
+	case <-it.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// New checks the options and returns a pipeline; [Pipeline.Run] must run for
+// claims to make progress.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Recognizer == nil || opts.Sink == nil || opts.Encoder == nil {
+		return nil, errors.New("pipeline: Recognizer, Sink and Encoder are required")
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.MaxDocs, 32)
+	def(&opts.MaxBytes, 1<<20)
+	defDur(&opts.Linger, 20*time.Millisecond)
+	def(&opts.MaxInFlight, 256)
+	def(&opts.Workers, 2)
+	def(&opts.MaxWrite, 500)
+	def(&opts.Retry.MaxAttempts, 3)
+	defDur(&opts.Retry.Initial, 100*time.Millisecond)
+	defDur(&opts.Retry.Max, 5*time.Second)
+	defDur(&opts.DrainTimeout, 10*time.Second)
+	if opts.MaxInFlight < opts.MaxDocs {
+		return nil, fmt.Errorf("pipeline: MaxInFlight %d is below MaxDocs %d", opts.MaxInFlight, opts.MaxDocs)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pipeline{
+		opts:  opts,
+		log:   log,
+		slots: make(chan struct{}, opts.MaxInFlight),
+		in:    make(chan *item),
+		work:  make(chan []*item),
+	}, nil
+}
+
+// Stats returns the counters so far.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Fetched:        p.fetched.Load(),
+		Annotated:      p.annotated.Load(),
+		DeadLetters:    p.deadLetters.Load(),
+		Abandoned:      p.abandoned.Load(),
+		ModelRetries:   p.modelRetries.Load(),
+		WriteRetries:   p.writeRetries.Load(),
+		CommitFailures: p.commitFails.Load(),
+		InFlight:       int64(len(p.slots)),
+	}
+}
+
+// Run batches and recognizes documents until ctx ends. Claims make progress
+// only while it runs; end it after the last claim has returned.
+func (p *Pipeline) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range p.opts.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case b := <-p.work:
+					p.process(ctx, b)
+				}
+			}
+		})
+	}
+	p.batch(ctx)
+	wg.Wait()
+	return nil
+}
+
+// batch gathers items into micro-batches and hands them to the workers.
+func (p *Pipeline) batch(ctx context.Context) {
+	var (
+		cur    []*item
+		bytes  int
+		timer  = time.NewTimer(time.Hour)
+		ready  bool // cur is closed and waits for a worker
+		timerC <-chan time.Time
+	)
+	timer.Stop()
+	for {
+		var work chan []*item
+		var in chan *item = p.in
+		if ready {
+			work, in = p.work, nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-in:
+			if len(cur) == 0 {
+				timer.Reset(p.opts.Linger)
+				timerC = timer.C
+			}
+			cur = append(cur, it)
+			bytes += it.size
+			if len(cur) >= p.opts.MaxDocs || bytes >= p.opts.MaxBytes {
+				ready = true
+			}
+		case <-timerC:
+			timerC = nil
+			ready = len(cur) > 0
+		case work <- cur:
+			timer.Stop()
+			timerC = nil
+			cur, bytes, ready = nil, 0, false
+		}
+	}
+}
+
+// process runs one micro-batch through the model, retrying failures, and
+// settles every item with an annotation or a dead letter.
+func (p *Pipeline) process(ctx context.Context, batch []*item) {
+	for len(batch) > 0 {
+		live := batch[:0:0]
+		for _, it := range batch {
+			if it.claim.abandoned() {
+				continue
+			}
+			it.tries++
+			live = append(live, it)
+		}
+		if len(live) == 0 {
+			return
+		}
+		docs := make([]model.Document, len(live))
+		for i, it := range live {
+			docs[i] = it.in.Doc
+		}
+		anns, err := p.opts.Recognizer.Recognize(ctx, docs)
+		if ctx.Err() != nil {
+			return // shutting down: claims abandon what is left
+		}
+		if err == nil && len(anns) != len(docs) {
+			err = fmt.Errorf("recognizer returned %d annotations for %d documents", len(anns), len(docs))
+		}
+		var again []*item
+		for i, it := range live {
+			var docErr error
+			if err != nil {
+				docErr = err
+			} else {
+				docErr = anns[i].Err
+			}
+			var ie *model.InputError
+			switch {
+			case docErr == nil:
+				out, encErr := p.opts.Encoder.Annotation(&it.in, &anns[i])
+				if encErr != nil {
+					p.log.Warn("annotation not encodable", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "err", encErr)
+					it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonEncodeFailed), true)
+					continue
+				}
+				it.finish(out, false)
+			case errors.As(docErr, &ie):
+				it.finish(p.opts.Encoder.DeadLetter(&it.in, ie.Reason), true)
+			case it.tries >= p.opts.Retry.MaxAttempts:
+				p.log.Warn("inference failed; dead letter", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "tries", it.tries, "err", docErr)
+				it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonInferenceFailed), true)
+			default:
+				again = append(again, it)
+			}
+		}
+		if len(again) == 0 {
+			return
+		}
+		p.modelRetries.Add(int64(len(again)))
+		d := p.opts.Retry.delay(again[0].tries)
+		p.log.Warn("model failed; retrying", "docs", len(again), "in", d, "err", err)
+		if !sleep(ctx, d) {
+			return
+		}
+		batch = again
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// claim is the state of one claimed partition inside Consume.
+type claim struct {
+	c     Claim
+	queue chan *item // fetched items in offset order, to the emitter
+	// abandon ends when the drain is over: items not yet settled are
+	// dropped.
+	abandon context.Context
+}
+
+func (c *claim) abandoned() bool { return c.abandon.Err() != nil }
+
+// Consume processes one claimed partition until ctx ends, then drains: it
+// writes and commits the work in flight within Options.DrainTimeout and
+// abandons the rest. It returns nil after a drain, or the claim's error
+// when fetching failed otherwise.
+func (p *Pipeline) Consume(ctx context.Context, c Claim, start int64) error {
+	abandon, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.AfterFunc(p.opts.DrainTimeout, stop)
+			<-abandon.Done()
+			t.Stop()
+		case <-abandon.Done():
+		}
+	}()
+	cl := &claim{c: c, queue: make(chan *item, p.opts.MaxInFlight), abandon: abandon}
+	fetchErr := make(chan error, 1)
+	go func() { fetchErr <- p.fetch(ctx, cl) }()
+	p.emit(cl, start)
+	stop()
+	if err := <-fetchErr; err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// fetch takes records from the claim while ctx lasts, each after taking
+// an in-flight slot, and closes the queue when it stops.
+func (p *Pipeline) fetch(ctx context.Context, cl *claim) error {
+	defer close(cl.queue)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p.slots <- struct{}{}:
+		}
+		in, err := cl.c.Next(ctx)
+		if err != nil {
+			<-p.slots
+			return err
+		}
+		p.fetched.Add(1)
+		if in.Doc.ID == "" {
+			in.Doc.ID = in.Topic + "/" + strconv.Itoa(in.Partition) + "/" + strconv.FormatInt(in.Offset, 10)
+		}
+		it := &item{in: in, claim: cl, size: len(in.Doc.Text), done: make(chan struct{})}
+		cl.queue <- it // never blocks: the queue holds MaxInFlight
+		if in.Reject != "" {
+			it.finish(p.opts.Encoder.DeadLetter(&it.in, in.Reject), true)
+			continue
+		}
+		select {
+		case p.in <- it:
+		case <-cl.abandon.Done():
+			return nil
+		}
+	}
+}
+
+// emit writes the claim's settled items in offset order, one write at a
+// time, and commits behind them. It returns when the queue is closed and
+// empty, or when the claim is abandoned.
+func (p *Pipeline) emit(cl *claim, start int64) {
+	tr := newTracker(start)
+	committed := start
+	var pending []*item // taken from the queue, not yet written
+	defer func() {
+		// Whatever was not written is abandoned: give its slots back, and
+		// whatever is still queued too.
+		n := len(pending)
+		for range cl.queue {
+			n++
+		}
+		for range n {
+			<-p.slots
+		}
+		p.abandoned.Add(int64(n))
+	}()
+	commit := func() {
+		off := tr.committable()
+		if off == committed {
+			return
+		}
+		if err := cl.c.Commit(off); err != nil {
+			p.commitFails.Add(1)
+			p.log.Warn("commit failed; will retry", "offset", off, "err", err)
+			return
+		}
+		committed = off
+	}
+	defer commit()
+	for {
+		// A failed commit is tried again while waiting.
+		var retry <-chan time.Time
+		if committed != tr.committable() {
+			retry = time.After(p.opts.Retry.Initial)
+		}
+		// Take the head.
+		if len(pending) == 0 {
+			select {
+			case it, ok := <-cl.queue:
+				if !ok {
+					return
+				}
+				tr.add(it.in.Offset)
+				pending = append(pending, it)
+			case <-cl.abandon.Done():
+				return
+			case <-retry:
+				commit()
+				continue
+			}
+		}
+		select {
+		case <-pending[0].done:
+		case <-cl.abandon.Done():
+			return
+		case <-retry:
+			commit()
+			continue
+		}
+		// Take every settled item behind it, up to MaxWrite.
+	more:
+		for len(pending) < p.opts.MaxWrite {
+			select {
+			case it, ok := <-cl.queue:
+				if !ok {
+					break more
+				}
+				tr.add(it.in.Offset)
+				pending = append(pending, it)
+			default:
+				break more
+			}
+		}
+		n := 0
+		for n < len(pending) && n < p.opts.MaxWrite && pending[n].settled() {
+			n++
+		}
+		outs := make([]Output, n)
+		for i, it := range pending[:n] {
+			outs[i] = it.out
+		}
+		if !p.write(cl, outs) {
+			return
+		}
+		var dlq int64
+		for _, it := range pending[:n] {
+			tr.ack(it.in.Offset)
+			if it.isDLQ {
+				dlq++
+			}
+			<-p.slots
+		}
+		p.deadLetters.Add(dlq)
+		p.annotated.Add(int64(n) - dlq)
+		pending = pending[n:]
+		commit()
+	}
+}
+
+// write writes outs until the sink acknowledges them or the claim is
+// abandoned.
+func (p *Pipeline) write(cl *claim, outs []Output) bool {
+	for attempt := 1; ; attempt++ {
+		err := p.opts.Sink.Write(cl.abandon, outs)
+		if err == nil {
+			return true
+		}
+		if cl.abandoned() {
+			return false
+		}
+		p.writeRetries.Add(1)
+		d := p.opts.Retry.delay(attempt)
+		p.log.Warn("write failed; retrying", "records", len(outs), "in", d, "err", err)
+		if !sleep(cl.abandon, d) {
+			return false
+		}
+	}
+}

@@ -1,0 +1,400 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nerstream/nerstream/model"
+)
+
+// memClaim is a test double of a Claim: an in-memory partition whose
+// commits are recorded.
+type memClaim struct {
+	topic     string
+	partition int
+	records   chan Input
+	mu        sync.Mutex
+	commits   []int64
+	failNext  int // commits to fail
+	nextCalls int
+}
+
+func newMemClaim(partition, n int, reject func(i int) string) *memClaim {
+	c := &memClaim{topic: "in", partition: partition, records: make(chan Input, n)}
+	for i := range n {
+		in := Input{Topic: "in", Partition: partition, Offset: int64(i), Value: []byte(strconv.Itoa(i)),
+			Doc: model.Document{Text: fmt.Sprintf("doc %d of %d", i, partition)}}
+		if reject != nil {
+			in.Reject = reject(i)
+		}
+		c.records <- in
+	}
+	return c
+}
+
+func (c *memClaim) Next(ctx context.Context) (Input, error) {
+	c.mu.Lock()
+	c.nextCalls++
+	c.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return Input{}, ctx.Err()
+	case in := <-c.records:
+		return in, nil
+	}
+}
+
+func (c *memClaim) Commit(off int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failNext > 0 {
+		c.failNext--
+		return errors.New("REBALANCE_IN_PROGRESS (test double)")
+	}
+	if n := len(c.commits); n > 0 && off < c.commits[n-1] {
+		panic(fmt.Sprintf("commit moved backwards: %d after %d", off, c.commits[n-1]))
+	}
+	c.commits = append(c.commits, off)
+	return nil
+}
+
+func (c *memClaim) lastCommit() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.commits) == 0 {
+		return -1
+	}
+	return c.commits[len(c.commits)-1]
+}
+
+// memSink is a test double of a Sink that keeps what it acknowledged and
+// can fail writes.
+type memSink struct {
+	mu      sync.Mutex
+	outs    []Output
+	fail    int // writes to fail
+	writes  int
+	ackHook func()
+}
+
+func (s *memSink) Write(ctx context.Context, outs []Output) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("NOT_LEADER_FOR_PARTITION (test double)")
+	}
+	s.outs = append(s.outs, outs...)
+	return nil
+}
+
+func (s *memSink) snapshot() []Output {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.outs)
+}
+
+// textEncoder is a test double of an Encoder: the value is the document
+// id, and dead letters go to "dlq" with the reason as a header.
+type textEncoder struct{}
+
+func (textEncoder) Annotation(in *Input, ann *model.Annotation) (Output, error) {
+	return Output{Topic: "out", Key: []byte(ann.ID), Value: []byte(in.Doc.ID)}, nil
+}
+
+func (textEncoder) DeadLetter(in *Input, reason string) Output {
+	return Output{Topic: "dlq", Key: in.Key, Value: in.Value, Headers: []Header{{"nerstream-error", []byte(reason)}}}
+}
+
+// funcRecognizer is a test double of a Recognizer.
+type funcRecognizer func(ctx context.Context, docs []model.Document) ([]model.Annotation, error)
+
+func (f funcRecognizer) Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	return f(ctx, docs)
+}
+
+func instant(_ context.Context, docs []model.Document) ([]model.Annotation, error) {
+	anns := make([]model.Annotation, len(docs))
+	for i, d := range docs {
+		anns[i].ID = d.ID
+	}
+	return anns, nil
+}
+
+type harness struct {
+	p      *Pipeline
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, opts Options) *harness {
+	t.Helper()
+	if opts.Encoder == nil {
+		opts.Encoder = textEncoder{}
+	}
+	opts.Retry.Initial = time.Millisecond
+	opts.Retry.Max = 5 * time.Millisecond
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{p: p, cancel: cancel, done: make(chan struct{})}
+	go func() { _ = p.Run(ctx); close(h.done) }()
+	t.Cleanup(func() { cancel(); <-h.done })
+	return h
+}
+
+// consumeUntil runs Consume on the claims until cond holds, then ends the
+// claims' context and waits for the drain.
+func (h *harness) consumeUntil(t *testing.T, cond func() bool, claims ...*memClaim) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() {
+			if err := h.p.Consume(ctx, c, 0); err != nil {
+				t.Errorf("Consume: %v", err)
+			}
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			cancel()
+			wg.Wait()
+			t.Fatalf("condition not met in time; stats %+v", h.p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestOrderAndCommits(t *testing.T) {
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, MaxDocs: 7, MaxInFlight: 20, Workers: 3})
+	claims := []*memClaim{newMemClaim(0, 300, nil), newMemClaim(1, 300, nil), newMemClaim(2, 300, nil)}
+	h.consumeUntil(t, func() bool {
+		for _, c := range claims {
+			if c.lastCommit() != 300 {
+				return false
+			}
+		}
+		return true
+	}, claims...)
+	next := map[int]int{}
+	for _, o := range sink.snapshot() {
+		var p, i int
+		if _, err := fmt.Sscanf(string(o.Value), "in/%d/%d", &p, &i); err != nil {
+			t.Fatalf("value %q: %v", o.Value, err)
+		}
+		if i != next[p] {
+			t.Fatalf("partition %d: output %d after %d: order lost", p, i, next[p]-1)
+		}
+		next[p]++
+	}
+	if next[0] != 300 || next[1] != 300 || next[2] != 300 {
+		t.Fatalf("outputs per partition %v", next)
+	}
+	if s := h.p.Stats(); s.InFlight != 0 || s.Annotated != 900 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestBatchesClose(t *testing.T) {
+	cases := []struct {
+		name     string
+		opts     Options
+		docs     int
+		wantMax  int
+		lingered bool
+	}{
+		{"on max docs", Options{MaxDocs: 5, Linger: time.Hour}, 20, 5, false},
+		{"on max bytes", Options{MaxDocs: 100, MaxBytes: 30, Linger: time.Hour}, 21, 3, false},
+		{"on linger", Options{MaxDocs: 100, Linger: 10 * time.Millisecond}, 7, 7, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var sizes []int
+			c.opts.Recognizer = funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+				mu.Lock()
+				sizes = append(sizes, len(docs))
+				mu.Unlock()
+				return instant(ctx, docs)
+			})
+			c.opts.Sink = &memSink{}
+			c.opts.Workers = 1
+			c.opts.MaxInFlight = 200
+			h := start(t, c.opts)
+			claim := newMemClaim(0, c.docs, nil)
+			h.consumeUntil(t, func() bool { return claim.lastCommit() == int64(c.docs) }, claim)
+			mu.Lock()
+			defer mu.Unlock()
+			if got := slices.Max(sizes); got > c.wantMax || (!c.lingered && got != c.wantMax) {
+				t.Fatalf("batch sizes %v, want at most %d", sizes, c.wantMax)
+			}
+		})
+	}
+}
+
+func TestBackPressure(t *testing.T) {
+	release := make(chan struct{})
+	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return instant(ctx, docs)
+	})
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, MaxDocs: 4, MaxInFlight: 10, Workers: 1, Linger: time.Millisecond})
+	claim := newMemClaim(0, 100, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.p.Consume(ctx, claim, 0); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	claim.mu.Lock()
+	calls := claim.nextCalls
+	claim.mu.Unlock()
+	// The slot for a record is taken before Next; the next call waits for
+	// a slot.
+	if calls > 10 {
+		t.Fatalf("Next called %d times with the model stuck and 10 slots", calls)
+	}
+	// One batch at the model, one waiting for it, and at most the bound.
+	if got := h.p.Stats().InFlight; got < 8 || got > 10 {
+		t.Fatalf("in flight %d, want between 8 and the bound 10", got)
+	}
+	close(release)
+	for claim.lastCommit() != 100 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestDeadLettersAndRetries(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+		anns, _ := instant(ctx, docs)
+		mu.Lock()
+		defer mu.Unlock()
+		for i, d := range docs {
+			calls[d.ID]++
+			switch {
+			case d.ID == "in/0/3":
+				anns[i].Err = &model.InputError{Reason: model.ReasonTextTooLong, Detail: "too long"}
+			case d.ID == "in/0/4": // always fails
+				anns[i].Err = errors.New("CUDA error (test double)")
+			case d.ID == "in/0/5" && calls[d.ID] < 3: // fails twice, then works
+				anns[i].Err = errors.New("transient (test double)")
+			}
+		}
+		return anns, nil
+	})
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 4, Linger: time.Millisecond, Retry: Retry{MaxAttempts: 3}})
+	claim := newMemClaim(0, 8, func(i int) string {
+		if i == 1 {
+			return "invalid_json"
+		}
+		return ""
+	})
+	h.consumeUntil(t, func() bool { return claim.lastCommit() == 8 }, claim)
+	reasons := map[string]string{}
+	for _, o := range sink.snapshot() {
+		if o.Topic == "dlq" {
+			reasons[string(o.Value)] = string(o.Headers[0].Value)
+		}
+	}
+	want := map[string]string{"1": "invalid_json", "3": model.ReasonTextTooLong, "4": ReasonInferenceFailed}
+	if fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Fatalf("dead letters %v, want %v", reasons, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["in/0/4"] != 3 || calls["in/0/5"] != 3 || calls["in/0/1"] != 0 {
+		t.Fatalf("model calls %v", calls)
+	}
+	if s := h.p.Stats(); s.DeadLetters != 3 || s.Annotated != 5 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestSinkFailuresAreRetriedNotDeadLettered(t *testing.T) {
+	sink := &memSink{fail: 5}
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, MaxDocs: 10, Linger: time.Millisecond})
+	claim := newMemClaim(0, 10, nil)
+	claim.failNext = 2
+	h.consumeUntil(t, func() bool { return claim.lastCommit() == 10 }, claim)
+	outs := sink.snapshot()
+	if len(outs) != 10 {
+		t.Fatalf("%d outputs, want 10", len(outs))
+	}
+	for _, o := range outs {
+		if o.Topic != "out" {
+			t.Fatalf("output to %s: a sink failure became a dead letter", o.Topic)
+		}
+	}
+	if s := h.p.Stats(); s.WriteRetries != 5 || s.CommitFailures != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestDrain(t *testing.T) {
+	cases := []struct {
+		name       string
+		modelDelay time.Duration
+		drain      time.Duration
+		wantCommit int64 // -1: nothing committed
+	}{
+		{"work finishes within the drain and is committed", 100 * time.Millisecond, 5 * time.Second, 6},
+		{"work past the drain is abandoned uncommitted", 2 * time.Second, 50 * time.Millisecond, -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			started := make(chan struct{}, 10)
+			rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+				started <- struct{}{}
+				select {
+				case <-time.After(c.modelDelay):
+				case <-ctx.Done():
+				}
+				return instant(ctx, docs)
+			})
+			sink := &memSink{}
+			h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 6, MaxInFlight: 6, DrainTimeout: c.drain})
+			claim := newMemClaim(0, 20, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = h.p.Consume(ctx, claim, 0); close(done) }()
+			<-started
+			cancel() // the generation ends with a batch at the model
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Consume did not return after its drain")
+			}
+			if got := claim.lastCommit(); got != c.wantCommit {
+				t.Fatalf("last commit %d, want %d", got, c.wantCommit)
+			}
+			s := h.p.Stats()
+			if s.InFlight != 0 {
+				t.Fatalf("slots leaked: %+v", s)
+			}
+			if c.wantCommit < 0 && (len(sink.snapshot()) != 0 || s.Abandoned != 6) {
+				t.Fatalf("abandoned work was written: %d outputs, stats %+v", len(sink.snapshot()), s)
+			}
+		})
+	}
+}

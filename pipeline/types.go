@@ -1,0 +1,83 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/nerstream/nerstream/model"
+)
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Input is one record of a claimed partition, decoded.
+type Input struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	// Key, Value and Headers are the record as it arrived; a dead letter
+	// carries them unchanged.
+	Key, Value []byte
+	Headers    []Header
+	// Doc is the decoded document. Its ID, when empty, becomes
+	// "topic/partition/offset".
+	Doc model.Document
+	// Metadata is the document's metadata object, passed through.
+	Metadata json.RawMessage
+	// Reject, when set, is why the record could not be decoded: it becomes a
+	// dead letter with this reason and never reaches the model.
+	Reject string
+}
+
+// Output is one record to write.
+type Output struct {
+	Topic      string
+	Key, Value []byte
+	Headers    []Header
+}
+
+// Claim is one input partition, owned by this member for one consumer-group
+// generation. The pipeline calls Next from one goroutine and Commit from
+// another.
+type Claim interface {
+	// Next blocks until the next record, or returns the context's error.
+	Next(ctx context.Context) (Input, error)
+	// Commit commits offset, the next offset to read, through the
+	// generation that owns the partition. After the generation is over it
+	// fails, and the new owner's offset is left alone.
+	Commit(offset int64) error
+}
+
+// Sink writes outputs. Write returns nil only when every output is
+// acknowledged; on an error the pipeline writes the same outputs again.
+type Sink interface {
+	Write(ctx context.Context, outs []Output) error
+}
+
+// Encoder turns results into output records; it owns the record schemas.
+type Encoder interface {
+	// Annotation encodes the annotation of in.
+	Annotation(in *Input, ann *model.Annotation) (Output, error)
+	// DeadLetter encodes in as a dead letter with a short reason.
+	DeadLetter(in *Input, reason string) Output
+}
+
+// Recognizer annotates documents; [*model.Recognizer] is one. A failure of
+// one document sets that annotation's Err; the error return fails them all.
+type Recognizer interface {
+	Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error)
+}
+
+// The dead-letter reasons that the pipeline itself gives. Rejected input
+// keeps the reason its decoder gave, and documents that the model refuses
+// keep the [model.InputError] reason.
+const (
+	// ReasonInferenceFailed: the model failed on the document
+	// Options.Retry.MaxAttempts times.
+	ReasonInferenceFailed = "inference_failed"
+	// ReasonEncodeFailed: the annotation could not be encoded.
+	ReasonEncodeFailed = "encode_failed"
+)
