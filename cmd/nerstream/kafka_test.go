@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
@@ -100,6 +103,13 @@ func (r *instantRecognizer) Recognize(ctx context.Context, docs []model.Document
 		}
 	}
 	return anns, nil
+}
+
+// seen is the documents the recognizer was given so far.
+func (r *instantRecognizer) seen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.docs
 }
 
 // runMember runs a member in the background until the returned stop is
@@ -345,4 +355,120 @@ func checkAllIDs(t *testing.T, ids map[string]int, n int) (duplicates int) {
 	return duplicates
 }
 
-var _ = os.Getenv
+
+// testMemberMain runs a member with a slow test-double model in this
+// process until it is killed. NERSTREAM_TEST_MEMBER names its config.
+func testMemberMain(cfgPath string) int {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := newMember(cfg, &instantRecognizer{delay: 30 * time.Millisecond}, "test-double", log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := m.run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// writeConfig writes cfg as YAML for a member process.
+func writeConfig(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nerstream.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// offsetWatch polls the group's committed offsets and records any that
+// moves backwards.
+type offsetWatch struct {
+	mu        sync.Mutex
+	last      map[int]int64
+	backwards []string
+	polls     int
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func watchOffsets(brokers []string, group string, partitions int) *offsetWatch {
+	w := &offsetWatch{last: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			got, err := committed(brokers, group, partitions)
+			if err != nil {
+				continue
+			}
+			w.observe(got)
+		}
+	}()
+	return w
+}
+
+func (w *offsetWatch) observe(got map[int]int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.polls++
+	for p, off := range got {
+		if prev, ok := w.last[p]; ok && off < prev {
+			w.backwards = append(w.backwards, fmt.Sprintf("partition %d: %d after %d", p, off, prev))
+		}
+		if off > w.last[p] || w.last[p] == 0 {
+			w.last[p] = off
+		}
+	}
+}
+
+// check stops the watch and fails the test if an offset moved backwards.
+func (w *offsetWatch) check(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.backwards) > 0 {
+		t.Fatalf("committed offsets moved backwards: %v", w.backwards)
+	}
+	if w.polls < 5 {
+		t.Fatalf("only %d polls of the committed offsets", w.polls)
+	}
+}
+
+// snapshot is the committed offsets now; it fails the test on an error.
+func (w *offsetWatch) snapshot(t *testing.T, brokers []string, group string, partitions int) map[int]int64 {
+	t.Helper()
+	got, err := committed(brokers, group, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.observe(got)
+	return got
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -12,11 +12,16 @@ import (
 )
 
 // TestMain lets the test binary stand in for nerstream itself, so that
-// TestBinaryExitCodes runs the real main without a separate build.
+// TestBinaryExitCodes runs the real main without a separate build, and for
+// a group member with a test-double model, which TestStreamMemberKilled
+// kills.
 func TestMain(m *testing.M) {
 	if os.Getenv("NERSTREAM_TEST_MAIN") == "1" {
 		main()
 		return
+	}
+	if cfg := os.Getenv("NERSTREAM_TEST_MEMBER"); cfg != "" {
+		os.Exit(testMemberMain(cfg))
 	}
 	os.Exit(m.Run())
 }
