@@ -212,14 +212,7 @@ func (a *annotator) flush(ctx context.Context, lines []line) error {
 }
 
 func (a *annotator) record(d consumers.Document, ann model.Annotation) producers.Annotation {
-	r := producers.Annotation{ID: d.ID, Model: a.model, EntityTypes: ann.Types, Entities: []producers.Entity{}, Metadata: d.Metadata}
-	for _, e := range ann.Entities {
-		r.Entities = append(r.Entities, producers.Entity{Text: e.Text, Type: e.Type, Start: e.Start, End: e.End, Mention: e.Mention})
-	}
-	for _, m := range ann.Unaligned {
-		r.Unaligned = append(r.Unaligned, producers.Mention{Type: m.Type, Text: m.Text})
-	}
-	return r
+	return annotationRecord(a.model, &ann, d.Metadata)
 }
 
 // progress draws a one-line counter on a terminal, and nothing elsewhere.

@@ -42,6 +42,8 @@ func commands() []command {
 	return []command{
 		{"run", "--config FILE [-v]",
 			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
+		{"demo", "[--model F.gguf|synth:tiny] [--json] [-v]",
+			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR --predictions P.jsonl [--metric official|span] [--parse official|lenient] [--label-map L]",

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/llama"
+)
+
+// defaultModelFile is the model the demo looks for in the model cache:
+// UniNER-7B-type, the paper's default, quantised to 4 bits.
+const defaultModelFile = "UniNER-7B-type.Q4_K_M.gguf"
+
+// modelCacheDir is where models are kept: $NERSTREAM_MODEL_DIR, else
+// nerstream/models under the user's cache folder.
+func modelCacheDir() string {
+	if d := os.Getenv("NERSTREAM_MODEL_DIR"); d != "" {
+		return d
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "nerstream", "models")
+}
+
+// demoDocs are the sample documents; the last two are bad input on
+// purpose, to show the dead-letter topic.
+var demoDocs = []string{
+	`{"id":"lovelace","text":"Ada Lovelace worked with Charles Babbage on the Analytical Engine in London.","entity_types":["person","location","machine"]}`,
+	`{"id":"turing","text":"Alan Turing joined the Government Code and Cypher School at Bletchley Park in 1939."}`,
+	`{"id":"curie","text":"Marie Curie won the Nobel Prize in Physics in 1903 with Pierre Curie and Henri Becquerel.","entity_types":["person","award"]}`,
+	`{"id":"hopper","text":"Grace Hopper developed the first compiler for the UNIVAC I at Remington Rand."}`,
+	`{"id":"menu","text":"The Golden Lotus on Market Street serves dim sum until midnight.","entity_types":["restaurant name","location","dish","hours"]}`,
+	`{"id":"nlp","text":"BERT and GPT-2 were evaluated on SQuAD and GLUE by researchers at Google.","entity_types":["model","dataset","organization"]}`,
+	`{"id":"unicode","text":"Zoë Saldaña flew from Zürich to São Paulo with Łukasz.","entity_types":["person","location"]}`,
+	`{"id":"not-json" this is not JSON`,
+	`{"id":"no-text","entity_types":["person"]}`,
+}
+
+func runDemo(ctx context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
+	modelPath := fset.String("model", "", "GGUF model file, or synth:tiny for a synthetic one (default: "+defaultModelFile+" in the model cache)")
+	threads := fset.Int("threads", 0, "CPU threads (default: all)")
+	gpuLayers := fset.Int("gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
+	maxNew := fset.Int("max-new-tokens", 64, "most tokens per answer")
+	asJSON := fset.Bool("json", false, "print the output records as they are, one JSON per line")
+	timeout := fset.Duration("timeout", 10*time.Minute, "give up after this long")
+	verbose := fset.Bool("v", false, "log the member's warnings and group events")
+	pos, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	path := *modelPath
+	if path == "" {
+		path = filepath.Join(modelCacheDir(), defaultModelFile)
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no model at %s: put a UniNER GGUF there (e.g. a public UniNER-7B-type conversion) or pass --model FILE; to try the demo now, run nerstream demo --model synth:tiny (random weights: its entities are meaningless)", path)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	// The broker: kfake, an embedded Kafka-protocol broker, on loopback.
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(3, "docs", "entities", "entities-dlq"),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("starting the embedded broker: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	opts := llama.DefaultOptions()
+	opts.Threads = *threads
+	opts.GPULayers = *gpuLayers
+	eng, name, err := openModel(path, opts)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	cfg := config.Default()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.GroupID = "nerstream-demo"
+	cfg.Kafka.HeartbeatInterval = 200 * time.Millisecond
+	cfg.Kafka.SessionTimeout = 3 * time.Second
+	cfg.Kafka.RebalanceTimeout = 10 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Input.Topics = []string{"docs"}
+	cfg.Input.FetchMaxWait = 50 * time.Millisecond
+	cfg.Output.Topic, cfg.Output.DeadLetterTopic = "entities", "entities-dlq"
+	cfg.Model.Path = path
+	cfg.Model.EntityTypes = []string{"person", "organization", "location"}
+	cfg.Model.MaxNewTokens = *maxNew
+	if err := cfg.ValidateRun(); err != nil {
+		return usageError{err}
+	}
+	rec, err := model.NewRecognizer(eng, recognizerOptions(cfg.Model))
+	if err != nil {
+		return usageError{err}
+	}
+	level := slog.LevelError
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	m, err := newMember(cfg, rec, name, slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.err, "demo: broker on %s; topics docs → entities, entities-dlq; model %s\n", brokers[0], name)
+
+	mctx, cancelMember := context.WithCancel(ctx)
+	memberDone := make(chan error, 1)
+	go func() { memberDone <- m.run(mctx) }()
+	// stopMember stops the member gracefully, once, and returns its error.
+	var stopOnce sync.Once
+	var memberErr error
+	stopMember := func() error {
+		stopOnce.Do(func() {
+			cancelMember()
+			memberErr = <-memberDone
+		})
+		return memberErr
+	}
+	defer stopMember()
+
+	start := time.Now()
+	if err := produceDemoDocs(ctx, brokers); err != nil {
+		return err
+	}
+	// Print the records as they arrive, until every document has one.
+	records := make(chan kafka.Message)
+	var wg sync.WaitGroup
+	rctx, stopReaders := context.WithCancel(ctx)
+	for _, topic := range []string{"entities", "entities-dlq"} {
+		for p := range 3 {
+			wg.Go(func() { readDemoTopic(rctx, brokers, topic, p, records) })
+		}
+	}
+	defer func() {
+		stopReaders()
+		wg.Wait()
+	}()
+	var annotated, deadLetters int
+	for annotated+deadLetters < len(demoDocs) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the demo timed out after %s with %d of %d records", time.Since(start).Round(time.Millisecond), annotated+deadLetters, len(demoDocs))
+		case msg := <-records:
+			if msg.Topic == "entities" {
+				annotated++
+			} else {
+				deadLetters++
+			}
+			printDemoRecord(s.out, msg, *asJSON)
+		}
+	}
+	if err := stopMember(); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.err, "demo: %d annotations and %d dead letters in %s; offsets committed; left the group\n",
+		annotated, deadLetters, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// produceDemoDocs writes the sample documents, snappy-compressed.
+func produceDemoDocs(ctx context.Context, brokers []string) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "docs", Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, Compression: kafka.Snappy}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(demoDocs))
+	for i, d := range demoDocs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "sample-%d", i), Value: []byte(d)}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("producing the sample documents: %w", err)
+	}
+	return nil
+}
+
+func readDemoTopic(ctx context.Context, brokers []string, topic string, partition int, out chan<- kafka.Message) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// printDemoRecord prints one output record: the JSON itself, or a line per
+// document with its entities.
+func printDemoRecord(w io.Writer, m kafka.Message, raw bool) {
+	if raw {
+		fmt.Fprintf(w, "%s\n", m.Value)
+		return
+	}
+	if m.Topic != "entities" {
+		reason := "?"
+		for _, h := range m.Headers {
+			if h.Key == "nerstream-error" {
+				reason = string(h.Value)
+			}
+		}
+		fmt.Fprintf(w, "%-10s dead letter: %s\n", string(m.Key), reason)
+		return
+	}
+	var a struct {
+		ID       string `json:"id"`
+		Entities []struct {
+			Text       string `json:"text"`
+			Type       string `json:"type"`
+			Start, End int
+		} `json:"entities"`
+		Unaligned []struct{} `json:"unaligned"`
+	}
+	if err := json.Unmarshal(m.Value, &a); err != nil {
+		fmt.Fprintf(w, "%s\n", m.Value)
+		return
+	}
+	var parts []string
+	for _, e := range a.Entities {
+		parts = append(parts, fmt.Sprintf("[%s] %q %d:%d", e.Type, e.Text, e.Start, e.End))
+	}
+	if len(parts) == 0 {
+		parts = []string{"(no entities)"}
+	}
+	if n := len(a.Unaligned); n > 0 {
+		parts = append(parts, fmt.Sprintf("(+%d answers not found in the text)", n))
+	}
+	fmt.Fprintf(w, "%-10s %s\n", a.ID, strings.Join(parts, "  "))
+}
