@@ -355,7 +355,6 @@ func checkAllIDs(t *testing.T, ids map[string]int, n int) (duplicates int) {
 	return duplicates
 }
 
-
 // testMemberMain runs a member with a slow test-double model in this
 // process until it is killed. NERSTREAM_TEST_MEMBER names its config.
 func testMemberMain(cfgPath string) int {

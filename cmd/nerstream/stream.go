@@ -157,12 +157,25 @@ type recordEncoder struct {
 	topic, deadLetters, model string
 }
 
+// maxRecordValue bounds an output value: the writer refuses a record over
+// its batch limit (1 MiB), and a write that can never succeed would hold
+// its partition back for good. The headroom is for the key and headers.
+const maxRecordValue = producers.DefaultBatchBytes - 64<<10
+
+// headerValueOmitted is set on a dead letter whose value was too large to
+// write: it holds the value's size, and the source headers say where the
+// original is.
+const headerValueOmitted = "nerstream-value-omitted"
+
 func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pipeline.Output, error) {
 	rec := annotationRecord(e.model, ann, in.Metadata)
 	rec.Source = &producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
 	m, err := producers.AnnotationMessage(e.topic, rec)
 	if err != nil {
 		return pipeline.Output{}, err
+	}
+	if len(m.Value) > maxRecordValue {
+		return pipeline.Output{}, fmt.Errorf("annotation of %d bytes is over the record limit of %d", len(m.Value), maxRecordValue)
 	}
 	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value}, nil
 }
@@ -172,7 +185,12 @@ func (e recordEncoder) DeadLetter(in *pipeline.Input, reason string) pipeline.Ou
 	for i, h := range in.Headers {
 		hs[i] = producers.Header{Key: h.Key, Value: h.Value}
 	}
-	m := producers.DeadLetter(e.deadLetters, producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}, in.Key, in.Value, hs, reason)
+	value := in.Value
+	if len(value) > maxRecordValue {
+		value = nil
+		hs = append(hs, producers.Header{Key: headerValueOmitted, Value: fmt.Appendf(nil, "%d", len(in.Value))})
+	}
+	m := producers.DeadLetter(e.deadLetters, producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}, in.Key, value, hs, reason)
 	out := pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: make([]pipeline.Header, len(m.Headers))}
 	for i, h := range m.Headers {
 		out.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/pipeline"
+)
+
+func TestRecordEncoderLimits(t *testing.T) {
+	e := recordEncoder{topic: "out", deadLetters: "dlq", model: "m"}
+	cases := []struct {
+		name      string
+		value     []byte
+		wantValue bool
+	}{
+		{"small value kept", []byte("not json"), true},
+		{"value at the limit kept", bytes.Repeat([]byte("x"), maxRecordValue), true},
+		{"value over the writer's limit omitted", bytes.Repeat([]byte("x"), 2<<20), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := &pipeline.Input{Topic: "docs", Partition: 2, Offset: 7, Key: []byte("k"), Value: c.value,
+				Headers: []pipeline.Header{{Key: "trace", Value: []byte("1")}}}
+			out := e.DeadLetter(in, "value_too_large")
+			hs := map[string]string{}
+			for _, h := range out.Headers {
+				hs[h.Key] = string(h.Value)
+			}
+			if out.Topic != "dlq" || hs["nerstream-error"] != "value_too_large" || hs["nerstream-source-offset"] != "7" || hs["trace"] != "1" {
+				t.Fatalf("dead letter %+v", hs)
+			}
+			if c.wantValue != bytes.Equal(out.Value, c.value) {
+				t.Fatalf("value kept = %v, want %v", bytes.Equal(out.Value, c.value), c.wantValue)
+			}
+			if !c.wantValue && hs[headerValueOmitted] != "2097152" {
+				t.Fatalf("no %s header: %v", headerValueOmitted, hs)
+			}
+		})
+	}
+	// An annotation over the limit is an error, which the pipeline turns
+	// into a dead letter (encode_failed) rather than a write that never
+	// succeeds.
+	big := &model.Annotation{ID: "d", Types: []string{"person"}}
+	in := &pipeline.Input{Topic: "docs", Metadata: []byte(`{"blob":"` + strings.Repeat("x", 2<<20) + `"}`)}
+	if _, err := e.Annotation(in, big); err == nil {
+		t.Fatal("an annotation over the record limit was encoded")
+	}
+}

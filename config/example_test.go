@@ -1,0 +1,63 @@
+package config
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite examples/nerstream.yaml from the Config struct")
+
+const exampleHeader = `# nerstream run --config examples/nerstream.yaml
+#
+# Every key with its default, generated from config.Config (the field docs in
+# config/config.go say what each one does); only the brokers, topics and
+# model are this example's own. Regenerate: go test ./config -run TestExampleFile -update
+`
+
+// exampleConfig is the configuration that examples/nerstream.yaml holds.
+func exampleConfig() Config {
+	c := Default()
+	c.Kafka.Brokers = []string{"127.0.0.1:9092"}
+	c.Input.Topics = []string{"docs"}
+	c.Output.Topic = "entities"
+	c.Output.DeadLetterTopic = "entities-dlq"
+	c.Model.Path = "UniNER-7B-type.Q4_K_M.gguf"
+	c.Model.EntityTypes = []string{"person", "organization", "location"}
+	return c
+}
+
+// TestExampleFile keeps examples/nerstream.yaml equal to the defaults of
+// the Config struct, and loadable by run.
+func TestExampleFile(t *testing.T) {
+	const path = "../examples/nerstream.yaml"
+	var buf bytes.Buffer
+	buf.WriteString(exampleHeader)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(exampleConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, buf.Bytes()) {
+		t.Fatalf("%s is stale; regenerate it with: go test ./config -run TestExampleFile -update", path)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateRun(); err != nil {
+		t.Fatal(err)
+	}
+}
