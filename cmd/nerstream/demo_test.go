@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,4 +37,37 @@ func TestDemoWithoutModel(t *testing.T) {
 	t.Setenv("NERSTREAM_MODEL_DIR", t.TempDir())
 	code, _, errs := runCLI(t, "", "demo")
 	checkOneLineError(t, code, 1, errs, "--model synth:tiny")
+}
+
+// TestEvalWithModel runs a synthetic model over the bundled sample, saves
+// its raw answers, and checks that scoring the saved answers gives the same
+// report: the model path and the predictions path agree.
+func TestEvalWithModel(t *testing.T) {
+	saved := filepath.Join(t.TempDir(), "preds.jsonl")
+	data := "../../examples/eval/crossner_ai_sample.json"
+	code, out, errs := runCLI(t, "", "eval", "--data", data, "--model", "synth:tiny", "--threads", "1", "--max-new-tokens", "12", "--save-predictions", saved)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var report struct {
+		Queries            int `json:"queries"`
+		MissingPredictions int `json:"missing_predictions"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("report %q: %v", out, err)
+	}
+	if report.Queries == 0 || report.MissingPredictions != 0 {
+		t.Fatalf("report %s", out)
+	}
+	lines, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(lines), "\n"); n != report.Queries {
+		t.Fatalf("%d saved predictions for %d queries", n, report.Queries)
+	}
+	code, again, errs := runCLI(t, "", "eval", "--data", data, "--predictions", saved)
+	if code != 0 || again != out {
+		t.Fatalf("scoring the saved answers: exit %d, %s\n got %s\nwant %s", code, errs, again, out)
+	}
 }

@@ -46,7 +46,7 @@ func commands() []command {
 			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
-		{"eval", "--data FILE|DIR --predictions P.jsonl [--metric official|span] [--parse official|lenient] [--label-map L]",
+		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model F.gguf [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
 		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
