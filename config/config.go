@@ -35,7 +35,10 @@ type Config struct {
 	// hand-over of partitions in a rebalance: work in flight gets this
 	// long to be written and committed, then it is abandoned (uncommitted,
 	// so redelivered). Default: 10s. It must stay below
-	// kafka.rebalance_timeout, or the group moves on without this member.
+	// kafka.rebalance_timeout, or the group moves on without this member,
+	// and below kafka.session_timeout, since a draining member sends no
+	// heartbeats. A stop takes at most this plus 5s (last commits, leaving
+	// the group, closing the writer).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -324,6 +327,9 @@ func (c Config) validateStream(add func(path, format string, args ...any)) {
 		add("shutdown_timeout", "must be > 0")
 	} else if c.ShutdownTimeout >= c.Kafka.RebalanceTimeout && c.Kafka.RebalanceTimeout > 0 {
 		add("shutdown_timeout", "must be below kafka.rebalance_timeout, or a rebalance moves on without this member")
+	} else if c.ShutdownTimeout >= c.Kafka.SessionTimeout && c.Kafka.SessionTimeout > 0 {
+		// A draining member sends no heartbeats.
+		add("shutdown_timeout", "must be below kafka.session_timeout, or the coordinator expels a draining member and refuses its commits")
 	}
 	for i, t := range c.Input.Topics {
 		if strings.TrimSpace(t) == "" {

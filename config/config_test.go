@@ -125,6 +125,7 @@ func TestValidateStreamSections(t *testing.T) {
 		{"start offset", func(c *Config) { c.Kafka.StartOffset = "middle" }, "kafka.start_offset"},
 		{"heartbeat above session", func(c *Config) { c.Kafka.HeartbeatInterval = time.Minute }, "kafka.heartbeat_interval"},
 		{"shutdown above rebalance", func(c *Config) { c.ShutdownTimeout = time.Hour }, "shutdown_timeout"},
+		{"shutdown above session", func(c *Config) { c.Kafka.SessionTimeout = 6 * time.Second }, "shutdown_timeout"},
 		{"format", func(c *Config) { c.Input.Format = "xml" }, "input.format"},
 		{"compression", func(c *Config) { c.Output.Compression = "brotli" }, "output.compression"},
 		{"dead letters into the output", func(c *Config) { c.Output.Topic, c.Output.DeadLetterTopic = "x", "x" }, "output.dead_letter_topic"},

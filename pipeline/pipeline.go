@@ -236,6 +236,19 @@ func (p *Pipeline) batch(ctx context.Context) {
 // process runs one micro-batch through the model, retrying failures, and
 // settles every item with an annotation or a dead letter.
 func (p *Pipeline) process(ctx context.Context, batch []*item) {
+	defer func() {
+		// A panic in the recognizer or the encoder must not take the
+		// process down, to be met again by the same record after a
+		// restart: the batch's unsettled records become dead letters.
+		if r := recover(); r != nil {
+			p.log.Error("recognizer panicked; the batch becomes dead letters", "docs", len(batch), "panic", fmt.Sprint(r))
+			for _, it := range batch {
+				if !it.settled() && !it.claim.abandoned() {
+					it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonInferenceFailed), true)
+				}
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		live := batch[:0:0]
 		for _, it := range batch {
@@ -348,20 +361,39 @@ func (p *Pipeline) Consume(ctx context.Context, c Claim, start int64) error {
 	return nil
 }
 
-// fetch takes records from the claim while ctx lasts, each after taking
-// an in-flight slot, and closes the queue when it stops.
+// fetch takes records from the claim while ctx lasts, each with an
+// in-flight slot, and closes the queue when it stops.
+//
+// The record is fetched before its slot is taken, so that an idle
+// partition, waiting in Next, holds no slot that a busy one could use. A
+// record fetched when the claim ends is dropped untracked: it was never
+// committed, so the next owner reads it again.
 func (p *Pipeline) fetch(ctx context.Context, cl *claim) error {
 	defer close(cl.queue)
-	for {
+	for attempt := 1; ; {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in, err := cl.c.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A failed fetch (a broker restarting) is retried here, not
+			// by ending the generation for every partition.
+			d := p.opts.Retry.delay(attempt)
+			p.log.Warn("fetch failed; retrying", "in", d, "err", err)
+			attempt++
+			if !sleep(ctx, d) {
+				return ctx.Err()
+			}
+			continue
+		}
+		attempt = 1
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case p.slots <- struct{}{}:
-		}
-		in, err := cl.c.Next(ctx)
-		if err != nil {
-			<-p.slots
-			return err
 		}
 		p.fetched.Add(1)
 		if in.Doc.ID == "" {

@@ -398,3 +398,78 @@ func TestDrain(t *testing.T) {
 		})
 	}
 }
+
+// TestIdlePartitionsHoldNoSlots: partitions with nothing to fetch must not
+// hold the in-flight slots that a busy partition needs.
+func TestIdlePartitionsHoldNoSlots(t *testing.T) {
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, MaxDocs: 2, MaxInFlight: 2, Linger: time.Millisecond})
+	idle1, idle2 := newMemClaim(1, 0, nil), newMemClaim(2, 0, nil)
+	busy := newMemClaim(0, 10, nil)
+	h.consumeUntil(t, func() bool { return busy.lastCommit() == 10 }, idle1, idle2, busy)
+}
+
+// flakyClaim is a memClaim whose first fetches fail, like a broker that
+// is restarting.
+type flakyClaim struct {
+	*memClaim
+	fails int
+}
+
+func (c *flakyClaim) Next(ctx context.Context) (Input, error) {
+	c.mu.Lock()
+	if c.fails > 0 {
+		c.fails--
+		c.mu.Unlock()
+		return Input{}, errors.New("leader not available (test double)")
+	}
+	c.mu.Unlock()
+	return c.memClaim.Next(ctx)
+}
+
+func TestFetchErrorsAreRetried(t *testing.T) {
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, MaxDocs: 4, Linger: time.Millisecond})
+	c := &flakyClaim{memClaim: newMemClaim(0, 5, nil), fails: 3}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.p.Consume(ctx, c, 0) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.lastCommit() != 5 {
+		select {
+		case err := <-done:
+			t.Fatalf("Consume returned %v on a failed fetch: it should retry", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never committed after fetch errors")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
+	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+		for _, d := range docs {
+			if d.ID == "in/0/2" {
+				panic("bad document (test double)")
+			}
+		}
+		return instant(ctx, docs)
+	})
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 1, Linger: time.Millisecond})
+	claim := newMemClaim(0, 4, nil)
+	h.consumeUntil(t, func() bool { return claim.lastCommit() == 4 }, claim)
+	var dlq []string
+	for _, o := range sink.snapshot() {
+		if o.Topic == "dlq" {
+			dlq = append(dlq, string(o.Value)+":"+string(o.Headers[0].Value))
+		}
+	}
+	if fmt.Sprint(dlq) != "[2:"+ReasonInferenceFailed+"]" {
+		t.Fatalf("dead letters %v", dlq)
+	}
+}

@@ -15,8 +15,12 @@ type tracker struct {
 
 func newTracker(start int64) *tracker { return &tracker{next: start} }
 
-// add registers a fetched offset.
+// add registers a fetched offset. An offset below one already added is
+// ignored: taking it would let the commit move backwards.
 func (t *tracker) add(off int64) {
+	if n := len(t.offsets); (n > 0 && off <= t.offsets[n-1]) || off < t.next {
+		return
+	}
 	t.offsets = append(t.offsets, off)
 	t.acked = append(t.acked, false)
 	t.next = off + 1

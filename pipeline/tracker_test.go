@@ -68,3 +68,14 @@ func TestTrackerAckReportsUnknown(t *testing.T) {
 		t.Fatal("first ack must succeed and the second fail")
 	}
 }
+
+func TestTrackerIgnoresLowerOffsets(t *testing.T) {
+	tr := newTracker(10)
+	tr.add(5) // below the start
+	tr.add(12)
+	tr.add(11) // below the last added
+	tr.ack(12)
+	if got := tr.committable(); got != 13 {
+		t.Fatalf("committable = %d, want 13", got)
+	}
+}

@@ -17,18 +17,24 @@ import (
 	"github.com/nerstream/nerstream/model/llama"
 )
 
-// runBench dispatches `nerstream bench engine`.
+// runBench dispatches `nerstream bench engine` and `nerstream bench
+// pipeline`. `bench broker` is the pipeline benchmark's broker process,
+// started by it and not meant for users.
 func runBench(ctx context.Context, s streams, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a benchmark: engine")
+		return usagef("want a benchmark: engine or pipeline")
 	}
 	switch args[0] {
 	case "engine":
 		return runBenchEngine(ctx, s, args[1:])
+	case "pipeline":
+		return runBenchPipeline(ctx, s, args[1:])
+	case "broker":
+		return runBenchBroker(ctx, s, args[1:])
 	case "-h", "--help", "help":
 		return flag.ErrHelp
 	}
-	return usagef("unknown benchmark %q (want engine; pipeline comes with the Kafka pipeline)", args[0])
+	return usagef("unknown benchmark %q (want engine or pipeline)", args[0])
 }
 
 // engineBench is what `nerstream bench engine` prints.

@@ -105,7 +105,7 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	cfg.Kafka.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Kafka.SessionTimeout = 3 * time.Second
 	cfg.Kafka.RebalanceTimeout = 10 * time.Second
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 2 * time.Second
 	cfg.Input.Topics = []string{"docs"}
 	cfg.Input.FetchMaxWait = 50 * time.Millisecond
 	cfg.Output.Topic, cfg.Output.DeadLetterTopic = "entities", "entities-dlq"

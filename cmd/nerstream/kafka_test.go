@@ -67,7 +67,7 @@ func streamConfig(brokers []string) config.Config {
 	cfg.Model.EntityTypes = []string{"person"}
 	cfg.Retry.InitialBackoff = 20 * time.Millisecond
 	cfg.Retry.MaxBackoff = 200 * time.Millisecond
-	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.ShutdownTimeout = 1500 * time.Millisecond
 	return cfg
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/consumers"
@@ -95,16 +97,46 @@ func (m *member) run(ctx context.Context) error {
 	pctx, stop := context.WithCancel(context.Background())
 	pdone := make(chan struct{})
 	go func() { _ = m.pipe.Run(pctx); close(pdone) }()
-	err := m.group.Run(ctx, func(gctx context.Context, c *consumers.Claim) error {
-		return m.pipe.Consume(gctx, claimSource{c}, c.Start)
-	})
+	gdone := make(chan error, 1)
+	go func() {
+		gdone <- m.group.Run(ctx, func(gctx context.Context, c *consumers.Claim) error {
+			return m.pipe.Consume(gctx, claimSource{c}, c.Start)
+		})
+	}()
+	var err error
+	select {
+	case err = <-gdone:
+	case <-ctx.Done():
+		// The drain is bounded by shutdown_timeout; leaving the group and
+		// the last commits get a little more, then we go regardless (what
+		// is not committed is redelivered).
+		select {
+		case err = <-gdone:
+		case <-time.After(m.cfg.ShutdownTimeout + shutdownGrace):
+			stop()
+			return fmt.Errorf("shutdown took longer than shutdown_timeout (%s) + %s; work not committed will be redelivered", m.cfg.ShutdownTimeout, shutdownGrace)
+		}
+	}
 	stop()
 	<-pdone
-	if cerr := m.writer.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing the writer: %w", cerr)
+	cerr := make(chan error, 1)
+	go func() { cerr <- m.writer.Close() }()
+	select {
+	case e := <-cerr:
+		if err == nil && e != nil {
+			err = fmt.Errorf("closing the writer: %w", e)
+		}
+	case <-time.After(shutdownGrace):
+		if err == nil {
+			err = errors.New("closing the writer timed out")
+		}
 	}
 	return err
 }
+
+// shutdownGrace is what a stop may take beyond shutdown_timeout: the last
+// commits, leaving the group, closing the writer.
+const shutdownGrace = 5 * time.Second
 
 // claimSource is a consumers.Claim seen as a pipeline.Claim.
 type claimSource struct{ c *consumers.Claim }
@@ -157,15 +189,24 @@ type recordEncoder struct {
 	topic, deadLetters, model string
 }
 
-// maxRecordValue bounds an output value: the writer refuses a record over
-// its batch limit (1 MiB), and a write that can never succeed would hold
-// its partition back for good. The headroom is for the key and headers.
-const maxRecordValue = producers.DefaultBatchBytes - 64<<10
+// maxRecordBytes bounds an output record's key, value and headers together:
+// the writer refuses a record over its batch limit (1 MiB), and a write that
+// can never succeed would hold its partition back for good. The headroom is
+// for the record's framing.
+const maxRecordBytes = producers.DefaultBatchBytes - 4<<10
 
-// headerValueOmitted is set on a dead letter whose value was too large to
-// write: it holds the value's size, and the source headers say where the
-// original is.
+// headerValueOmitted is set on a dead letter whose original was too large
+// to write: it holds the original's size in bytes (key, value and headers),
+// and the source headers say where the original is.
 const headerValueOmitted = "nerstream-value-omitted"
+
+func recordBytes(key, value []byte, headers []producers.Header) int {
+	n := len(key) + len(value)
+	for _, h := range headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
 
 func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pipeline.Output, error) {
 	rec := annotationRecord(e.model, ann, in.Metadata)
@@ -174,8 +215,8 @@ func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pi
 	if err != nil {
 		return pipeline.Output{}, err
 	}
-	if len(m.Value) > maxRecordValue {
-		return pipeline.Output{}, fmt.Errorf("annotation of %d bytes is over the record limit of %d", len(m.Value), maxRecordValue)
+	if n := recordBytes(m.Key, m.Value, nil); n > maxRecordBytes {
+		return pipeline.Output{}, fmt.Errorf("annotation of %d bytes is over the record limit of %d", n, maxRecordBytes)
 	}
 	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value}, nil
 }
@@ -185,12 +226,14 @@ func (e recordEncoder) DeadLetter(in *pipeline.Input, reason string) pipeline.Ou
 	for i, h := range in.Headers {
 		hs[i] = producers.Header{Key: h.Key, Value: h.Value}
 	}
-	value := in.Value
-	if len(value) > maxRecordValue {
-		value = nil
-		hs = append(hs, producers.Header{Key: headerValueOmitted, Value: fmt.Appendf(nil, "%d", len(in.Value))})
+	src := producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+	m := producers.DeadLetter(e.deadLetters, src, in.Key, in.Value, hs, reason)
+	if n := recordBytes(m.Key, m.Value, m.Headers); n > maxRecordBytes {
+		// Too large to write: keep the reason and the source, which
+		// point at the original, and drop the rest.
+		m = producers.DeadLetter(e.deadLetters, src, nil, nil,
+			[]producers.Header{{Key: headerValueOmitted, Value: fmt.Appendf(nil, "%d", n)}}, reason)
 	}
-	m := producers.DeadLetter(e.deadLetters, producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}, in.Key, value, hs, reason)
 	out := pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: make([]pipeline.Header, len(m.Headers))}
 	for i, h := range m.Headers {
 		out.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}

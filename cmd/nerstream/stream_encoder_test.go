@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ func TestRecordEncoderLimits(t *testing.T) {
 		wantValue bool
 	}{
 		{"small value kept", []byte("not json"), true},
-		{"value at the limit kept", bytes.Repeat([]byte("x"), maxRecordValue), true},
+		{"value near the limit kept", bytes.Repeat([]byte("x"), maxRecordBytes-200), true},
 		{"value over the writer's limit omitted", bytes.Repeat([]byte("x"), 2<<20), false},
 	}
 	for _, c := range cases {
@@ -29,16 +30,21 @@ func TestRecordEncoderLimits(t *testing.T) {
 			for _, h := range out.Headers {
 				hs[h.Key] = string(h.Value)
 			}
-			if out.Topic != "dlq" || hs["nerstream-error"] != "value_too_large" || hs["nerstream-source-offset"] != "7" || hs["trace"] != "1" {
+			if out.Topic != "dlq" || hs["nerstream-error"] != "value_too_large" || hs["nerstream-source-offset"] != "7" {
 				t.Fatalf("dead letter %+v", hs)
 			}
 			if c.wantValue != bytes.Equal(out.Value, c.value) {
 				t.Fatalf("value kept = %v, want %v", bytes.Equal(out.Value, c.value), c.wantValue)
 			}
-			if !c.wantValue && hs[headerValueOmitted] != "2097152" {
+			if size, _ := strconv.Atoi(hs[headerValueOmitted]); !c.wantValue && (size <= len(c.value) || hs["trace"] != "" || out.Key != nil) {
 				t.Fatalf("no %s header: %v", headerValueOmitted, hs)
 			}
 		})
+	}
+	// A huge key alone also makes a dead letter too large to write.
+	out := e.DeadLetter(&pipeline.Input{Topic: "docs", Key: bytes.Repeat([]byte("k"), 2<<20), Value: []byte("{}")}, "invalid_json")
+	if len(out.Key) != 0 || len(out.Value) != 0 {
+		t.Fatalf("dead letter with a 2 MiB key kept %d key bytes and %d value bytes", len(out.Key), len(out.Value))
 	}
 	// An annotation over the limit is an error, which the pipeline turns
 	// into a dead letter (encode_failed) rather than a write that never
