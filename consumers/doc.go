@@ -1,8 +1,17 @@
-// Package consumers is nerstream's Kafka input: it decodes and validates
-// input records into documents. A value is a JSON object or plain text
-// (input.format), snappy-compressed when its content-encoding header says so.
+// Package consumers is nerstream's Kafka input.
 //
-// So far it holds the decoding of input values (DESIGN.md, "Records"),
-// which `nerstream annotate` shares; group membership, fetching and offset
-// tracking join it with the streaming pipeline.
+//   - [Group] is one member of a consumer group. Membership and commits go
+//     through kafka-go's ConsumerGroup/Generation API, so every commit
+//     carries the generation that owns its partition and a late one is
+//     refused (kafka-go issue #1308 is why kafka.Reader's group mode is not
+//     used). Each claimed partition is a [Claim], fetched by a
+//     partition-only kafka.Reader.
+//   - [Decode] turns a record value into a [Document], or a [*DecodeError]
+//     whose Reason goes into the dead letter's nerstream-error header. A
+//     value is a JSON object or plain text (input.format), snappy-compressed
+//     when its content-encoding header says so. `nerstream annotate` shares
+//     [DecodeJSON].
+//
+// Offset tracking (what may be committed) is the pipeline package's; this
+// package only sends the commits it is given.
 package consumers
