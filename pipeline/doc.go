@@ -3,29 +3,31 @@
 //
 // The flow for one claimed partition (see [Pipeline.Consume]):
 //
-//		Claim.Next → in-flight slot → micro-batch → Recognizer → Encoder → Sink.Write → Claim.Commit
+//	Claim.Next → in-flight slot → micro-batch → Recognizer → Encoder → Sink.Write → Claim.Commit
 //
-//	  - Micro-batches gather documents from every claimed partition and close
-//	    on Options.MaxDocs, Options.MaxBytes or Options.Linger, whichever
-//	    comes first. Options.Workers batches go to the model at once.
-//	  - Options.MaxInFlight bounds the documents fetched and not yet
-//	    acknowledged, over all partitions. At the bound, no partition
-//	    fetches (back-pressure): memory stays bounded, and so do the
-//	    duplicates that a crash can cause.
-//	  - Each partition's outputs are written in input order, one write at a
-//	    time, and its [tracker] commits the offset below which every record
-//	    is acknowledged by the sink. Bad input (a rejected decode, or a
-//	    document the model refuses) becomes a dead letter in its place and is
-//	    committed like any other record.
-//	  - Model failures are retried with exponential back-off; after
-//	    Options.Retry.MaxAttempts the record becomes a dead letter with reason
-//	    [ReasonInferenceFailed]. Sink failures are retried without end and
-//	    never become dead letters: the work stays uncommitted.
-//	  - When a claim's context ends (a rebalance or a shutdown), fetching
-//	    stops at once and the work already in flight has
-//	    Options.DrainTimeout to be written and committed through the claim,
-//	    which still belongs to the generation that fetched it. What is left
-//	    then is abandoned, uncommitted, for the partition's next owner.
+// Along the way:
+//
+//   - Micro-batches gather documents from every claimed partition and close
+//     on Options.MaxDocs, Options.MaxBytes or Options.Linger, whichever
+//     comes first. Options.Workers batches go to the model at once.
+//   - Options.MaxInFlight bounds the documents fetched and not yet
+//     acknowledged, over all partitions. At the bound, no partition
+//     fetches (back-pressure): memory stays bounded, and so do the
+//     duplicates that a crash can cause.
+//   - Each partition's outputs are written in input order, one write at a
+//     time, and a per-partition tracker commits the offset below which every record
+//     is acknowledged by the sink. Bad input (a rejected decode, or a
+//     document the model refuses) becomes a dead letter in its place and is
+//     committed like any other record.
+//   - Model failures are retried with exponential back-off; after
+//     Options.Retry.MaxAttempts the record becomes a dead letter with reason
+//     [ReasonInferenceFailed]. Sink failures are retried without end and
+//     never become dead letters: the work stays uncommitted.
+//   - When a claim's context ends (a rebalance or a shutdown), fetching
+//     stops at once and the work already in flight has
+//     Options.DrainTimeout to be written and committed through the claim,
+//     which still belongs to the generation that fetched it. What is left
+//     then is abandoned, uncommitted, for the partition's next owner.
 //
 // The package knows nothing of Kafka clients, record schemas or llama.cpp: it
 // talks to them through [Claim], [Sink], [Encoder] and [Recognizer], which
