@@ -93,12 +93,8 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	batchTokens := fset.Int("batch-tokens", 0, "tokens per llama_decode (default: the engine's)")
 	skipNaive := fset.Bool("skip-naive", false, "do not run the one-prompt-at-a-time baseline")
 	substring := fset.Bool("substring", false, "hold answers to substrings of their passage")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *modelPath == "" {
 		return usagef("--model is required")

@@ -130,12 +130,8 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	timeout := fset.Duration("timeout", 10*time.Minute, "limit of one phase")
 	poll := fset.Duration("poll", 5*time.Millisecond, "how often the committed offsets are read to see a phase's end")
 	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of each phase to PREFIX.pipeline.pprof and PREFIX.raw.pprof")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *docs <= 0 || *partitions <= 0 || *docBytes < 40 || *timeout <= 0 || *poll <= 0 {
 		return usagef("--docs, --partitions, --timeout and --poll must be > 0, and --doc-bytes >= 40")

@@ -61,12 +61,8 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	asJSON := fset.Bool("json", false, "print the output records as they are, one JSON per line")
 	timeout := fset.Duration("timeout", 10*time.Minute, "give up after this long")
 	verbose := fset.Bool("v", false, "log the member's warnings and group events")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	path := *modelPath
 	if path == "" {

@@ -29,12 +29,8 @@ func runEval(ctx context.Context, s streams, args []string) error {
 	variant := fset.String("variant", "type", "with --model: prompt variant type, definition or supervised (the dataset's name goes into the supervised prompt)")
 	batch := fset.Int("batch", 32, "with --model: passages per engine call")
 	savePath := fset.String("save-predictions", "", "with --model: also write the raw answers here, as --predictions reads them")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *data == "" {
 		return usagef("--data is required")

@@ -38,12 +38,8 @@ func runModelSynth(_ context.Context, s streams, args []string) error {
 	vocab := fset.String("vocab", "", "copy the tokenizer of this GGUF file (e.g. LLaMA's ggml-vocab-llama-spm.gguf)")
 	seed := fset.Uint64("seed", 1, "seed of the random weights")
 	out := fset.String("out", "", "the GGUF file to write (required)")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *out == "" {
 		return usagef("--out is required")

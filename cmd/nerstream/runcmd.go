@@ -14,15 +14,11 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fset.String("config", "", "the YAML configuration (required)")
 	verbose := fset.Bool("v", false, "log debug lines")
-	pos, err := parseFlags(fset, args)
-	if err != nil {
+	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
 		return usagef("--config is required")
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
