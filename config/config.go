@@ -6,8 +6,9 @@
 // decoding), output (topics and the writer), model (prompt, parsing,
 // decoding limits), batch (micro-batches and the bound on work in flight),
 // retry (model failures) and shutdown_timeout. Every field documents its
-// default. Telemetry and HTTP sections join with their packages;
-// environment overrides (NERSTREAM_*) come with issue 6.
+// default. The telemetry, http and log sections configure observability:
+// traces and metrics, the /healthz, /readyz and /metrics endpoints, and the
+// logs. Environment overrides (NERSTREAM_*) come with issue 6.
 package config
 
 import (
@@ -31,6 +32,12 @@ type Config struct {
 	Model  Model  `yaml:"model"`
 	Batch  Batch  `yaml:"batch"`
 	Retry  Retry  `yaml:"retry"`
+	// Telemetry configures traces and metrics.
+	Telemetry Telemetry `yaml:"telemetry"`
+	// HTTP configures the health, readiness and metrics server.
+	HTTP HTTP `yaml:"http"`
+	// Log configures the process's logs.
+	Log Log `yaml:"log"`
 	// ShutdownTimeout bounds a graceful stop (SIGTERM, SIGINT) and the
 	// hand-over of partitions in a rebalance: work in flight gets this
 	// long to be written and committed, then it is abandoned (uncommitted,
@@ -134,6 +141,78 @@ type Retry struct {
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
+// Telemetry configures OpenTelemetry traces and metrics. What it leaves
+// empty, the standard OTEL_* environment variables fill in
+// (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT,
+// OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME,
+// OTEL_RESOURCE_ATTRIBUTES, OTEL_METRIC_EXPORT_INTERVAL, ...); what it
+// sets wins over them. Metrics are served at /metrics whatever the
+// exporter.
+type Telemetry struct {
+	// Exporter is where spans and metrics are sent: "none", "stdout",
+	// "otlp-grpc" or "otlp-http". Default: "" (OTEL_TRACES_EXPORTER when
+	// set, else none: no spans are recorded, and tracing costs nothing;
+	// trace context still passes from input to output records).
+	Exporter string `yaml:"exporter"`
+	// Endpoint is the OTLP receiver: host:port, or a URL
+	// (http://collector:4318). Default: "" (OTEL_EXPORTER_OTLP_ENDPOINT,
+	// else localhost:4317 for grpc and localhost:4318 for http).
+	Endpoint string `yaml:"endpoint"`
+	// Insecure sends OTLP without TLS. Default: false.
+	Insecure bool `yaml:"insecure"`
+	// CAFile is a PEM bundle of the CAs to trust for OTLP over TLS.
+	// Default: "" (the system's roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate and its key, PEM,
+	// for mutual TLS. Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Headers are sent with every export, such as a vendor's API key.
+	// Default: none (OTEL_EXPORTER_OTLP_HEADERS).
+	Headers map[string]string `yaml:"headers"`
+	// SamplingRatio is the fraction of new traces recorded, 0 to 1. A
+	// record whose producer sampled its trace is always followed
+	// (parent-based sampling). Default: unset (OTEL_TRACES_SAMPLER and
+	// OTEL_TRACES_SAMPLER_ARG, else 1: every trace).
+	SamplingRatio *float64 `yaml:"sampling_ratio"`
+	// ServiceName is the service.name resource attribute. Default: ""
+	// (OTEL_SERVICE_NAME, else "nerstream").
+	ServiceName string `yaml:"service_name"`
+	// ResourceAttributes are added to every span and metric, such as
+	// deployment.environment.name. They win over OTEL_RESOURCE_ATTRIBUTES.
+	// Default: none.
+	ResourceAttributes map[string]string `yaml:"resource_attributes"`
+	// MetricInterval is how often metrics are pushed to the exporter
+	// (/metrics is always current). Default: 0 (OTEL_METRIC_EXPORT_INTERVAL,
+	// else 60s).
+	MetricInterval time.Duration `yaml:"metric_interval"`
+}
+
+// HTTP configures the server of /healthz, /readyz, /metrics and, when
+// enabled, /debug/pprof.
+type HTTP struct {
+	// Address is where the server listens, host:port. Default: ":8080".
+	// "" turns the server off.
+	Address string `yaml:"address"`
+	// Pprof serves Go's profiler under /debug/pprof/. Default: false: it
+	// shows the process's internals, and a profile costs CPU while it
+	// runs.
+	Pprof bool `yaml:"pprof"`
+	// ReadinessInterval is how often readiness checks the brokers when no
+	// write has shown they work. Default: 5s.
+	ReadinessInterval time.Duration `yaml:"readiness_interval"`
+}
+
+// Log configures the logs on standard error.
+type Log struct {
+	// Level is "debug", "info" (default), "warn" or "error". No level
+	// above debug logs document text.
+	Level string `yaml:"level"`
+	// Format is "json" (default: one object per line, with trace_id and
+	// span_id when the line belongs to a span) or "text".
+	Format string `yaml:"format"`
+}
+
 // Model configures the UniNER task and the model that runs it.
 type Model struct {
 	// Path is the GGUF model file. Required by commands that run a model.
@@ -209,6 +288,8 @@ func Default() Config {
 		},
 		Batch:           Batch{MaxDocs: 32, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond, MaxInFlight: 256, Workers: 2},
 		Retry:           Retry{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		HTTP:            HTTP{Address: ":8080", ReadinessInterval: 5 * time.Second},
+		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -377,6 +458,40 @@ func (c Config) validateStream(add func(path, format string, args ...any)) {
 	positive("retry.initial_backoff", c.Retry.InitialBackoff)
 	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
 		add("retry.max_backoff", "must be at least retry.initial_backoff")
+	}
+	c.validateObservability(add)
+}
+
+// validateObservability checks the telemetry, http and log sections.
+func (c Config) validateObservability(add func(path, format string, args ...any)) {
+	t := c.Telemetry
+	switch t.Exporter {
+	case "", "none", "stdout", "otlp-grpc", "otlp-http":
+	default:
+		add("telemetry.exporter", "%q is not one of none, stdout, otlp-grpc, otlp-http", t.Exporter)
+	}
+	if r := t.SamplingRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		add("telemetry.sampling_ratio", "must be between 0 and 1")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("telemetry.key_file", "telemetry.cert_file and telemetry.key_file go together")
+	}
+	if t.MetricInterval < 0 {
+		add("telemetry.metric_interval", "must be >= 0")
+	}
+	if a := c.HTTP.Address; a != "" && !strings.Contains(a, ":") {
+		add("http.address", "%q is not host:port (\":8080\", \"127.0.0.1:8080\")", a)
+	}
+	if c.HTTP.ReadinessInterval <= 0 {
+		add("http.readiness_interval", "must be > 0")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		add("log.format", "%q is not one of json, text", c.Log.Format)
 	}
 }
 

@@ -134,6 +134,14 @@ func TestValidateStreamSections(t *testing.T) {
 		{"no linger", func(c *Config) { c.Batch.Linger = 0 }, "batch.linger"},
 		{"no attempts", func(c *Config) { c.Retry.MaxAttempts = 0 }, "retry.max_attempts"},
 		{"backoff range", func(c *Config) { c.Retry.MaxBackoff = time.Millisecond }, "retry.max_backoff"},
+		{"exporter", func(c *Config) { c.Telemetry.Exporter = "jaeger" }, "telemetry.exporter"},
+		{"sampling ratio", func(c *Config) { r := 1.5; c.Telemetry.SamplingRatio = &r }, "telemetry.sampling_ratio"},
+		{"client cert without key", func(c *Config) { c.Telemetry.CertFile = "c.pem" }, "telemetry.key_file"},
+		{"metric interval", func(c *Config) { c.Telemetry.MetricInterval = -time.Second }, "telemetry.metric_interval"},
+		{"http address", func(c *Config) { c.HTTP.Address = "8080" }, "http.address"},
+		{"readiness interval", func(c *Config) { c.HTTP.ReadinessInterval = 0 }, "http.readiness_interval"},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,6 +153,34 @@ func TestValidateStreamSections(t *testing.T) {
 				t.Fatalf("Validate() = %v, want one problem at %s", err, c.path)
 			}
 		})
+	}
+}
+
+func TestTelemetryYAML(t *testing.T) {
+	cfg, err := Read(strings.NewReader(`telemetry:
+  exporter: otlp-http
+  endpoint: http://collector:4318
+  headers: {x-api-key: secret}
+  sampling_ratio: 0
+  resource_attributes: {deployment.environment.name: prod}
+http: {address: "127.0.0.1:9090", pprof: true}
+log: {level: debug, format: text}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tl := cfg.Telemetry
+	// An explicit 0 is "sample no new trace", not "unset".
+	if tl.Exporter != "otlp-http" || tl.SamplingRatio == nil || *tl.SamplingRatio != 0 || tl.Headers["x-api-key"] != "secret" ||
+		tl.ResourceAttributes["deployment.environment.name"] != "prod" || !cfg.HTTP.Pprof || cfg.HTTP.ReadinessInterval != 5*time.Second ||
+		cfg.Log.Level != "debug" {
+		t.Fatalf("config %+v %+v %+v", tl, cfg.HTTP, cfg.Log)
+	}
+	if Default().Telemetry.SamplingRatio != nil {
+		t.Fatal("the default sampling ratio must be unset, so that OTEL_TRACES_SAMPLER applies")
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // GroupOptions configure a [Group]. Zero values take the defaults.
@@ -42,6 +45,13 @@ type GroupOptions struct {
 	Decode DecodeOptions
 	// Logger receives group events. Default: none.
 	Logger *slog.Logger
+	// Propagator extracts the trace context that producers put in the
+	// records' headers (Message.TraceContext). Default: none.
+	Propagator propagation.TextMapPropagator
+	// Health hears whether the member holds a generation
+	// (telemetry.CheckConsumerGroup): ready once it joins, failing while
+	// it cannot join or between generations. Default: none.
+	Health *telemetry.Health
 }
 
 // Group is one member of a consumer group. Membership goes through
@@ -120,8 +130,17 @@ func (g *Group) Run(ctx context.Context, handle Handler) error {
 		case err != nil:
 			// kafka-go backs off and joins again by itself.
 			g.log.Warn("consumer group: joining failed; retrying", "group", g.opts.GroupID, "err", err)
+			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("joining group %q: %w", g.opts.GroupID, err))
 			continue
 		}
+		g.opts.Health.Set(telemetry.CheckConsumerGroup, nil)
+		gen.Start(func(gctx context.Context) {
+			// kafka-go starts the next generation only after every
+			// function of this one has returned, so this cannot
+			// overwrite the next generation's "ready".
+			<-gctx.Done()
+			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("generation %d ended; rejoining group %q", gen.ID, g.opts.GroupID))
+		})
 		var parts []string
 		for topic, assigned := range gen.Assignments {
 			for _, a := range assigned {
@@ -159,7 +178,7 @@ func (g *Group) claim(gen *kafka.Generation, topic string, a kafka.PartitionAssi
 	})
 	// SetOffset cannot fail on a fresh reader that has no group.
 	_ = r.SetOffset(a.Offset)
-	return &Claim{Topic: topic, Partition: a.ID, Start: a.Offset, gen: gen, reader: r, decode: g.opts.Decode}
+	return &Claim{Topic: topic, Partition: a.ID, Start: a.Offset, gen: gen, reader: r, decode: g.opts.Decode, prop: g.opts.Propagator}
 }
 
 // Claim is one partition handed to this member by one generation.
@@ -174,6 +193,7 @@ type Claim struct {
 	gen    *kafka.Generation
 	reader *kafka.Reader
 	decode DecodeOptions
+	prop   propagation.TextMapPropagator
 }
 
 // Header is a record header.
@@ -192,6 +212,13 @@ type Message struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
+	// HighWaterMark is the partition's end offset when the record was
+	// fetched: the lag is HighWaterMark - committed offset.
+	HighWaterMark int64
+	// TraceContext holds the trace context of the record's producer, from
+	// its headers, when the group has a Propagator and the headers carry
+	// one; else nil. It is never cancelled.
+	TraceContext context.Context
 	// Doc is the decoded document, when Err is nil.
 	Doc Document
 	// Err is a *DecodeError when the value is not a valid document: the
@@ -207,7 +234,13 @@ func (c *Claim) Next(ctx context.Context) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	msg := Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+	msg := Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time, HighWaterMark: m.HighWaterMark}
+	if c.prop != nil && len(m.Headers) > 0 {
+		ctx := c.prop.Extract(context.Background(), telemetry.Headers(&m.Headers))
+		if ctx != context.Background() {
+			msg.TraceContext = ctx
+		}
+	}
 	var encoding string
 	for _, h := range m.Headers {
 		msg.Headers = append(msg.Headers, Header{Key: h.Key, Value: h.Value})

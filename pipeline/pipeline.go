@@ -10,7 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // Options configure a [Pipeline]. Zero values take the defaults.
@@ -40,8 +44,24 @@ type Options struct {
 	// DrainTimeout is how long a claim whose context ended may go on
 	// writing and committing the work in flight. Default: 10s.
 	DrainTimeout time.Duration
-	// Logger receives warnings (retries) and debug lines. Default: none.
+	// Logger receives warnings (retries) and debug lines. Lines about one
+	// record are logged with its span's context, so that a handler can add
+	// the trace id. Default: none.
 	Logger *slog.Logger
+	// Tracer records a "process {topic}" span per record, an "infer" span
+	// per model call and a "send {topic}" span per output (see the
+	// package doc). Default: none; the input's trace context still passes
+	// to the outputs.
+	Tracer trace.Tracer
+	// Metrics records the records, batches, latencies, tokens, documents in
+	// flight and consumer lag. Default: none.
+	Metrics *telemetry.Metrics
+	// Health hears of model failures (telemetry.CheckModel) and of sink
+	// failures (telemetry.CheckProducer), and of their recovery. Default:
+	// none.
+	Health *telemetry.Health
+	// GroupName (the consumer group) and ModelName label the spans.
+	GroupName, ModelName string
 }
 
 // Retry is an exponential back-off.
@@ -86,6 +106,8 @@ type Pipeline struct {
 
 	fetched, annotated, deadLetters, abandoned atomic.Int64
 	modelRetries, writeRetries, commitFails    atomic.Int64
+
+	claims sync.Map // *claim → struct{}: the live claims, for the lag
 }
 
 // item is one record on its way through.
@@ -94,17 +116,28 @@ type item struct {
 	claim *claim
 	size  int
 	tries int // model calls so far; only the worker that holds it touches it
-	// out and isDLQ are set once, by finish, before done is closed.
-	done  chan struct{}
-	out   Output
-	isDLQ bool
+	// ctx holds the record's process span, which span ends when its
+	// output is acknowledged or it is abandoned.
+	ctx     context.Context
+	span    trace.Span
+	fetched time.Time
+	// out and reason are set once, by finish, before done is closed.
+	done   chan struct{}
+	out    Output
+	reason string // why the record is a dead letter; "" for an annotation
 }
 
-// finish settles the item. Each item is settled once: by fetch when its
-// decode was rejected, else by the worker that holds it.
-func (it *item) finish(out Output, deadLetter bool) {
-	it.out, it.isDLQ = out, deadLetter
+// finish settles the item with its output: an annotation, or a dead letter
+// when reason is set. Each item is settled once: by fetch when its decode
+// was rejected, else by the worker that holds it.
+func (it *item) finish(out Output, reason string) {
+	it.out, it.reason = out, reason
 	close(it.done)
+}
+
+// deadLetter settles the item as a dead letter.
+func (p *Pipeline) deadLetter(it *item, reason string) {
+	it.finish(p.opts.Encoder.DeadLetter(&it.in, reason), reason)
 }
 
 func (it *item) settled() bool {
@@ -149,13 +182,19 @@ func New(opts Options) (*Pipeline, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	p := &Pipeline{
 		opts:  opts,
 		log:   log,
 		slots: make(chan struct{}, opts.MaxInFlight),
 		in:    make(chan *item),
 		work:  make(chan []*item),
-	}, nil
+	}
+	opts.Metrics.ObserveInFlight(func() int64 { return int64(len(p.slots)) })
+	opts.Metrics.ObserveLag(p.observeLag)
+	return p, nil
 }
 
 // Stats returns the counters so far.
@@ -244,7 +283,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			p.log.Error("recognizer panicked; the batch becomes dead letters", "docs", len(batch), "panic", fmt.Sprint(r))
 			for _, it := range batch {
 				if !it.settled() && !it.claim.abandoned() {
-					it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonInferenceFailed), true)
+					p.deadLetter(it, ReasonInferenceFailed)
 				}
 			}
 		}
@@ -261,18 +300,12 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 		if len(live) == 0 {
 			return
 		}
-		docs := make([]model.Document, len(live))
-		for i, it := range live {
-			docs[i] = it.in.Doc
-		}
-		anns, err := p.opts.Recognizer.Recognize(ctx, docs)
+		anns, err := p.recognize(ctx, live)
 		if ctx.Err() != nil {
 			return // shutting down: claims abandon what is left
 		}
-		if err == nil && len(anns) != len(docs) {
-			err = fmt.Errorf("recognizer returned %d annotations for %d documents", len(anns), len(docs))
-		}
 		var again []*item
+		var retryErr error
 		for i, it := range live {
 			var docErr error
 			if err != nil {
@@ -285,31 +318,62 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			case docErr == nil:
 				out, encErr := p.opts.Encoder.Annotation(&it.in, &anns[i])
 				if encErr != nil {
-					p.log.Warn("annotation not encodable", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "err", encErr)
-					it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonEncodeFailed), true)
+					p.log.WarnContext(it.ctx, "annotation not encodable", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "err", encErr)
+					p.deadLetter(it, ReasonEncodeFailed)
 					continue
 				}
-				it.finish(out, false)
+				it.finish(out, "")
 			case errors.As(docErr, &ie):
-				it.finish(p.opts.Encoder.DeadLetter(&it.in, ie.Reason), true)
+				p.deadLetter(it, ie.Reason)
 			case it.tries >= p.opts.Retry.MaxAttempts:
-				p.log.Warn("inference failed; dead letter", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "tries", it.tries, "err", docErr)
-				it.finish(p.opts.Encoder.DeadLetter(&it.in, ReasonInferenceFailed), true)
+				p.log.WarnContext(it.ctx, "inference failed; dead letter", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "tries", it.tries, "err", docErr)
+				p.deadLetter(it, ReasonInferenceFailed)
 			default:
 				again = append(again, it)
+				retryErr = docErr
 			}
 		}
 		if len(again) == 0 {
+			p.opts.Health.Set(telemetry.CheckModel, nil)
 			return
 		}
+		p.opts.Health.Set(telemetry.CheckModel, fmt.Errorf("inference failing: %w", retryErr))
 		p.modelRetries.Add(int64(len(again)))
 		d := p.opts.Retry.delay(again[0].tries)
-		p.log.Warn("model failed; retrying", "docs", len(again), "in", d, "err", err)
+		p.log.Warn("model failed; retrying", "docs", len(again), "in", d, "err", retryErr)
 		if !sleep(ctx, d) {
 			return
 		}
 		batch = again
 	}
+}
+
+// recognize is one model call over the items, in an infer span linked to
+// each record's span.
+func (p *Pipeline) recognize(ctx context.Context, items []*item) ([]model.Annotation, error) {
+	docs := make([]model.Document, len(items))
+	for i, it := range items {
+		docs[i] = it.in.Doc
+	}
+	ctx, span := p.startInfer(ctx, items)
+	defer span.End()
+	start := time.Now()
+	anns, err := p.opts.Recognizer.Recognize(ctx, docs)
+	if err == nil && len(anns) != len(docs) {
+		err = fmt.Errorf("recognizer returned %d annotations for %d documents", len(anns), len(docs))
+	}
+	if err != nil {
+		recordError(span, err)
+		return nil, err
+	}
+	var in, out int
+	for i := range anns {
+		in += anns[i].PromptTokens
+		out += anns[i].GeneratedTokens
+	}
+	p.opts.Metrics.ModelBatch(ctx, len(docs), time.Since(start), in, out)
+	endInfer(span, in, out)
+	return anns, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -330,6 +394,13 @@ type claim struct {
 	// abandon ends when the drain is over: items not yet settled are
 	// dropped.
 	abandon context.Context
+	// topic and partition (set by fetch before the claim joins
+	// Pipeline.claims), the high-water mark of the last fetch and the
+	// committed offset (-1 until known) make the consumer lag.
+	topic          string
+	partition      int
+	hwm, committed atomic.Int64
+	spans          claimSpans // set with topic
 }
 
 func (c *claim) abandoned() bool { return c.abandon.Err() != nil }
@@ -351,6 +422,8 @@ func (p *Pipeline) Consume(ctx context.Context, c Claim, start int64) error {
 		}
 	}()
 	cl := &claim{c: c, queue: make(chan *item, p.opts.MaxInFlight), abandon: abandon}
+	cl.committed.Store(max(start, -1))
+	defer p.claims.Delete(cl) // fetch, which adds it, has returned by then
 	fetchErr := make(chan error, 1)
 	go func() { fetchErr <- p.fetch(ctx, cl) }()
 	p.emit(cl, start)
@@ -399,10 +472,19 @@ func (p *Pipeline) fetch(ctx context.Context, cl *claim) error {
 		if in.Doc.ID == "" {
 			in.Doc.ID = in.Topic + "/" + strconv.Itoa(in.Partition) + "/" + strconv.FormatInt(in.Offset, 10)
 		}
-		it := &item{in: in, claim: cl, size: len(in.Doc.Text), done: make(chan struct{})}
+		it := &item{in: in, claim: cl, size: len(in.Doc.Text), fetched: time.Now(), done: make(chan struct{})}
+		if cl.topic == "" {
+			// The claim's partition is known from its first record.
+			cl.topic, cl.partition = in.Topic, in.Partition
+			cl.spans = p.newClaimSpans(in.Topic, in.Partition)
+			p.claims.Store(cl, struct{}{})
+		}
+		it.ctx, it.span = p.startProcess(it)
+		p.opts.Metrics.Consumed(it.ctx, in.Topic, 1)
+		cl.fetchedAt(in.Offset, in.HighWaterMark)
 		cl.queue <- it // never blocks: the queue holds MaxInFlight
 		if in.Reject != "" {
-			it.finish(p.opts.Encoder.DeadLetter(&it.in, in.Reject), true)
+			p.deadLetter(it, in.Reject)
 			continue
 		}
 		select {
@@ -424,7 +506,11 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 		// Whatever was not written is abandoned: give its slots back, and
 		// whatever is still queued too.
 		n := len(pending)
-		for range cl.queue {
+		for _, it := range pending {
+			endAbandoned(it.span)
+		}
+		for it := range cl.queue {
+			endAbandoned(it.span)
 			n++
 		}
 		for range n {
@@ -443,6 +529,7 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 			return
 		}
 		committed = off
+		cl.committed.Store(off)
 	}
 	defer commit()
 	for {
@@ -494,20 +581,29 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 			n++
 		}
 		outs := make([]Output, n)
+		sends := make([]trace.Span, n)
 		for i, it := range pending[:n] {
 			outs[i] = it.out
+			outs[i].TraceContext, sends[i] = p.startSend(it)
 		}
 		if !p.write(cl, outs) {
+			for _, s := range sends {
+				endAbandoned(s)
+			}
 			return
 		}
 		var dlq int64
-		for _, it := range pending[:n] {
+		now := time.Now()
+		for i, it := range pending[:n] {
 			tr.ack(it.in.Offset)
-			if it.isDLQ {
+			sends[i].End()
+			p.acknowledged(it, now)
+			if it.reason != "" {
 				dlq++
 			}
 			<-p.slots
 		}
+		p.countProduced(pending[:n])
 		p.deadLetters.Add(dlq)
 		p.annotated.Add(int64(n) - dlq)
 		pending = pending[n:]
@@ -521,11 +617,13 @@ func (p *Pipeline) write(cl *claim, outs []Output) bool {
 	for attempt := 1; ; attempt++ {
 		err := p.opts.Sink.Write(cl.abandon, outs)
 		if err == nil {
+			p.opts.Health.Set(telemetry.CheckProducer, nil)
 			return true
 		}
 		if cl.abandoned() {
 			return false
 		}
+		p.opts.Health.Set(telemetry.CheckProducer, fmt.Errorf("writes failing: %w", err))
 		p.writeRetries.Add(1)
 		d := p.opts.Retry.delay(attempt)
 		p.log.Warn("write failed; retrying", "records", len(outs), "in", d, "err", err)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/nerstream/nerstream/model"
 )
@@ -30,6 +31,16 @@ type Input struct {
 	// Reject, when set, is why the record could not be decoded: it becomes a
 	// dead letter with this reason and never reaches the model.
 	Reject string
+	// Time is the record's timestamp, where its end-to-end latency
+	// starts; zero means the moment it was fetched.
+	Time time.Time
+	// HighWaterMark is the partition's end offset at the fetch, for the
+	// consumer lag; 0 when unknown.
+	HighWaterMark int64
+	// TraceContext holds the trace context (span and baggage) that the
+	// record's producer sent in its headers, for the record's span to
+	// continue; nil when it sent none. It is never cancelled.
+	TraceContext context.Context
 }
 
 // Output is one record to write.
@@ -37,6 +48,10 @@ type Output struct {
 	Topic      string
 	Key, Value []byte
 	Headers    []Header
+	// TraceContext is the context of the record's send span, with the
+	// input's baggage: the sink injects it into the record's headers. It
+	// is never cancelled, and nil when tracing is off.
+	TraceContext context.Context
 }
 
 // Claim is one input partition, owned by this member for one consumer-group

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // Message is one record to write. Topic is required: one Writer serves the
@@ -21,6 +24,11 @@ type Message struct {
 	Key     []byte
 	Value   []byte
 	Headers []Header
+	// TraceContext, when set, is injected into the record's headers by
+	// the Writer's Options.Propagator (traceparent, tracestate, baggage),
+	// replacing any such header already in Headers. Only its values are
+	// read: its cancellation is ignored.
+	TraceContext context.Context
 }
 
 // Header is one Kafka record header. Kafka header keys may repeat; Write
@@ -118,6 +126,11 @@ type Options struct {
 	// retry whole Writes themselves, and kafka-go's default of 10 would
 	// hide a broken cluster behind long stalls.
 	MaxAttempts int
+
+	// Propagator injects each Message's TraceContext into its headers,
+	// so that the consumers of the output continue the trace. Default:
+	// none, and headers are written as given.
+	Propagator propagation.TextMapPropagator
 }
 
 // withDefaults returns o with defaults filled in, or an error naming the
@@ -178,6 +191,8 @@ func (o Options) withDefaults() (Options, error) {
 type Writer struct {
 	kw        *kafka.Writer
 	transport *kafka.Transport
+	prop      propagation.TextMapPropagator
+	timeout   time.Duration
 }
 
 // NewWriter returns a Writer for opts. It does not contact the brokers:
@@ -203,7 +218,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		MaxAttempts:            o.MaxAttempts,
 		Transport:              transport,
 	}
-	return &Writer{kw: kw, transport: transport}, nil
+	return &Writer{kw: kw, transport: transport, prop: o.Propagator, timeout: o.WriteTimeout}, nil
 }
 
 // Write sends msgs and waits for the brokers. It returns nil only when every
@@ -239,6 +254,9 @@ func (w *Writer) Write(ctx context.Context, msgs []Message) error {
 				km.Headers[j] = kafka.Header{Key: h.Key, Value: h.Value}
 			}
 		}
+		if w.prop != nil && m.TraceContext != nil {
+			w.prop.Inject(m.TraceContext, telemetry.Headers(&km.Headers))
+		}
 		kms[i] = km
 	}
 	err := w.kw.WriteMessages(ctx, kms...)
@@ -250,6 +268,29 @@ func (w *Writer) Write(ctx context.Context, msgs []Message) error {
 		return newWriteError(len(msgs), werrs)
 	}
 	return fmt.Errorf("producers: write %d messages: %w", len(msgs), err)
+}
+
+// Check asks the brokers for the metadata of topics and reports whether
+// they answer and know every topic, for readiness: it shows that writes can
+// work before there is anything to write. It is bounded by
+// Options.WriteTimeout.
+func (w *Writer) Check(ctx context.Context, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	c := &kafka.Client{Addr: w.kw.Addr, Transport: w.transport, Timeout: w.timeout}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("producers: metadata: %w", err)
+	}
+	if len(md.Brokers) == 0 {
+		return errors.New("producers: metadata: no brokers")
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("producers: topic %q: %w", t.Name, t.Error)
+		}
+	}
+	return nil
 }
 
 // Close flushes batches still being assembled, waits for writes in flight

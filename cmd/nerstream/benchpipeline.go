@@ -2,19 +2,25 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,9 +30,13 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // `nerstream bench pipeline` measures what nerstream's streaming path
@@ -50,6 +60,17 @@ import (
 // quarter of a second, so 20ms steps would be steps of 8%). Its
 // *_msgs_per_s is documents over the whole phase, group join included;
 // *_after_join_msgs_per_s starts at the first record in hand instead.
+//
+// With --telemetry, telemetry phases alternate with the pipeline phases
+// (--rounds of each, A B B A …): the same member with the observability of
+// `nerstream run` (telemetry.Setup with the OTLP/HTTP exporter, every trace
+// sampled, and a Health), exporting to an OTLP receiver that the broker
+// process serves, so that its CPU is not this process's, as a collector's
+// would not be. Every input record then carries a traceparent header, in
+// every phase, so that each process span has a remote parent and the plain
+// phases read the same records. The receiver counts the spans it gets: the
+// batch span processor drops spans when its queue is full, and dropped
+// spans would make telemetry look cheaper than it is.
 
 // Topics of the benchmark's broker.
 const (
@@ -115,6 +136,15 @@ type pipelineBench struct {
 	// RSSPeakFrom is "vmhwm" when /proc/self/clear_refs reset the peak
 	// before each phase, or "sampled" (VmRSS every 50ms) when it could not.
 	RSSPeakFrom string `json:"rss_peak_from"`
+
+	// Rounds is the number of plain pipeline phases (and of telemetry
+	// phases); with more than one, the pipeline_* figures are their
+	// medians. Phases are every phase's own figures, in order.
+	Rounds int           `json:"rounds"`
+	Phases []phaseReport `json:"phases"`
+
+	// With --telemetry.
+	*BenchTelemetry
 }
 
 func runBenchPipeline(ctx context.Context, s streams, args []string) error {
@@ -126,18 +156,28 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	maxInFlight := fset.Int("max-in-flight", 256, "batch.max_in_flight")
 	workers := fset.Int("workers", 2, "batch.workers")
 	rawBatch := fset.Int("raw-batch", 0, "records one raw-loop write gathers at most (default: --max-docs)")
-	rawFirst := fset.Bool("raw-first", false, "run the raw phase before the pipeline phase")
+	rawFirst := fset.Bool("raw-first", false, "run the raw phase before the pipeline phases (default: after them)")
+	withTelemetry := fset.Bool("telemetry", false, "also measure the pipeline with tracing (sampling ratio 1) and metrics exported over OTLP/HTTP to a receiver in the broker process; every input record then carries a traceparent header")
+	rounds := fset.Int("rounds", 0, "pipeline phases (and, with --telemetry, telemetry phases) to run, alternating; the figures are their medians (default 1, or 2 with --telemetry)")
+	modelPath := fset.String("model", "", "run this model (a GGUF file or synth:PRESET) in the pipeline phases instead of the instant echo model, to see the stream's costs beside real inference")
+	maxNew := fset.Int("max-new-tokens", 16, "with --model: model.max_new_tokens")
 	timeout := fset.Duration("timeout", 10*time.Minute, "limit of one phase")
 	poll := fset.Duration("poll", 5*time.Millisecond, "how often the committed offsets are read to see a phase's end")
-	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of each phase to PREFIX.pipeline.pprof and PREFIX.raw.pprof")
+	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of each phase to PREFIX.PHASE.pprof (PREFIX.pipeline.pprof, PREFIX.raw.pprof, PREFIX.telemetry.pprof, …)")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
-	if *docs <= 0 || *partitions <= 0 || *docBytes < 40 || *timeout <= 0 || *poll <= 0 {
-		return usagef("--docs, --partitions, --timeout and --poll must be > 0, and --doc-bytes >= 40")
+	if *docs <= 0 || *partitions <= 0 || *docBytes < 40 || *timeout <= 0 || *poll <= 0 || *rounds < 0 {
+		return usagef("--docs, --partitions, --timeout and --poll must be > 0, --rounds >= 0, and --doc-bytes >= 40")
 	}
 	if *rawBatch <= 0 {
 		*rawBatch = *maxDocs
+	}
+	if *rounds == 0 {
+		*rounds = 1
+		if *withTelemetry {
+			*rounds = 2
+		}
 	}
 	cfg := config.Default()
 	cfg.Kafka.GroupID = bpPipelineGroup
@@ -147,11 +187,25 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	cfg.Output.DeadLetterTopic = bpDeadTopic
 	cfg.Model.EntityTypes = []string{"person", "organization", "location"}
 	cfg.Batch.MaxDocs, cfg.Batch.MaxInFlight, cfg.Batch.Workers = *maxDocs, *maxInFlight, *workers
+	cfg.Model.MaxNewTokens = *maxNew
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	var inner pipeline.Recognizer
+	if *modelPath != "" {
+		eng, name, err := openModel(*modelPath, llama.DefaultOptions())
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		if inner, err = model.NewRecognizer(eng, recognizerOptions(cfg.Model)); err != nil {
+			return usageError{err}
+		}
+		fmt.Fprintf(s.err, "bench pipeline: model %s\n", name)
+	}
 
-	broker, err := startBenchBroker(*partitions, *docs, *docBytes, s.err)
+	broker, err := startBenchBroker(benchBrokerOptions{partitions: *partitions, docs: *docs, docBytes: *docBytes,
+		traceparent: *withTelemetry, otlp: *withTelemetry}, s.err)
 	if err != nil {
 		return err
 	}
@@ -183,77 +237,403 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 
 	res := pipelineBench{Docs: *docs, Partitions: *partitions, DocBytes: *docBytes, MeanValueB: broker.meanBytes,
 		MaxDocs: cfg.Batch.MaxDocs, MaxInFlight: cfg.Batch.MaxInFlight, Workers: cfg.Batch.Workers,
-		LingerMS: float64(cfg.Batch.Linger) / float64(time.Millisecond), RawBatch: *rawBatch, Order: "pipeline,raw",
+		LingerMS: float64(cfg.Batch.Linger) / float64(time.Millisecond), RawBatch: *rawBatch, Rounds: *rounds,
 		PollMS: float64(*poll) / float64(time.Millisecond), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), RSSPeakFrom: "vmhwm"}
-	if *rawFirst {
-		res.Order = "raw,pipeline"
-	}
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	opts := func(phase string) phaseOpts {
-		return phaseOpts{timeout: *timeout, poll: *poll, cpuProfile: profilePath(*cpuProfile, phase), brokerPID: broker.cmd.Process.Pid}
-	}
-	var pm, rm phaseMeasure
-	pipelinePhase := func() (err error) {
-		pm, err = runPhase(ctx, cl, bpPipelineGroup, end, opts("pipeline"), func(pctx context.Context, mark func(), _ func(error)) (func() (int64, error), error) {
-			rec := &echoRecognizer{types: cfg.Model.EntityTypes, first: mark}
-			mem, err := newMember(cfg, rec, "bench-echo", log)
-			if err != nil {
-				return nil, err
-			}
-			done := make(chan error, 1)
-			go func() { done <- mem.run(pctx) }()
-			return func() (int64, error) {
-				err := <-done
-				st := mem.pipe.Stats()
-				res.PipelineDeadLetters, res.RecognizerCalls = st.DeadLetters, rec.calls.Load()
-				return st.Annotated + st.DeadLetters, err
-			}, nil
-		})
-		if err != nil {
-			return fmt.Errorf("pipeline phase: %w", err)
+	// The phases, in order: the pipeline phases (with --telemetry, rounds
+	// of plain and telemetry phases, alternating A B B A … so that a drift
+	// of the machine over the run weighs on both alike), and the raw phase
+	// last, or first with --raw-first.
+	var kinds []string
+	for r := range *rounds {
+		switch {
+		case !*withTelemetry:
+			kinds = append(kinds, bpKindPipeline)
+		case r%2 == 0:
+			kinds = append(kinds, bpKindPipeline, bpKindTelemetry)
+		default:
+			kinds = append(kinds, bpKindTelemetry, bpKindPipeline)
 		}
-		return nil
 	}
-	rawPhase := func() (err error) {
-		rm, err = runPhase(ctx, cl, bpRawGroup, end, opts("raw"), func(pctx context.Context, mark func(), abort func(error)) (func() (int64, error), error) {
-			return startRawLoop(pctx, broker.addr, *rawBatch, cfg, mark, abort), nil
-		})
-		if err != nil {
-			return fmt.Errorf("raw phase: %w", err)
-		}
-		return nil
-	}
-	phases := []func() error{pipelinePhase, rawPhase}
 	if *rawFirst {
-		phases[0], phases[1] = phases[1], phases[0]
+		kinds = append([]string{bpKindRaw}, kinds...)
+	} else {
+		kinds = append(kinds, bpKindRaw)
 	}
-	for _, phase := range phases {
-		if err := phase(); err != nil {
-			return err
+
+	seen := map[string]int{}
+	var order []string
+	var plain, traced []phaseReport
+	var raw phaseReport
+	res.Phases = make([]phaseReport, 0, len(kinds))
+	for _, kind := range kinds {
+		seen[kind]++
+		label := kind
+		if seen[kind] > 1 {
+			label += "-" + strconv.Itoa(seen[kind])
+		}
+		order = append(order, label)
+		opts := phaseOpts{timeout: *timeout, poll: *poll, cpuProfile: profilePath(*cpuProfile, label), brokerPID: broker.cmd.Process.Pid, model: inner}
+		switch kind {
+		case bpKindRaw:
+			m, err := runPhase(ctx, cl, bpRawGroup, end, opts, func(pctx context.Context, mark func(), abort func(error)) (func() (int64, error), error) {
+				return startRawLoop(pctx, broker.addr, *rawBatch, cfg, mark, abort), nil
+			})
+			if err != nil {
+				return fmt.Errorf("raw phase: %w", err)
+			}
+			raw = newPhaseReport(label, *docs, m)
+			raw.Group = bpRawGroup
+			res.Phases = append(res.Phases, raw)
+		case bpKindPipeline:
+			r, err := runPipelinePhase(ctx, cl, cfg, label, *docs, end, opts, log, nil, broker)
+			if err != nil {
+				return fmt.Errorf("%s phase: %w", label, err)
+			}
+			plain = append(plain, r)
+			res.Phases = append(res.Phases, r)
+		case bpKindTelemetry:
+			r, err := runPipelinePhase(ctx, cl, cfg, label, *docs, end, opts, log, telemetryPhaseOptions(broker.otlpAddr), broker)
+			if err != nil {
+				return fmt.Errorf("%s phase: %w", label, err)
+			}
+			traced = append(traced, r)
+			res.Phases = append(res.Phases, r)
 		}
 	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	res.PipelineDocs, res.PipelineCommitted = pm.docs, pm.committed
-	res.PipelineSeconds, res.PipelineJoinMS = pm.total.Seconds(), ms(pm.join)
-	res.PipelineMsgsPerS = float64(*docs) / pm.total.Seconds()
-	res.PipelineAfterJoin = float64(*docs) / (pm.total - pm.join).Seconds()
-	res.StartRSSMB, res.PeakRSSMB, res.HeapPeakMB = pm.startRSS, pm.peakRSS, pm.heapPeak
-	res.PipelineCPUS, res.PipelineBrokerCPUS = pm.cpu, pm.brokerCPU
-	res.RawDocs, res.RawCommitted = rm.docs, rm.committed
-	res.RawSeconds, res.RawJoinMS = rm.total.Seconds(), ms(rm.join)
-	res.RawMsgsPerS = float64(*docs) / rm.total.Seconds()
-	res.RawAfterJoin = float64(*docs) / (rm.total - rm.join).Seconds()
-	res.RawStartRSSMB, res.RawPeakRSSMB, res.RawHeapPeakMB = rm.startRSS, rm.peakRSS, rm.heapPeak
-	res.RawCPUS, res.RawBrokerCPUS = rm.cpu, rm.brokerCPU
-	if !pm.rssReset || !rm.rssReset {
-		res.RSSPeakFrom = "sampled"
+	res.Order = strings.Join(order, ",")
+
+	// The pipeline_* figures are the medians of the plain pipeline phases
+	// (the one phase's own figures when there is one), but for the peaks,
+	// the highest, and the counts, the smallest, so that a phase that fell
+	// short shows.
+	pick := func(f func(phaseReport) float64) float64 { return medianOf(plain, f) }
+	res.PipelineMsgsPerS = pick(func(r phaseReport) float64 { return r.MsgsPerS })
+	res.PipelineAfterJoin = pick(func(r phaseReport) float64 { return r.AfterJoin })
+	res.PipelineSeconds = pick(func(r phaseReport) float64 { return r.Seconds })
+	res.PipelineJoinMS = pick(func(r phaseReport) float64 { return r.JoinMS })
+	res.PipelineCPUS = pick(func(r phaseReport) float64 { return r.CPUS })
+	res.PipelineBrokerCPUS = pick(func(r phaseReport) float64 { return r.BrokerCPUS })
+	res.StartRSSMB = pick(func(r phaseReport) float64 { return r.StartRSSMB })
+	res.PeakRSSMB = maxOf(plain, func(r phaseReport) float64 { return r.PeakRSSMB })
+	res.HeapPeakMB = maxOf(plain, func(r phaseReport) float64 { return r.HeapPeakMB })
+	res.RecognizerCalls = int64(pick(func(r phaseReport) float64 { return float64(r.RecognizerCalls) }))
+	res.PipelineDocs, res.PipelineCommitted = plain[0].Docs, plain[0].Committed
+	for _, r := range plain {
+		res.PipelineDocs, res.PipelineCommitted = min(res.PipelineDocs, r.Docs), min(res.PipelineCommitted, r.Committed)
+		res.PipelineDeadLetters = max(res.PipelineDeadLetters, r.DeadLetters)
+	}
+	res.RawDocs, res.RawCommitted = raw.Docs, raw.Committed
+	res.RawSeconds, res.RawJoinMS = raw.Seconds, raw.JoinMS
+	res.RawMsgsPerS, res.RawAfterJoin = raw.MsgsPerS, raw.AfterJoin
+	res.RawStartRSSMB, res.RawPeakRSSMB, res.RawHeapPeakMB = raw.StartRSSMB, raw.PeakRSSMB, raw.HeapPeakMB
+	res.RawCPUS, res.RawBrokerCPUS = raw.CPUS, raw.BrokerCPUS
+	for _, r := range res.Phases {
+		if !r.rssReset {
+			res.RSSPeakFrom = "sampled"
+		}
 	}
 	res.Ratio = res.PipelineMsgsPerS / res.RawMsgsPerS
 	res.AfterJoinRatio = res.PipelineAfterJoin / res.RawAfterJoin
+	if *withTelemetry {
+		tb, err := telemetryFigures(ctx, plain, traced, broker)
+		if err != nil {
+			return err
+		}
+		res.BenchTelemetry = tb
+	}
 	enc := json.NewEncoder(s.out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// Kinds of phase.
+const (
+	bpKindRaw       = "raw"
+	bpKindPipeline  = "pipeline"
+	bpKindTelemetry = "telemetry"
+)
+
+// phaseReport is one phase's figures, in the output's "phases".
+type phaseReport struct {
+	Phase       string  `json:"phase"` // raw, pipeline, pipeline-2, telemetry, …
+	Group       string  `json:"group"`
+	MsgsPerS    float64 `json:"msgs_per_s"`
+	AfterJoin   float64 `json:"after_join_msgs_per_s"`
+	Seconds     float64 `json:"seconds"`
+	JoinMS      float64 `json:"join_ms"`
+	CPUS        float64 `json:"cpu_s"`
+	CPUUSPerDoc float64 `json:"cpu_us_per_doc"`
+	BrokerCPUS  float64 `json:"broker_cpu_s"`
+	StartRSSMB  float64 `json:"start_rss_mb"`
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	HeapPeakMB  float64 `json:"heap_peak_mb"`
+	Docs        int64   `json:"docs"`
+	Committed   int64   `json:"committed"`
+
+	DeadLetters     int64 `json:"dead_letters,omitempty"`
+	RecognizerCalls int64 `json:"recognizer_calls,omitempty"`
+
+	// Telemetry phases only. FlushMS is Telemetry.Shutdown after the
+	// member stopped (the spans still queued and the metrics, exported),
+	// FlushCPUS this process's CPU meanwhile: neither is in seconds nor in
+	// cpu_s. SpansExpected is a process span per record fetched, a send
+	// span per output and an infer span per model call; SpansExported is
+	// what the receiver decoded during the phase and its flush.
+	FlushMS         float64          `json:"flush_ms,omitempty"`
+	FlushCPUS       float64          `json:"flush_cpu_s,omitempty"`
+	SpansExpected   int64            `json:"spans_expected,omitempty"`
+	SpansExported   int64            `json:"spans_exported,omitempty"`
+	SpansByName     map[string]int64 `json:"spans_by_name,omitempty"`
+	SpansWithParent map[string]int64 `json:"spans_with_parent,omitempty"`
+	OTLPRequests    int64            `json:"otlp_requests,omitempty"`
+	OTLPBytes       int64            `json:"otlp_bytes,omitempty"`
+
+	docsIn   int // the backlog
+	rssReset bool
+}
+
+func newPhaseReport(label string, docs int, m phaseMeasure) phaseReport {
+	r := phaseReport{Phase: label, docsIn: docs, rssReset: m.rssReset,
+		MsgsPerS: float64(docs) / m.total.Seconds(), AfterJoin: float64(docs) / (m.total - m.join).Seconds(),
+		Seconds: m.total.Seconds(), JoinMS: float64(m.join) / float64(time.Millisecond),
+		CPUS: m.cpu, CPUUSPerDoc: m.cpu / float64(docs) * 1e6, BrokerCPUS: m.brokerCPU,
+		StartRSSMB: m.startRSS, PeakRSSMB: m.peakRSS, HeapPeakMB: m.heapPeak, Docs: m.docs, Committed: m.committed}
+	return r
+}
+
+// medianOf is the median of f over rs; 0 when rs is empty.
+func medianOf(rs []phaseReport, f func(phaseReport) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// maxOf is the largest f over rs; 0 when rs is empty.
+func maxOf(rs []phaseReport, f func(phaseReport) float64) float64 {
+	var m float64
+	for _, r := range rs {
+		m = max(m, f(r))
+	}
+	return m
+}
+
+// runPipelinePhase runs newMember, the code path of `nerstream run`, over
+// the backlog of docs as consumer group bench-LABEL. With tel set, it
+// first sets up telemetry as `nerstream run` does (telemetry.Setup, a
+// Health, the member's observability) and, once the member has stopped,
+// shuts it down, which exports what is still queued; the receiver's counts
+// before and after are the phase's exports.
+func runPipelinePhase(ctx context.Context, cl *kafka.Client, cfg config.Config, label string, docs int, end map[int]int64, opts phaseOpts,
+	log *slog.Logger, tel *telemetry.Options, broker *benchBroker) (phaseReport, error) {
+	group := "bench-" + label // bench-pipeline (bpPipelineGroup), bench-telemetry-2, …
+	cfg.Kafka.GroupID = group
+	var (
+		obs    observability
+		t      *telemetry.Telemetry
+		before otlpStats
+		err    error
+	)
+	if tel != nil {
+		if before, err = broker.otlpStats(ctx); err != nil {
+			return phaseReport{}, err
+		}
+		if t, err = telemetry.Setup(ctx, *tel); err != nil {
+			return phaseReport{}, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bpFlushTimeout)
+			defer cancel()
+			_ = t.Shutdown(sctx) // a no-op once the phase has shut it down
+		}()
+		health := telemetry.NewHealth(telemetry.CheckModel, telemetry.CheckConsumerGroup, telemetry.CheckProducer)
+		health.Set(telemetry.CheckModel, nil)
+		if obs, err = newObservability(t, health); err != nil {
+			return phaseReport{}, err
+		}
+	}
+	var (
+		st       pipeline.Stats
+		calls    int64
+		flush    time.Duration
+		flushCPU float64
+	)
+	m, err := runPhase(ctx, cl, group, end, opts, func(pctx context.Context, mark func(), _ func(error)) (func() (int64, error), error) {
+		rec := &echoRecognizer{types: cfg.Model.EntityTypes, first: mark, model: opts.model}
+		mem, err := newMember(cfg, rec, "bench-echo", log, obs)
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan error, 1)
+		go func() { done <- mem.run(pctx) }()
+		return func() (int64, error) {
+			err := <-done
+			st, calls = mem.pipe.Stats(), rec.calls.Load()
+			if t != nil {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bpFlushTimeout)
+				cpu0, t0 := selfCPUSeconds(), time.Now()
+				serr := t.Shutdown(sctx)
+				flush, flushCPU = time.Since(t0), selfCPUSeconds()-cpu0
+				cancel()
+				if err == nil && serr != nil {
+					err = serr
+				}
+			}
+			return st.Annotated + st.DeadLetters, err
+		}, nil
+	})
+	if err != nil {
+		return phaseReport{}, err
+	}
+	r := newPhaseReport(label, docs, m)
+	r.Group, r.DeadLetters, r.RecognizerCalls = group, st.DeadLetters, calls
+	if tel != nil {
+		after, err := broker.otlpStats(ctx)
+		if err != nil {
+			return phaseReport{}, err
+		}
+		r.FlushMS, r.FlushCPUS = float64(flush)/float64(time.Millisecond), flushCPU
+		r.SpansExpected = st.Fetched + st.Annotated + st.DeadLetters + calls
+		r.SpansExported = after.Spans - before.Spans
+		r.SpansByName, r.SpansWithParent = diffCounts(after.SpansByName, before.SpansByName), diffCounts(after.SpansWithParent, before.SpansWithParent)
+		r.OTLPRequests, r.OTLPBytes = after.Requests-before.Requests, after.Bytes-before.Bytes
+	}
+	return r, nil
+}
+
+// diffCounts is after − before, without the zeros.
+func diffCounts(after, before map[string]int64) map[string]int64 {
+	d := map[string]int64{}
+	for k, v := range after {
+		if n := v - before[k]; n != 0 {
+			d[k] = n
+		}
+	}
+	return d
+}
+
+// bpFlushTimeout bounds a telemetry phase's Shutdown.
+const bpFlushTimeout = 30 * time.Second
+
+// telemetryPhaseOptions are the telemetry of a telemetry phase, through
+// the telemetry section's mapping that `nerstream run` uses: every trace
+// sampled, spans and metrics over OTLP/HTTP to the receiver at addr.
+// The batch span processor keeps the telemetry package's settings (queue
+// 16,384, batches of 2,048, unless OTEL_BSP_* say otherwise); metrics are
+// pushed on the default schedule (60 s, or OTEL_METRIC_EXPORT_INTERVAL), so
+// within a phase only at Shutdown.
+func telemetryPhaseOptions(addr string) *telemetry.Options {
+	one := 1.0
+	o := telemetryOptions(config.Telemetry{
+		Exporter:      telemetry.ExporterOTLPHTTP,
+		Endpoint:      "http://" + addr,
+		Insecure:      true,
+		SamplingRatio: &one,
+		ServiceName:   "nerstream-bench",
+	})
+	return &o
+}
+
+// BenchTelemetry is what `bench pipeline --telemetry` adds to the output.
+type BenchTelemetry struct {
+	Exporter      string  `json:"telemetry_exporter"`
+	SamplingRatio float64 `json:"telemetry_sampling_ratio"`
+	// OTLPReceiver says where the receiver ran: "broker process" (its CPU
+	// is in *_broker_cpu_s, not in this process's).
+	OTLPReceiver string `json:"otlp_receiver"`
+	// InputTraceparent: every input record carries a sampled W3C
+	// traceparent, in every phase, so that the process spans have remote
+	// parents.
+	InputTraceparent bool `json:"input_traceparent"`
+
+	// The medians of the telemetry phases; the ratios are over the
+	// medians of the plain pipeline phases (pipeline_*).
+	TelemetryMsgsPerS       float64 `json:"telemetry_msgs_per_s"`
+	TelemetryAfterJoin      float64 `json:"telemetry_after_join_msgs_per_s"`
+	TelemetryRatio          float64 `json:"telemetry_ratio"`
+	TelemetryCostPct        float64 `json:"telemetry_cost_pct"`
+	TelemetryAfterJoinRatio float64 `json:"telemetry_after_join_ratio"`
+	// With the flush: the phase's time plus its Shutdown's, a bound that
+	// charges the spans still queued at the end to the phase.
+	TelemetryFlushMS          float64 `json:"telemetry_flush_ms"`
+	TelemetryWithFlushMsgsPS  float64 `json:"telemetry_with_flush_msgs_per_s"`
+	TelemetryWithFlushCostPct float64 `json:"telemetry_with_flush_cost_pct"`
+	// CPU of this process per document, and the extra that telemetry
+	// costs (the flush's CPU included).
+	PipelineCPUUSPerDoc  float64 `json:"pipeline_cpu_us_per_doc"`
+	TelemetryCPUUSPerDoc float64 `json:"telemetry_cpu_us_per_doc"`
+	TelemetryCPUCostPct  float64 `json:"telemetry_cpu_cost_pct"`
+	TelemetryBrokerCPUS  float64 `json:"telemetry_broker_cpu_s"`
+	TelemetryPeakRSSMB   float64 `json:"telemetry_peak_rss_mb"`
+	TelemetryHeapPeakMB  float64 `json:"telemetry_heap_peak_mb"`
+
+	// What the receiver got over the whole run.
+	OTLPRequests       int64 `json:"otlp_requests"`
+	OTLPTraceRequests  int64 `json:"otlp_trace_requests"`
+	OTLPMetricRequests int64 `json:"otlp_metric_requests"`
+	OTLPBytes          int64 `json:"otlp_bytes"`
+	// Spans over all telemetry phases: expected (a process span per record
+	// fetched, a send span per output, an infer span per model call),
+	// exported (decoded by the receiver) and dropped (expected − exported:
+	// the batch span processor drops spans when its queue is full, which
+	// would make the cost look smaller than it is).
+	SpansExpected int64            `json:"spans_expected"`
+	SpansExported int64            `json:"spans_exported"`
+	SpansDropped  int64            `json:"spans_dropped"`
+	SpansByName   map[string]int64 `json:"spans_by_name"`
+	// SpansWithParent: process spans with a parent (the input's
+	// traceparent) and send spans (their process span).
+	SpansWithParent map[string]int64 `json:"spans_with_parent"`
+}
+
+func telemetryFigures(ctx context.Context, plain, traced []phaseReport, broker *benchBroker) (*BenchTelemetry, error) {
+	st, err := broker.otlpStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tel := func(f func(phaseReport) float64) float64 { return medianOf(traced, f) }
+	pl := func(f func(phaseReport) float64) float64 { return medianOf(plain, f) }
+	b := &BenchTelemetry{Exporter: telemetry.ExporterOTLPHTTP, SamplingRatio: 1, OTLPReceiver: "broker process", InputTraceparent: true,
+		OTLPRequests: st.Requests, OTLPTraceRequests: st.TraceRequests, OTLPMetricRequests: st.MetricRequests, OTLPBytes: st.Bytes,
+		SpansByName: map[string]int64{}, SpansWithParent: map[string]int64{}}
+	b.TelemetryMsgsPerS = tel(func(r phaseReport) float64 { return r.MsgsPerS })
+	b.TelemetryAfterJoin = tel(func(r phaseReport) float64 { return r.AfterJoin })
+	plainRate := pl(func(r phaseReport) float64 { return r.MsgsPerS })
+	b.TelemetryRatio = b.TelemetryMsgsPerS / plainRate
+	b.TelemetryCostPct = (1 - b.TelemetryRatio) * 100
+	b.TelemetryAfterJoinRatio = b.TelemetryAfterJoin / pl(func(r phaseReport) float64 { return r.AfterJoin })
+	b.TelemetryFlushMS = tel(func(r phaseReport) float64 { return r.FlushMS })
+	b.TelemetryWithFlushMsgsPS = tel(func(r phaseReport) float64 { return float64(r.docsIn) / (r.Seconds + r.FlushMS/1000) })
+	b.TelemetryWithFlushCostPct = (1 - b.TelemetryWithFlushMsgsPS/plainRate) * 100
+	b.PipelineCPUUSPerDoc = pl(func(r phaseReport) float64 { return r.CPUUSPerDoc })
+	b.TelemetryCPUUSPerDoc = tel(func(r phaseReport) float64 { return (r.CPUS + r.FlushCPUS) / float64(r.docsIn) * 1e6 })
+	b.TelemetryCPUCostPct = (b.TelemetryCPUUSPerDoc/b.PipelineCPUUSPerDoc - 1) * 100
+	b.TelemetryBrokerCPUS = tel(func(r phaseReport) float64 { return r.BrokerCPUS })
+	b.TelemetryPeakRSSMB = maxOf(traced, func(r phaseReport) float64 { return r.PeakRSSMB })
+	b.TelemetryHeapPeakMB = maxOf(traced, func(r phaseReport) float64 { return r.HeapPeakMB })
+	for _, r := range traced {
+		b.SpansExpected += r.SpansExpected
+		b.SpansExported += r.SpansExported
+		for k, v := range r.SpansByName {
+			b.SpansByName[k] += v
+		}
+		for k, v := range r.SpansWithParent {
+			b.SpansWithParent[k] += v
+		}
+	}
+	b.SpansDropped = max(b.SpansExpected-b.SpansExported, 0)
+	return b, nil
 }
 
 // phaseMeasure is what one phase measured.
@@ -271,6 +651,7 @@ type phaseOpts struct {
 	timeout, poll time.Duration
 	cpuProfile    string // a file for the CPU profile, or ""
 	brokerPID     int
+	model         pipeline.Recognizer // with --model; nil: the echo
 }
 
 func profilePath(prefix, phase string) string {
@@ -546,16 +927,21 @@ func rawPartition(ctx context.Context, gen *kafka.Generation, dialer *kafka.Dial
 }
 
 // echoRecognizer is the benchmark's model: it answers at once, with no
-// entities, so that the pipeline's own cost is what is measured.
+// entities, so that the pipeline's own cost is what is measured; or, with
+// --model, it passes the documents to the real one.
 type echoRecognizer struct {
 	types []string
 	first func() // called on every call; the phase keeps the first
 	calls atomic.Int64
+	model pipeline.Recognizer
 }
 
-func (r *echoRecognizer) Recognize(_ context.Context, docs []model.Document) ([]model.Annotation, error) {
+func (r *echoRecognizer) Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
 	r.first()
 	r.calls.Add(1)
+	if r.model != nil {
+		return r.model.Recognize(ctx, docs)
+	}
 	anns := make([]model.Annotation, len(docs))
 	for i, d := range docs {
 		types := d.Types
@@ -679,17 +1065,32 @@ type benchBroker struct {
 	exited    chan struct{} // closed once the process has exited
 	addr      string
 	meanBytes float64
+	otlpAddr  string // the OTLP receiver's host:port, when there is one
+}
+
+// benchBrokerOptions are the broker process's flags.
+type benchBrokerOptions struct {
+	partitions, docs, docBytes int
+	traceparent                bool // a traceparent header on every record
+	otlp                       bool // also run the OTLP receiver
 }
 
 // startBenchBroker re-executes this binary as `bench broker` and waits for
 // it to seed the backlog and print its address.
-func startBenchBroker(partitions, docs, docBytes int, stderr io.Writer) (*benchBroker, error) {
+func startBenchBroker(o benchBrokerOptions, stderr io.Writer) (*benchBroker, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this executable: %w", err)
 	}
-	cmd := exec.Command(exe, "bench", "broker", "--partitions", strconv.Itoa(partitions),
-		"--docs", strconv.Itoa(docs), "--doc-bytes", strconv.Itoa(docBytes))
+	args := []string{"bench", "broker", "--partitions", strconv.Itoa(o.partitions),
+		"--docs", strconv.Itoa(o.docs), "--doc-bytes", strconv.Itoa(o.docBytes)}
+	if o.traceparent {
+		args = append(args, "--traceparent")
+	}
+	if o.otlp {
+		args = append(args, "--otlp")
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -709,15 +1110,19 @@ func startBenchBroker(partitions, docs, docBytes int, stderr io.Writer) (*benchB
 	var ready struct {
 		Addr      string  `json:"addr"`
 		MeanBytes float64 `json:"mean_value_bytes"`
+		OTLPAddr  string  `json:"otlp_addr"`
 	}
 	if err == nil {
 		err = json.Unmarshal([]byte(line), &ready)
+	}
+	if err == nil && o.otlp && ready.OTLPAddr == "" {
+		err = errors.New("no OTLP receiver")
 	}
 	if err != nil || ready.Addr == "" {
 		b.stop()
 		return nil, fmt.Errorf("the broker process did not start (%v, line %q)", err, strings.TrimSpace(line))
 	}
-	b.addr, b.meanBytes = ready.Addr, ready.MeanBytes
+	b.addr, b.meanBytes, b.otlpAddr = ready.Addr, ready.MeanBytes, ready.OTLPAddr
 	return b, nil
 }
 
@@ -732,14 +1137,43 @@ func (b *benchBroker) stop() {
 	}
 }
 
+// otlpStats asks the broker process's OTLP receiver for its counts.
+func (b *benchBroker) otlpStats(ctx context.Context) (otlpStats, error) {
+	var st otlpStats
+	if b.otlpAddr == "" {
+		return st, errors.New("the broker process runs no OTLP receiver")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.otlpAddr+otlpStatsPath, nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("reading the OTLP receiver's counts: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("reading the OTLP receiver's counts: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("reading the OTLP receiver's counts: %w", err)
+	}
+	return st, nil
+}
+
 // runBenchBroker is `nerstream bench broker` (hidden): kfake on loopback
-// with the benchmark's topics and backlog. It prints {"addr": …} on one
-// line once seeded and runs until its stdin closes.
+// with the benchmark's topics and backlog, and with --otlp an OTLP/HTTP
+// receiver. It prints {"addr": …} on one line once seeded and runs until
+// its stdin closes.
 func runBenchBroker(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("bench broker", flag.ContinueOnError)
 	partitions := fset.Int("partitions", 6, "partitions of each topic")
 	docs := fset.Int("docs", 10000, "documents to seed")
 	docBytes := fset.Int("doc-bytes", 200, "bytes of one JSON document")
+	traceparent := fset.Bool("traceparent", false, "give every document a W3C traceparent header (a sampled trace of its own)")
+	otlp := fset.Bool("otlp", false, "also serve an OTLP/HTTP receiver on loopback that counts what it gets and discards it")
 	if _, err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -755,11 +1189,22 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 	}
 	defer c.Close()
 	addr := c.ListenAddrs()[0]
-	mean, err := seedBenchDocs(ctx, addr, *docs, *docBytes)
+	mean, err := seedBenchDocs(ctx, addr, *docs, *docBytes, *traceparent)
 	if err != nil {
 		return err
 	}
-	line, _ := json.Marshal(map[string]any{"addr": addr, "mean_value_bytes": mean})
+	ready := map[string]any{"addr": addr, "mean_value_bytes": mean}
+	if *otlp {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("OTLP receiver: %w", err)
+		}
+		srv := &http.Server{Handler: &otlpReceiver{}, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		ready["otlp_addr"] = ln.Addr().String()
+	}
+	line, _ := json.Marshal(ready)
 	if _, err := fmt.Fprintf(s.out, "%s\n", line); err != nil {
 		return err
 	}
@@ -773,8 +1218,10 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 }
 
 // seedBenchDocs writes docs JSON documents of about docBytes bytes,
-// round robin over the partitions, and returns their mean size.
-func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int) (float64, error) {
+// round robin over the partitions, and returns their mean size. With
+// traceparent, every record carries a traceparent header: a sampled trace
+// of its own, as if each document came from a traced request.
+func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, traceparent bool) (float64, error) {
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: bpInputTopic, Balancer: &kafka.RoundRobin{},
 		BatchSize: 1000, BatchBytes: 4 << 20, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
@@ -791,7 +1238,11 @@ func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int) (float6
 	for i := range docs {
 		v := benchDoc(i, docBytes)
 		sum += len(v)
-		msgs = append(msgs, kafka.Message{Key: []byte("doc-" + strconv.Itoa(i)), Value: v})
+		m := kafka.Message{Key: []byte("doc-" + strconv.Itoa(i)), Value: v}
+		if traceparent {
+			m.Headers = []kafka.Header{{Key: "traceparent", Value: benchTraceparent(i)}}
+		}
+		msgs = append(msgs, m)
 		if len(msgs) == cap(msgs) {
 			if err := flush(); err != nil {
 				return 0, fmt.Errorf("seeding: %w", err)
@@ -802,6 +1253,206 @@ func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int) (float6
 		return 0, fmt.Errorf("seeding: %w", err)
 	}
 	return float64(sum) / float64(max(docs, 1)), nil
+}
+
+// benchTraceparent is document i's traceparent: version 00, a trace ID and
+// a parent span ID of its own, sampled. The IDs are pseudo-random (a
+// ratio sampler reads the trace ID's low 8 bytes as a random number) and
+// the same from run to run.
+func benchTraceparent(i int) []byte {
+	var tid [16]byte
+	var sid [8]byte
+	binary.BigEndian.PutUint64(tid[:8], splitmix64(uint64(3*i)+1))
+	binary.BigEndian.PutUint64(tid[8:], splitmix64(uint64(3*i)+2))
+	binary.BigEndian.PutUint64(sid[:], splitmix64(uint64(3*i)+3)|1) // never zero
+	return fmt.Appendf(nil, "00-%x-%x-01", tid, sid)
+}
+
+// splitmix64 is the SplitMix64 output function: a bijection of uint64
+// that looks random.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// The paths of the OTLP receiver.
+const (
+	otlpTracesPath  = "/v1/traces"
+	otlpMetricsPath = "/v1/metrics"
+	otlpStatsPath   = "/stats"
+)
+
+// otlpStats are the OTLP receiver's counts since it started. Bytes are as
+// received (compressed, if the exporter compresses).
+type otlpStats struct {
+	Requests       int64            `json:"requests"`
+	TraceRequests  int64            `json:"trace_requests"`
+	MetricRequests int64            `json:"metric_requests"`
+	Bytes          int64            `json:"bytes"`
+	TraceBytes     int64            `json:"trace_bytes"`
+	MetricBytes    int64            `json:"metric_bytes"`
+	Spans          int64            `json:"spans"`
+	SpansByName    map[string]int64 `json:"spans_by_name"` // by the name's first word: process, infer, send
+	// SpansWithParent counts, by name, the spans that have a parent: every
+	// process span (whose parent is the input's traceparent) and every
+	// send span (whose parent is its process span).
+	SpansWithParent map[string]int64 `json:"spans_with_parent"`
+	BadRequests     int64            `json:"bad_requests"`
+}
+
+// otlpReceiver stands in for an OpenTelemetry collector: it accepts OTLP/
+// HTTP exports (protobuf, gzip or not) on /v1/traces and /v1/metrics,
+// counts them, counts the spans (walking the protobuf, which costs far less
+// than decoding it), answers 200 with an empty body, and keeps nothing.
+// GET /stats returns the counts as JSON.
+type otlpReceiver struct {
+	mu sync.Mutex
+	st otlpStats
+}
+
+func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == otlpStatsPath:
+		o.mu.Lock()
+		data, err := json.Marshal(o.st)
+		o.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(data)
+		return
+	case r.Method == http.MethodPost && (r.URL.Path == otlpTracesPath || r.URL.Path == otlpMetricsPath):
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	wire := len(body)
+	if err == nil && strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(bytes.NewReader(body)); err == nil {
+			body, err = io.ReadAll(zr)
+		}
+	}
+	var spans int64
+	var names, parented map[string]int64
+	if err == nil && r.URL.Path == otlpTracesPath {
+		spans, names, parented, err = countOTLPSpans(body)
+	}
+	o.mu.Lock()
+	if err != nil {
+		o.st.BadRequests++
+		o.mu.Unlock()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	o.st.Requests++
+	o.st.Bytes += int64(wire)
+	if r.URL.Path == otlpTracesPath {
+		o.st.TraceRequests++
+		o.st.TraceBytes += int64(wire)
+		o.st.Spans += spans
+		if o.st.SpansByName == nil {
+			o.st.SpansByName, o.st.SpansWithParent = map[string]int64{}, map[string]int64{}
+		}
+		for k, v := range names {
+			o.st.SpansByName[k] += v
+		}
+		for k, v := range parented {
+			o.st.SpansWithParent[k] += v
+		}
+	} else {
+		o.st.MetricRequests++
+		o.st.MetricBytes += int64(wire)
+	}
+	o.mu.Unlock()
+	// An empty ExportTraceServiceResponse / ExportMetricsServiceResponse:
+	// everything accepted.
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
+}
+
+// countOTLPSpans counts the spans of an ExportTraceServiceRequest by the
+// first word of their name, and those with a parent. The messages it walks:
+//
+//	ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
+//	ResourceSpans { repeated ScopeSpans scope_spans = 2; … }
+//	ScopeSpans    { repeated Span spans = 2; … }
+//	Span          { bytes parent_span_id = 4; string name = 5; … }
+func countOTLPSpans(b []byte) (n int64, names, parented map[string]int64, err error) {
+	names, parented = map[string]int64{}, map[string]int64{}
+	only := func(want protowire.Number, f func([]byte) error) func(protowire.Number, []byte) error {
+		return func(num protowire.Number, v []byte) error {
+			if num != want {
+				return nil
+			}
+			return f(v)
+		}
+	}
+	err = protoFields(b, only(1, func(rs []byte) error {
+		return protoFields(rs, only(2, func(ss []byte) error {
+			return protoFields(ss, only(2, func(span []byte) error {
+				var name []byte
+				var parent bool
+				err := protoFields(span, func(num protowire.Number, v []byte) error {
+					switch num {
+					case 4:
+						parent = len(v) > 0
+					case 5:
+						name = v
+						if i := bytes.IndexByte(v, ' '); i >= 0 {
+							name = v[:i]
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				n++
+				names[string(name)]++
+				if parent {
+					parented[string(name)]++
+				}
+				return nil
+			}))
+		}))
+	}))
+	return n, names, parented, err
+}
+
+// protoFields calls f with the number and value of every length-delimited
+// field of the protobuf message b, and checks that the others are well
+// formed.
+func protoFields(b []byte, f func(protowire.Number, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		if typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return protowire.ParseError(l)
+			}
+			if err := f(num, v); err != nil {
+				return err
+			}
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+	}
+	return nil
 }
 
 // benchDoc is document i: {"id":"doc-i","text":"…"} of about size bytes,

@@ -1,10 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestBenchPipeline runs `bench pipeline` in-process on a small backlog.
@@ -59,9 +68,182 @@ func TestBenchPipeline(t *testing.T) {
 	}
 }
 
+// TestBenchPipelineTelemetry runs `bench pipeline --telemetry` on a small
+// backlog: the telemetry phases must have exported every span they made to
+// the broker process's OTLP receiver. No timing is asserted.
+func TestBenchPipelineTelemetry(t *testing.T) {
+	t.Setenv("NERSTREAM_TEST_MAIN", "1")
+	const docs = 300
+	start := time.Now()
+	code, out, errs := runCLI(t, "", "bench", "pipeline", "--docs", "300", "--partitions", "3", "--telemetry", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	t.Logf("took %v; stderr %q\n%s", time.Since(start), errs, out)
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+	}
+	for _, k := range []string{"raw_msgs_per_s", "pipeline_msgs_per_s", "ratio",
+		"telemetry_msgs_per_s", "telemetry_after_join_msgs_per_s", "telemetry_ratio", "telemetry_with_flush_msgs_per_s",
+		"pipeline_cpu_us_per_doc", "telemetry_cpu_us_per_doc", "telemetry_peak_rss_mb",
+		"otlp_requests", "otlp_trace_requests", "otlp_metric_requests", "otlp_bytes", "spans_expected", "spans_exported"} {
+		v, ok := raw[k].(float64)
+		if !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive number", k, raw[k])
+		}
+	}
+	for _, k := range []string{"telemetry_cost_pct", "telemetry_with_flush_cost_pct", "telemetry_cpu_cost_pct", "telemetry_flush_ms", "spans_dropped"} {
+		if _, ok := raw[k].(float64); !ok {
+			t.Errorf("%s = %v, want a number", k, raw[k])
+		}
+	}
+	var r pipelineBench
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	tb := r.BenchTelemetry
+	if tb == nil {
+		t.Fatal("no telemetry figures")
+	}
+	if r.Rounds != 2 || r.Order != "pipeline,telemetry,telemetry-2,pipeline-2,raw" || len(r.Phases) != 5 {
+		t.Errorf("rounds %d, order %q, %d phases", r.Rounds, r.Order, len(r.Phases))
+	}
+	if tb.Exporter != "otlp-http" || tb.SamplingRatio != 1 || tb.OTLPReceiver != "broker process" || !tb.InputTraceparent {
+		t.Errorf("exporter %q, sampling %v, receiver %q, traceparent %v", tb.Exporter, tb.SamplingRatio, tb.OTLPReceiver, tb.InputTraceparent)
+	}
+	if tb.TelemetryRatio <= 0 || tb.TelemetryRatio > 10 {
+		t.Errorf("telemetry_ratio %v", tb.TelemetryRatio)
+	}
+	// Two telemetry phases: a process and a send span per document each,
+	// and an infer span per model call.
+	if tb.SpansExported < docs || tb.SpansByName["process"] < 2*docs || tb.SpansByName["send"] < 2*docs || tb.SpansByName["infer"] < 2 {
+		t.Errorf("spans exported %d, by name %v; want a process and a send span per document in each of 2 phases", tb.SpansExported, tb.SpansByName)
+	}
+	// Every process span continues the input's trace.
+	if tb.SpansWithParent["process"] != tb.SpansByName["process"] || tb.SpansWithParent["send"] != tb.SpansByName["send"] {
+		t.Errorf("spans with a parent %v, of %v", tb.SpansWithParent, tb.SpansByName)
+	}
+	if tb.SpansExported < tb.SpansExpected || tb.SpansDropped != 0 {
+		t.Errorf("spans: %d expected, %d exported, %d dropped", tb.SpansExpected, tb.SpansExported, tb.SpansDropped)
+	}
+	if tb.OTLPTraceRequests < 2 || tb.OTLPMetricRequests < 2 || tb.OTLPBytes < int64(tb.SpansExported)*50 {
+		t.Errorf("receiver: %d trace and %d metric requests, %d bytes", tb.OTLPTraceRequests, tb.OTLPMetricRequests, tb.OTLPBytes)
+	}
+	var plain, traced int
+	for _, p := range r.Phases {
+		if p.Committed != docs {
+			t.Errorf("phase %s committed %d, want %d", p.Phase, p.Committed, docs)
+		}
+		switch {
+		case strings.HasPrefix(p.Phase, "telemetry"):
+			traced++
+			if p.SpansExported < p.SpansExpected || p.OTLPRequests == 0 {
+				t.Errorf("phase %s: %d spans expected, %d exported, %d requests", p.Phase, p.SpansExpected, p.SpansExported, p.OTLPRequests)
+			}
+		case strings.HasPrefix(p.Phase, "pipeline"):
+			plain++
+			if p.SpansExported != 0 || p.OTLPRequests != 0 {
+				t.Errorf("phase %s exported %d spans", p.Phase, p.SpansExported)
+			}
+		}
+	}
+	if plain != 2 || traced != 2 {
+		t.Errorf("%d plain and %d telemetry phases, want 2 each", plain, traced)
+	}
+	if r.PipelineCommitted != docs || r.RawCommitted != docs {
+		t.Errorf("committed: pipeline %d, raw %d", r.PipelineCommitted, r.RawCommitted)
+	}
+	if strings.Contains(errs, "level=ERROR") {
+		t.Errorf("errors logged: %s", errs)
+	}
+}
+
+// TestOTLPReceiver checks the receiver's span count against requests
+// marshalled by the OTLP protobuf package, plain and gzipped.
+func TestOTLPReceiver(t *testing.T) {
+	span := func(name string, parent bool) *tracepb.Span {
+		s := &tracepb.Span{TraceId: bytes.Repeat([]byte{1}, 16), SpanId: bytes.Repeat([]byte{2}, 8), Name: name,
+			Kind: tracepb.Span_SPAN_KIND_CONSUMER, StartTimeUnixNano: 1, EndTimeUnixNano: 2}
+		if parent {
+			s.ParentSpanId = bytes.Repeat([]byte{3}, 8)
+		}
+		return s
+	}
+	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
+		{ScopeSpans: []*tracepb.ScopeSpans{
+			{Spans: []*tracepb.Span{span("process bench-docs", true), span("send bench-entities", true), span("infer", false)}},
+			{Spans: []*tracepb.Span{span("process bench-docs", false)}},
+		}},
+		{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span("send bench-entities", true), span("", false)}}}},
+	}}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, names, parented, err := countOTLPSpans(body)
+	if err != nil || n != 6 || names["process"] != 2 || names["send"] != 2 || names["infer"] != 1 || names[""] != 1 ||
+		parented["process"] != 1 || parented["send"] != 2 || parented["infer"] != 0 {
+		t.Errorf("countOTLPSpans: %d spans, %v, with a parent %v, %v", n, names, parented, err)
+	}
+	if _, _, _, err := countOTLPSpans(body[:len(body)-3]); err == nil {
+		t.Error("countOTLPSpans accepted a truncated request")
+	}
+
+	srv := httptest.NewServer(&otlpReceiver{})
+	defer srv.Close()
+	post := func(path string, body []byte, gz bool) {
+		t.Helper()
+		if gz {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write(body)
+			zw.Close()
+			body = b.Bytes()
+		}
+		hreq, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(body))
+		hreq.Header.Set("Content-Type", "application/x-protobuf")
+		if gz {
+			hreq.Header.Set("Content-Encoding", "gzip")
+		}
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || len(data) != 0 || resp.Header.Get("Content-Type") != "application/x-protobuf" {
+			t.Errorf("POST %s: %s, %q, %q", path, resp.Status, resp.Header.Get("Content-Type"), data)
+		}
+	}
+	post("/v1/traces", body, false)
+	post("/v1/traces", body, true)
+	post("/v1/metrics", []byte{}, false)
+	resp, err := http.Get(srv.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st otlpStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Requests != 3 || st.TraceRequests != 2 || st.MetricRequests != 1 || st.Spans != 12 || st.SpansByName["process"] != 4 || st.BadRequests != 0 || st.Bytes <= int64(len(body)) {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestBenchTraceparent(t *testing.T) {
+	a, b := string(benchTraceparent(0)), string(benchTraceparent(1))
+	if len(a) != 55 || !strings.HasPrefix(a, "00-") || !strings.HasSuffix(a, "-01") || a == b || a[3:35] == b[3:35] {
+		t.Errorf("traceparents %q, %q", a, b)
+	}
+}
+
 func TestBenchPipelineUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "pipeline", "--docs", "0"},
+		{"bench", "pipeline", "--rounds", "-1"},
 		{"bench", "pipeline", "--max-docs", "64", "--max-in-flight", "32"},
 		{"bench", "pipeline", "extra"},
 	} {

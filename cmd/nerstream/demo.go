@@ -119,7 +119,7 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	m, err := newMember(cfg, rec, name, slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level})))
+	m, err := newMember(cfg, rec, name, slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level})), observability{})
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,7 @@ func streamConfig(brokers []string) config.Config {
 	cfg.Retry.InitialBackoff = 20 * time.Millisecond
 	cfg.Retry.MaxBackoff = 200 * time.Millisecond
 	cfg.ShutdownTimeout = 1500 * time.Millisecond
+	cfg.HTTP.Address = "127.0.0.1:0" // tests run side by side
 	return cfg
 }
 
@@ -117,7 +118,7 @@ func (r *instantRecognizer) seen() int {
 func runMember(t *testing.T, cfg config.Config, rec *instantRecognizer, name string) (stop func()) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testLogWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := newMember(cfg, rec, "test-double", log)
+	m, err := newMember(cfg, rec, "test-double", log, observability{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,9 @@ type record struct {
 	Offset    int64
 	Key       string
 	Value     []byte
-	Headers   map[string]string
+	Headers   map[string]string // the last value of each key
+	// HeaderList is the headers as they came, repeats included.
+	HeaderList []kafka.Header
 }
 
 // readTopic reads every record of a topic up to its current end.
@@ -282,7 +285,7 @@ func readTopic(t *testing.T, brokers []string, topic string, partitions int) []r
 				r.Close()
 				t.Fatalf("reading %s/%d: %v", topic, p, err)
 			}
-			rec := record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}}
+			rec := record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}, HeaderList: m.Headers}
 			for _, h := range m.Headers {
 				rec.Headers[h.Key] = string(h.Value)
 			}
@@ -364,7 +367,7 @@ func testMemberMain(cfgPath string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := newMember(cfg, &instantRecognizer{delay: 30 * time.Millisecond}, "test-double", log)
+	m, err := newMember(cfg, &instantRecognizer{delay: 30 * time.Millisecond}, "test-double", log, observability{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

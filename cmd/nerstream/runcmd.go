@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 func runRun(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("run", flag.ContinueOnError)
 	cfgPath := fset.String("config", "", "the YAML configuration (required)")
-	verbose := fset.Bool("v", false, "log debug lines")
+	verbose := fset.Bool("v", false, "log debug lines (log.level: debug)")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
@@ -27,11 +32,44 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	if err := cfg.ValidateRun(); err != nil {
 		return usagef("%s: %v", *cfgPath, err)
 	}
-	level := slog.LevelInfo
 	if *verbose {
-		level = slog.LevelDebug
+		cfg.Log.Level = "debug"
 	}
-	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(s, cfg.Log)
+	if err != nil {
+		return usageError{err}
+	}
+	// The SDK reports failed exports through OpenTelemetry's one
+	// process-wide error handler, by default the standard log package on
+	// stderr: route them to this process's log, as JSON like the rest.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry: export failed", "err", err)
+	}))
+	tel, err := telemetry.Setup(ctx, telemetryOptions(cfg.Telemetry))
+	if err != nil {
+		return usagef("%s: telemetry: %v", *cfgPath, err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry: flushing at exit failed", "err", err)
+		}
+	}()
+	health := telemetry.NewHealth(telemetry.CheckModel, telemetry.CheckConsumerGroup, telemetry.CheckProducer)
+	obs, err := newObservability(tel, health)
+	if err != nil {
+		return err
+	}
+	// The server starts first: /healthz answers, and /readyz says why not
+	// ready, while the model loads.
+	stopServer, err := serveHTTP(cfg.HTTP, health, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+
+	health.Set(telemetry.CheckModel, errors.New("loading "+cfg.Model.Path))
 	opts := llama.DefaultOptions()
 	opts.Threads = cfg.Model.Threads
 	opts.GPULayers = cfg.Model.GPULayers
@@ -44,13 +82,80 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	m, err := newMember(cfg, rec, name, log)
+	health.Set(telemetry.CheckModel, nil)
+	obs.metrics.ObserveEngineQueue(eng.QueueDepth)
+	m, err := newMember(cfg, rec, name, log, obs)
 	if err != nil {
 		return err
 	}
 	log.Info("nerstream: running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "topics", cfg.Input.Topics, "model", name)
+	go func() {
+		<-ctx.Done()
+		health.Set("shutdown", errors.New("stopping"))
+	}()
 	err = m.run(ctx)
 	st := m.pipe.Stats()
 	log.Info("nerstream: stopped", "fetched", st.Fetched, "annotated", st.Annotated, "dead_letters", st.DeadLetters, "abandoned", st.Abandoned)
 	return err
+}
+
+// newLogger is the process's logger on standard error, as the log section
+// says.
+func newLogger(s streams, c config.Log) (*slog.Logger, error) {
+	level, err := telemetry.ParseLogLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	h, err := telemetry.NewLogHandler(s.err, telemetry.LogOptions{Level: level, Format: c.Format})
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
+}
+
+// telemetryOptions maps the telemetry section to the providers' options.
+func telemetryOptions(c config.Telemetry) telemetry.Options {
+	return telemetry.Options{
+		Exporter:           c.Exporter,
+		Endpoint:           c.Endpoint,
+		Insecure:           c.Insecure,
+		CAFile:             c.CAFile,
+		CertFile:           c.CertFile,
+		KeyFile:            c.KeyFile,
+		Headers:            c.Headers,
+		SamplingRatio:      c.SamplingRatio,
+		ServiceName:        c.ServiceName,
+		ResourceAttributes: c.ResourceAttributes,
+		MetricInterval:     c.MetricInterval,
+	}
+}
+
+// serveHTTP starts the health, readiness and metrics server, unless the
+// address is empty. stop ends it.
+func serveHTTP(c config.HTTP, health *telemetry.Health, tel *telemetry.Telemetry, log *slog.Logger) (stop func(), err error) {
+	if c.Address == "" {
+		return func() {}, nil
+	}
+	srv, err := telemetry.NewServer(telemetry.ServerOptions{
+		Address: c.Address, Health: health, Metrics: tel.MetricsHandler(), Pprof: c.Pprof, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil {
+			log.Error("http: server failed", "err", err)
+		}
+	}()
+	log.Info("http: serving /healthz /readyz /metrics", "address", srv.Addr(), "pprof", c.Pprof)
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(shutdownGrace):
+		}
+	}, nil
 }

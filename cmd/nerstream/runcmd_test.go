@@ -49,7 +49,7 @@ func TestRunCommand(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("run did not stop after SIGTERM; stderr:\n%s", stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "nerstream: stopped") || !strings.Contains(stderr.String(), "annotated=40") {
+	if !strings.Contains(stderr.String(), "nerstream: stopped") || !strings.Contains(stderr.String(), `"annotated":40`) {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 	recs := readTopic(t, brokers, outTopic, 3)

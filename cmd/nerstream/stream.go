@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nerstream/nerstream/config"
@@ -18,6 +19,10 @@ import (
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/pipeline"
 	"github.com/nerstream/nerstream/producers"
+	"github.com/nerstream/nerstream/telemetry"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // This file wires the streaming processor from its parts: consumers (group
@@ -28,14 +33,35 @@ import (
 // member is one member of the consumer group with everything it runs.
 type member struct {
 	cfg    config.Config
+	obs    observability
 	group  *consumers.Group
 	writer *producers.Writer
+	sink   *writerSink
 	pipe   *pipeline.Pipeline
+}
+
+// observability is what a member reports to. The zero value records
+// nothing and passes no trace context on.
+type observability struct {
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	metrics    *telemetry.Metrics
+	health     *telemetry.Health
+}
+
+// newObservability is the member's reporting through tel, with readiness
+// in health.
+func newObservability(tel *telemetry.Telemetry, health *telemetry.Health) (observability, error) {
+	m, err := telemetry.NewMetrics(tel.Meter())
+	if err != nil {
+		return observability{}, err
+	}
+	return observability{tracer: tel.Tracer(), propagator: tel.Propagator(), metrics: m, health: health}, nil
 }
 
 // newMember wires a member from a checked configuration and a recognizer.
 // modelName is written into each annotation.
-func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log *slog.Logger) (*member, error) {
+func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log *slog.Logger, obs observability) (*member, error) {
 	format, err := consumers.ParseFormat(cfg.Input.Format)
 	if err != nil {
 		return nil, usageError{err}
@@ -55,7 +81,9 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 			MaxBytes: cfg.Input.MaxBytes,
 			MaxTypes: cfg.Model.MaxEntityTypes,
 		}},
-		Logger: log,
+		Logger:     log,
+		Propagator: obs.propagator,
+		Health:     obs.health,
 	})
 	if err != nil {
 		return nil, usageError{err}
@@ -66,13 +94,15 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 		Compression:  cfg.Output.Compression,
 		BatchTimeout: cfg.Output.BatchTimeout,
 		CreateTopics: cfg.Output.CreateTopics,
+		Propagator:   obs.propagator,
 	})
 	if err != nil {
 		return nil, usageError{err}
 	}
+	sink := &writerSink{w: writer}
 	pipe, err := pipeline.New(pipeline.Options{
 		Recognizer:   rec,
-		Sink:         writerSink{writer},
+		Sink:         sink,
 		Encoder:      recordEncoder{topic: cfg.Output.Topic, deadLetters: cfg.Output.DeadLetterTopic, model: modelName},
 		MaxDocs:      cfg.Batch.MaxDocs,
 		MaxBytes:     cfg.Batch.MaxBytes,
@@ -82,12 +112,17 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 		Retry:        pipeline.Retry{MaxAttempts: cfg.Retry.MaxAttempts, Initial: cfg.Retry.InitialBackoff, Max: cfg.Retry.MaxBackoff},
 		DrainTimeout: cfg.ShutdownTimeout,
 		Logger:       log,
+		Tracer:       obs.tracer,
+		Metrics:      obs.metrics,
+		Health:       obs.health,
+		GroupName:    cfg.Kafka.GroupID,
+		ModelName:    modelName,
 	})
 	if err != nil {
 		writer.Close()
 		return nil, usageError{err}
 	}
-	return &member{cfg: cfg, group: group, writer: writer, pipe: pipe}, nil
+	return &member{cfg: cfg, obs: obs, group: group, writer: writer, sink: sink, pipe: pipe}, nil
 }
 
 // run consumes until ctx ends, then shuts down in order: the claims stop
@@ -97,6 +132,11 @@ func (m *member) run(ctx context.Context) error {
 	pctx, stop := context.WithCancel(context.Background())
 	pdone := make(chan struct{})
 	go func() { _ = m.pipe.Run(pctx); close(pdone) }()
+	if m.obs.health != nil {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go m.watchProducer(wctx)
+	}
 	gdone := make(chan error, 1)
 	go func() {
 		gdone <- m.group.Run(ctx, func(gctx context.Context, c *consumers.Claim) error {
@@ -134,6 +174,37 @@ func (m *member) run(ctx context.Context) error {
 	return err
 }
 
+// watchProducer keeps the producer's readiness current while no write
+// shows it: before the first write, and while the stream is idle. It asks
+// the brokers for the output topics' metadata every
+// http.readiness_interval. It leaves alone a failure that a write
+// reported, which only a successful write clears.
+func (m *member) watchProducer(ctx context.Context) {
+	interval := m.cfg.HTTP.ReadinessInterval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if !m.sink.failing.Load() && time.Since(time.Unix(0, m.sink.lastOK.Load())) >= interval {
+			err := m.writer.Check(ctx, m.cfg.Output.Topic, m.cfg.Output.DeadLetterTopic)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil && m.sink.failing.Load() {
+				continue // a write failed meanwhile: its error stands
+			}
+			m.obs.health.Set(telemetry.CheckProducer, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // shutdownGrace is what a stop may take beyond shutdown_timeout: the last
 // commits, leaving the group, closing the writer.
 const shutdownGrace = 5 * time.Second
@@ -151,6 +222,7 @@ func (s claimSource) Next(ctx context.Context) (pipeline.Input, error) {
 		Key: m.Key, Value: m.Value,
 		Doc:      model.Document{ID: m.Doc.ID, Text: m.Doc.Text, Types: m.Doc.EntityTypes},
 		Metadata: m.Doc.Metadata,
+		Time:     m.Time, HighWaterMark: m.HighWaterMark, TraceContext: m.TraceContext,
 	}
 	if len(m.Headers) > 0 {
 		in.Headers = make([]pipeline.Header, len(m.Headers))
@@ -166,13 +238,18 @@ func (s claimSource) Next(ctx context.Context) (pipeline.Input, error) {
 
 func (s claimSource) Commit(offset int64) error { return s.c.Commit(offset) }
 
-// writerSink is a producers.Writer seen as a pipeline.Sink.
-type writerSink struct{ w *producers.Writer }
+// writerSink is a producers.Writer seen as a pipeline.Sink. It notes how
+// writes fare, for the producer's readiness.
+type writerSink struct {
+	w       *producers.Writer
+	failing atomic.Bool  // the last write failed
+	lastOK  atomic.Int64 // when a write last succeeded, Unix nanoseconds
+}
 
-func (s writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
+func (s *writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
 	msgs := make([]producers.Message, len(outs))
 	for i, o := range outs {
-		msgs[i] = producers.Message{Topic: o.Topic, Key: o.Key, Value: o.Value}
+		msgs[i] = producers.Message{Topic: o.Topic, Key: o.Key, Value: o.Value, TraceContext: o.TraceContext}
 		if len(o.Headers) > 0 {
 			msgs[i].Headers = make([]producers.Header, len(o.Headers))
 			for k, h := range o.Headers {
@@ -180,7 +257,12 @@ func (s writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
 			}
 		}
 	}
-	return s.w.Write(ctx, msgs)
+	err := s.w.Write(ctx, msgs)
+	s.failing.Store(err != nil)
+	if err == nil {
+		s.lastOK.Store(time.Now().UnixNano())
+	}
+	return err
 }
 
 // recordEncoder builds the output records of DESIGN.md with the producers

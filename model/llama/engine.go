@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -110,6 +111,7 @@ type Engine struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+	queued  atomic.Int64 // prompts of the requests in Generate
 }
 
 // Stats are counters of an engine's work since it was loaded.
@@ -367,6 +369,10 @@ func (e *Engine) KVCacheBytes() uint64 {
 	return uint64(e.opts.Cells) * layers * 2 * embd * elem
 }
 
+// QueueDepth is the number of prompts in the engine, waiting or being
+// decoded: those of every Generate call that has not returned.
+func (e *Engine) QueueDepth() int64 { return e.queued.Load() }
+
 // Options returns the options the engine runs with, defaults filled in.
 func (e *Engine) Options() Options { return e.opts }
 
@@ -486,6 +492,12 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 	if req.pending == 0 {
 		return req.out, nil
 	}
+	var queued int64
+	for _, g := range req.groups {
+		queued += int64(len(g.prompts))
+	}
+	e.queued.Add(queued)
+	defer e.queued.Add(-queued)
 	select {
 	case e.work <- req:
 	case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -379,5 +380,44 @@ func TestQuoteTracker(t *testing.T) {
 		if ok != c.ok {
 			t.Errorf("%q: ok = %v, want %v", c.pieces, ok, c.ok)
 		}
+	}
+}
+
+// TestQueueDepth: the prompts of a Generate call count while it runs, and
+// no longer once it has returned, cancelled or not.
+func TestQueueDepth(t *testing.T) {
+	e := loadTiny(t, Options{NoGrammar: true})
+	if d := e.QueueDepth(); d != 0 {
+		t.Fatalf("idle engine: depth %d", d)
+	}
+	groups := testGroups(40)
+	prompts := 0
+	for _, g := range groups {
+		prompts += len(g.Prompts)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Generate(ctx, groups, model.GenerateOptions{MaxNewTokens: 256})
+		done <- err
+	}()
+	var seen int64
+	for seen == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Generate returned (%v) before its prompts were seen in the queue", err)
+		default:
+		}
+		seen = e.QueueDepth()
+		runtime.Gosched()
+	}
+	if seen > int64(prompts) {
+		t.Errorf("depth %d, more than the %d prompts", seen, prompts)
+	}
+	cancel()
+	<-done
+	if d := e.QueueDepth(); d != 0 {
+		t.Errorf("depth %d after Generate returned", d)
 	}
 }
