@@ -1,6 +1,7 @@
 // Package config holds nerstream's one configuration struct, [Config]: its
-// defaults, loading from YAML, and [Config.Validate], which reports every
-// problem at once, each with its field path.
+// defaults, its loading from YAML, the environment and flags, and
+// [Config.Validate], which reports every problem at once, each with its
+// field path.
 //
 // The sections are kafka (brokers and group membership), input (topics and
 // decoding), output (topics and the writer), model (prompt, parsing,
@@ -8,20 +9,56 @@
 // retry (model failures) and shutdown_timeout. Every field documents its
 // default. The telemetry, http and log sections configure observability:
 // traces and metrics, the /healthz, /readyz and /metrics endpoints, and the
-// logs. Environment overrides (NERSTREAM_*) come with issue 6.
+// logs.
+//
+// # Layers
+//
+// [LoadFrom] starts from [Default] and lays three sources over it, each
+// winning over the ones before: a YAML file, the environment, and --set
+// flags. Every field has a default but kafka.brokers, input.topics, the
+// output topics, model.path and model.entity_types, which run requires
+// ([Config.ValidateRun]). Durations are written with a unit, 20ms or 5s
+// (a bare number other than 0 is a problem: 20 could be either).
+//
+// Loading does not stop at the first problem: unknown keys (with a "did
+// you mean" hint), values of the wrong form and bad variables or flags
+// are all collected as [Problems], and the values that did decode are
+// kept, so that Validate adds its own problems to the same list.
+//
+// # Environment
+//
+// Each field has a variable ([EnvVar], [Fields]): NERSTREAM_ and the
+// field's path in upper case, the dots between the keys and the
+// underscores within them both becoming underscores:
+//
+//	kafka.brokers         NERSTREAM_KAFKA_BROKERS
+//	batch.max_docs        NERSTREAM_BATCH_MAX_DOCS
+//	model.prompt.variant  NERSTREAM_MODEL_PROMPT_VARIANT
+//
+// Values take the forms of --set: scalars as YAML reads them (5s, 64,
+// true, 0.5; strings verbatim), lists comma-separated
+// (NERSTREAM_KAFKA_BROKERS=a:9092,b:9092, items trimmed), maps as
+// k=v,k2=v2. An empty value is an empty list or map, and unsets
+// telemetry.sampling_ratio; a list or map replaces the file's whole. A
+// list item or map value cannot hold a comma: put those in the file.
+//
+// A NERSTREAM_* variable that names no field is a problem, except those
+// that other parts of nerstream read (see reservedEnv): NERSTREAM_HOME,
+// NERSTREAM_MODEL_DIR, NERSTREAM_REQUIRE_KCAT, NERSTREAM_WRITE_PERTURBED
+// and every NERSTREAM_TEST_* variable.
+//
+// # Secrets
+//
+// Fields tagged secret:"true" (today telemetry.headers, where vendors'
+// API keys go) are hidden by [Config.Redacted], which config print uses:
+// a non-empty value becomes "[redacted]"; a map keeps its keys.
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration of a nerstream process.
@@ -169,7 +206,8 @@ type Telemetry struct {
 	KeyFile  string `yaml:"key_file"`
 	// Headers are sent with every export, such as a vendor's API key.
 	// Default: none (OTEL_EXPORTER_OTLP_HEADERS).
-	Headers map[string]string `yaml:"headers"`
+	// They are secret: config print redacts them.
+	Headers map[string]string `yaml:"headers" secret:"true"`
 	// SamplingRatio is the fraction of new traces recorded, 0 to 1. A
 	// record whose producer sampled its trace is always followed
 	// (parent-based sampling). Default: unset (OTEL_TRACES_SAMPLER and
@@ -294,33 +332,10 @@ func Default() Config {
 	}
 }
 
-// Load reads a YAML file over the defaults. Unknown keys are errors.
-func Load(path string) (Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Config{}, err
-	}
-	defer f.Close()
-	return Read(f)
-}
-
-// Read reads YAML over the defaults. Unknown keys are errors.
-func Read(r io.Reader) (Config, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Config{}, err
-	}
-	cfg := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	return cfg, nil
-}
-
-// Problems is every problem [Config.Validate] found, each as
-// "field.path: what is wrong".
+// Problems is every problem that [LoadFrom] or [Config.Validate] found,
+// each as "field.path: what is wrong" (a variable's problem starts with
+// the variable, "NERSTREAM_BATCH_LINGER (batch.linger): ...", and a
+// --set entry's with "--set batch.linger: ...").
 type Problems []string
 
 func (p Problems) Error() string { return strings.Join(p, "; ") }

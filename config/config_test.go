@@ -30,7 +30,7 @@ func TestRead(t *testing.T) {
 					c.Model.MaxNewTokens == 256 // untouched default
 			}, ""},
 		{"unknown key", "model:\n  pth: m.gguf\n", nil, "pth"},
-		{"wrong type", "model:\n  max_new_tokens: lots\n", nil, "line 2"},
+		{"wrong type", "model:\n  max_new_tokens: lots\n", nil, `model.max_new_tokens: "lots" is not an integer`},
 		{"not yaml", "model: [\n", nil, "config"},
 	}
 	for _, c := range cases {

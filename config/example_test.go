@@ -15,7 +15,10 @@ const exampleHeader = `# nerstream run --config examples/nerstream.yaml
 #
 # Every key with its default, generated from config.Config (the field docs in
 # config/config.go say what each one does); only the brokers, topics and
-# model are this example's own. Regenerate: go test ./config -run TestExampleFile -update
+# model are this example's own. Environment variables override the file
+# (NERSTREAM_KAFKA_BROKERS=a:9092,b:9092, NERSTREAM_BATCH_LINGER=50ms: see the
+# config package doc), and --set path=value flags override both.
+# Regenerate: go test ./config -run TestExampleFile -update
 `
 
 // exampleConfig is the configuration that examples/nerstream.yaml holds.

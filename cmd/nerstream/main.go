@@ -40,7 +40,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "--config FILE [-v]",
+		{"run", "--config FILE [--set PATH=VALUE ...] [-v]",
 			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
 		{"demo", "[--model F.gguf|synth:tiny] [--json] [-v]",
 			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
@@ -50,6 +50,8 @@ func commands() []command {
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
 		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
+		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
+			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json]",
 			"write a synthetic LLaMA model with random weights, or describe a GGUF model", runModel},
 		{"bench", "engine --model F.gguf [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model F.gguf|synth:tiny]",
@@ -113,9 +115,6 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// parseFlags parses flags that may come before, between or after the
-// positional arguments, and returns the positional ones. Everything after
-// "--" is positional.
 // parseNoArgs parses the flags of a command that takes no positional
 // arguments.
 func parseNoArgs(fs *flag.FlagSet, args []string) error {
@@ -129,6 +128,9 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseFlags parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones. Everything after
+// "--" is positional.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string

@@ -17,20 +17,22 @@ import (
 
 func runRun(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("run", flag.ContinueOnError)
-	cfgPath := fset.String("config", "", "the YAML configuration (required)")
+	var cf configFlags
+	cf.register(fset, true)
 	verbose := fset.Bool("v", false, "log debug lines (log.level: debug)")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" {
+	if cf.path == "" {
 		return usagef("--config is required")
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfgPath := &cf.path
+	cfg, problems, err := cf.load(config.Config.ValidateRun)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	if err := cfg.ValidateRun(); err != nil {
-		return usagef("%s: %v", *cfgPath, err)
+	if len(problems) > 0 {
+		return usagef("%s: %v (nerstream config check lists them)", *cfgPath, problems)
 	}
 	if *verbose {
 		cfg.Log.Level = "debug"

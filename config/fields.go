@@ -1,0 +1,308 @@
+package config
+
+import (
+	_ "embed"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Field describes one leaf of [Config], for documentation and for the
+// reference table of settings.
+type Field struct {
+	// Path is the field's dotted path, its YAML keys: "batch.max_docs".
+	Path string
+	// Env is the variable that overrides it: "NERSTREAM_BATCH_MAX_DOCS".
+	Env string
+	// Type is "int", "duration", "string", "bool", "float",
+	// "list of strings" or "map of strings".
+	Type string
+	// Default is the value in [Default], in the form that the variable
+	// and --set take: scalars as YAML writes them ("32", "20ms", "0s",
+	// "false"), lists comma-separated, maps k=v,k2=v2; "" when none.
+	Default string
+	// Doc is the field's doc comment in config.go, on one line; "" when
+	// it has none.
+	Doc string
+	// Secret marks a value that [Config.Redacted] hides.
+	Secret bool
+}
+
+// field is a leaf of Config as the loader sees it.
+type field struct {
+	Field
+	index []int // reflect index path from Config
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// schema is Config's shape, computed once by reflection.
+type schema struct {
+	fields   []field
+	byPath   map[string]*field
+	byEnv    map[string]*field
+	sections map[string]reflect.Type // "kafka", "model.prompt", and "" for Config
+}
+
+var theSchema = sync.OnceValue(func() *schema {
+	return buildSchema(reflect.ValueOf(Default()), fieldDocs())
+})
+
+// buildSchema walks the struct def (its values are the defaults) by
+// reflection; docs maps "Type.Field" to the field's doc.
+func buildSchema(def reflect.Value, docs map[string]string) *schema {
+	s := &schema{byPath: map[string]*field{}, byEnv: map[string]*field{}, sections: map[string]reflect.Type{}}
+	var walk func(prefix string, t reflect.Type, index []int)
+	walk = func(prefix string, t reflect.Type, index []int) {
+		s.sections[prefix] = t
+		var prevDoc, prevName string
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			key := yamlKey(sf)
+			if key == "" {
+				continue
+			}
+			path := joinPath(prefix, key)
+			idx := append(slices.Clone(index), i)
+			if sf.Type.Kind() == reflect.Struct {
+				walk(path, sf.Type, idx)
+				continue
+			}
+			doc := docs[t.Name()+"."+sf.Name]
+			// "CertFile and KeyFile are ..." documents both fields.
+			if doc == "" && prevName != "" && strings.HasPrefix(prevDoc, prevName+" and "+sf.Name+" ") {
+				doc = prevDoc
+			}
+			prevDoc, prevName = doc, sf.Name
+			f := field{
+				Field: Field{
+					Path:    path,
+					Env:     EnvVar(path),
+					Type:    typeName(sf.Type),
+					Default: formatValue(def.FieldByIndex(idx)),
+					Doc:     doc,
+					Secret:  sf.Tag.Get("secret") == "true",
+				},
+				index: idx,
+			}
+			s.fields = append(s.fields, f)
+		}
+	}
+	walk("", def.Type(), nil)
+	for i := range s.fields {
+		s.byPath[s.fields[i].Path] = &s.fields[i]
+		s.byEnv[s.fields[i].Env] = &s.fields[i]
+	}
+	return s
+}
+
+// yamlKey is the YAML key of a struct field, "" for none.
+func yamlKey(sf reflect.StructField) string {
+	if !sf.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	if name == "" {
+		return strings.ToLower(sf.Name) // yaml's own rule
+	}
+	return name
+}
+
+func joinPath(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// typeName is the Type of a Field.
+func typeName(t reflect.Type) string {
+	if t == durationType {
+		return "duration"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "int"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Float64:
+		return "float"
+	case reflect.Pointer:
+		return typeName(t.Elem())
+	case reflect.Slice:
+		return "list of " + typeName(t.Elem()) + "s"
+	case reflect.Map:
+		return "map of " + typeName(t.Elem()) + "s"
+	}
+	panic("config: no type name for " + t.String())
+}
+
+// formatValue writes a leaf value in the form of an environment variable.
+func formatValue(v reflect.Value) string {
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	switch v.Kind() {
+	case reflect.Int, reflect.Int64:
+		return strconv.FormatInt(v.Int(), 10)
+	case reflect.String:
+		return v.String()
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool())
+	case reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	case reflect.Pointer:
+		if v.IsNil() {
+			return ""
+		}
+		return formatValue(v.Elem())
+	case reflect.Slice:
+		s := make([]string, v.Len())
+		for i := range s {
+			s[i] = formatValue(v.Index(i))
+		}
+		return strings.Join(s, ",")
+	case reflect.Map:
+		m := v.Interface().(map[string]string)
+		var s []string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			s = append(s, k+"="+m[k])
+		}
+		return strings.Join(s, ",")
+	}
+	panic("config: cannot format " + v.Type().String())
+}
+
+// EnvVar returns the environment variable that overrides the field at
+// path: NERSTREAM_ and the path in upper case, its dots and its words'
+// underscores both underscores. EnvVar("kafka.brokers") is
+// NERSTREAM_KAFKA_BROKERS. It does not check that the field exists.
+func EnvVar(path string) string {
+	return envPrefix + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(path))
+}
+
+const envPrefix = "NERSTREAM_"
+
+// Fields returns every leaf field of [Config] in the struct's order.
+func Fields() []Field {
+	s := theSchema()
+	out := make([]Field, len(s.fields))
+	for i, f := range s.fields {
+		out[i] = f.Field
+	}
+	return out
+}
+
+// reservedEnv reports whether a NERSTREAM_* variable belongs to another
+// part of nerstream and so is no configuration override:
+// NERSTREAM_HOME, NERSTREAM_MODEL_DIR (the model cache),
+// NERSTREAM_REQUIRE_KCAT and NERSTREAM_WRITE_PERTURBED (tests), and
+// every NERSTREAM_TEST_* variable.
+func reservedEnv(name string) bool {
+	switch name {
+	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_REQUIRE_KCAT", "NERSTREAM_WRITE_PERTURBED":
+		return true
+	}
+	return strings.HasPrefix(name, "NERSTREAM_TEST_")
+}
+
+// Redacted returns a copy of c with every non-empty secret value replaced
+// by "[redacted]", for printing. Secrets are the fields tagged
+// secret:"true" (today telemetry.headers, where API keys go); in a map,
+// every value is a secret and the keys stay. c itself is untouched.
+func (c Config) Redacted() Config {
+	redact(reflect.ValueOf(&c).Elem(), theSchema().fields)
+	return c
+}
+
+// redact hides the secret fields of the struct v in place; a secret
+// slice or map is replaced, not changed, since v may share it.
+func redact(v reflect.Value, fields []field) {
+	const hidden = "[redacted]"
+	for _, f := range fields {
+		if !f.Secret {
+			continue
+		}
+		fv := v.FieldByIndex(f.index)
+		switch {
+		case fv.Kind() == reflect.String:
+			if fv.String() != "" {
+				fv.SetString(hidden)
+			}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			if fv.IsNil() {
+				continue
+			}
+			s := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			for i := range fv.Len() {
+				if fv.Index(i).String() != "" {
+					s.Index(i).SetString(hidden)
+				}
+			}
+			fv.Set(s)
+		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+			if fv.IsNil() {
+				continue
+			}
+			m := reflect.MakeMapWithSize(fv.Type(), fv.Len())
+			for it := fv.MapRange(); it.Next(); {
+				val := it.Value()
+				if val.String() != "" {
+					val = reflect.ValueOf(hidden).Convert(fv.Type().Elem())
+				}
+				m.SetMapIndex(it.Key(), val)
+			}
+			fv.Set(m)
+		default:
+			panic("config: secret:\"true\" on a " + fv.Type().String() + " field, " + f.Path)
+		}
+	}
+}
+
+// configSource is this package's config.go, for the fields' doc comments.
+//
+//go:embed config.go
+var configSource string
+
+// fieldDocs maps "Type.Field" to the field's doc comment on one line. A
+// source that does not parse gives no docs, not a failure.
+func fieldDocs() map[string]string {
+	docs := map[string]string{}
+	f, err := parser.ParseFile(token.NewFileSet(), "config.go", configSource, parser.ParseComments)
+	if err != nil {
+		return docs
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok {
+			return true
+		}
+		st, ok := ts.Type.(*ast.StructType)
+		if !ok {
+			return false
+		}
+		for _, fl := range st.Fields.List {
+			if fl.Doc == nil {
+				continue
+			}
+			doc := strings.Join(strings.Fields(fl.Doc.Text()), " ")
+			for _, name := range fl.Names {
+				docs[ts.Name.Name+"."+name.Name] = doc
+			}
+		}
+		return false
+	})
+	return docs
+}
