@@ -110,6 +110,47 @@ type Kafka struct {
 	// rejoin in a rebalance; members finish their work in flight within
 	// shutdown_timeout, inside it. Default: 30s.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// TLS encrypts the connections to the brokers.
+	TLS KafkaTLS `yaml:"tls"`
+	// SASL authenticates this process to the brokers.
+	SASL KafkaSASL `yaml:"sasl"`
+}
+
+// KafkaTLS configures TLS to the brokers. Every connection (the group's,
+// the fetches', the writer's) uses it.
+type KafkaTLS struct {
+	// Enabled turns TLS on. Default: false (plain text). Setting any file
+	// below does not turn it on by itself.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs that signed the brokers'
+	// certificates. Default: "" (the system's roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are this client's certificate and key, PEM,
+	// for brokers that ask for one (mutual TLS). Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates must carry.
+	// Default: "" (the host of each broker address).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate, which lets anyone on the
+	// path read and change the stream. Default: false; for tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// KafkaSASL configures SASL authentication to the brokers.
+type KafkaSASL struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512". Default:
+	// "" (no SASL). PLAIN sends the password as it is: use it with TLS.
+	Mechanism string `yaml:"mechanism"`
+	// Username is the SASL user. Required with a mechanism.
+	Username string `yaml:"username"`
+	// Password is the user's password. Prefer NERSTREAM_KAFKA_SASL_PASSWORD
+	// or password_file to writing it here. Default: "".
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile is a file that holds the password (a mounted secret);
+	// trailing white space is dropped. Default: "". Set it or password,
+	// not both.
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Input configures the input topics and how records are decoded.
@@ -397,6 +438,7 @@ func (c Config) Validate() error {
 // reads; Kafka addresses and topics that run requires are checked by
 // [Config.ValidateRun].
 func (c Config) validateStream(add func(path, format string, args ...any)) {
+	c.validateSecurity(add)
 	for i, b := range c.Kafka.Brokers {
 		if !strings.Contains(b, ":") {
 			add(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
@@ -539,4 +581,32 @@ func (c Config) ValidateRun() error {
 		return nil
 	}
 	return p
+}
+
+// validateSecurity checks kafka.tls and kafka.sasl.
+func (c Config) validateSecurity(add func(path, format string, args ...any)) {
+	t := c.Kafka.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("kafka.tls.key_file", "kafka.tls.cert_file and kafka.tls.key_file go together")
+	}
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		add("kafka.tls.enabled", "TLS settings are given but TLS is off: set kafka.tls.enabled: true")
+	}
+	s := c.Kafka.SASL
+	switch s.Mechanism {
+	case "":
+		if s.Username != "" || s.Password != "" || s.PasswordFile != "" {
+			add("kafka.sasl.mechanism", "a SASL user is given but no mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		}
+		return
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		add("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", s.Mechanism)
+	}
+	if s.Username == "" {
+		add("kafka.sasl.username", "required with a SASL mechanism")
+	}
+	if s.Password != "" && s.PasswordFile != "" {
+		add("kafka.sasl.password_file", "set kafka.sasl.password or kafka.sasl.password_file, not both")
+	}
 }

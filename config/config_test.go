@@ -142,6 +142,14 @@ func TestValidateStreamSections(t *testing.T) {
 		{"readiness interval", func(c *Config) { c.HTTP.ReadinessInterval = 0 }, "http.readiness_interval"},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"sasl mechanism", func(c *Config) { c.Kafka.SASL = KafkaSASL{Mechanism: "GSSAPI", Username: "u"} }, "kafka.sasl.mechanism"},
+		{"sasl user", func(c *Config) { c.Kafka.SASL = KafkaSASL{Mechanism: "PLAIN"} }, "kafka.sasl.username"},
+		{"sasl password twice", func(c *Config) {
+			c.Kafka.SASL = KafkaSASL{Mechanism: "PLAIN", Username: "u", Password: "p", PasswordFile: "f"}
+		}, "kafka.sasl.password_file"},
+		{"sasl user without mechanism", func(c *Config) { c.Kafka.SASL.Username = "u" }, "kafka.sasl.mechanism"},
+		{"tls settings with tls off", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.enabled"},
+		{"tls cert without key", func(c *Config) { c.Kafka.TLS = KafkaTLS{Enabled: true, CertFile: "c.pem"} }, "kafka.tls.key_file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/nerstream/nerstream/telemetry"
@@ -48,6 +50,12 @@ type GroupOptions struct {
 	// Propagator extracts the trace context that producers put in the
 	// records' headers (Message.TraceContext). Default: none.
 	Propagator propagation.TextMapPropagator
+	// TLS, when set, encrypts every connection to the brokers. Default:
+	// none (plain text).
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection (kafka-go's plain or
+	// scram mechanisms). Default: none.
+	SASL sasl.Mechanism
 	// Health hears whether the member holds a generation
 	// (telemetry.CheckConsumerGroup): ready once it joins, failing while
 	// it cannot join or between generations. Default: none.
@@ -159,7 +167,7 @@ func (g *Group) Run(ctx context.Context, handle Handler) error {
 }
 
 func (g *Group) dialer() *kafka.Dialer {
-	return &kafka.Dialer{ClientID: g.opts.ClientID, Timeout: 10 * time.Second, DualStack: true}
+	return &kafka.Dialer{ClientID: g.opts.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: g.opts.TLS, SASLMechanism: g.opts.SASL}
 }
 
 func (g *Group) claim(gen *kafka.Generation, topic string, a kafka.PartitionAssignment) *Claim {

@@ -2,12 +2,14 @@ package producers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/nerstream/nerstream/telemetry"
@@ -127,6 +129,14 @@ type Options struct {
 	// hide a broken cluster behind long stalls.
 	MaxAttempts int
 
+	// TLS, when set, encrypts the connections to the brokers. Default:
+	// none (plain text).
+	TLS *tls.Config
+
+	// SASL, when set, authenticates the connections (kafka-go's plain or
+	// scram mechanisms). Default: none.
+	SASL sasl.Mechanism
+
 	// Propagator injects each Message's TraceContext into its headers,
 	// so that the consumers of the output continue the trace. Default:
 	// none, and headers are written as given.
@@ -202,7 +212,7 @@ func NewWriter(opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport := &kafka.Transport{ClientID: o.ClientID}
+	transport := &kafka.Transport{ClientID: o.ClientID, TLS: o.TLS, SASL: o.SASL}
 	kw := &kafka.Writer{
 		Addr: kafka.TCP(o.Brokers...),
 		// Topic stays empty: every Message names its own.

@@ -66,6 +66,10 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 	if err != nil {
 		return nil, usageError{err}
 	}
+	tlsCfg, mech, err := kafkaSecurity(cfg.Kafka)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	group, err := consumers.NewGroup(consumers.GroupOptions{
 		Brokers:           cfg.Kafka.Brokers,
 		GroupID:           cfg.Kafka.GroupID,
@@ -84,6 +88,8 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 		Logger:     log,
 		Propagator: obs.propagator,
 		Health:     obs.health,
+		TLS:        tlsCfg,
+		SASL:       mech,
 	})
 	if err != nil {
 		return nil, usageError{err}
@@ -95,6 +101,8 @@ func newMember(cfg config.Config, rec pipeline.Recognizer, modelName string, log
 		BatchTimeout: cfg.Output.BatchTimeout,
 		CreateTopics: cfg.Output.CreateTopics,
 		Propagator:   obs.propagator,
+		TLS:          tlsCfg,
+		SASL:         mech,
 	})
 	if err != nil {
 		return nil, usageError{err}
