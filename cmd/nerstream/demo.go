@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,25 +16,9 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/llama"
 )
-
-// defaultModelFile is the model the demo looks for in the model cache:
-// UniNER-7B-type, the paper's default, quantised to 4 bits.
-const defaultModelFile = "UniNER-7B-type.Q4_K_M.gguf"
-
-// modelCacheDir is where models are kept: $NERSTREAM_MODEL_DIR, else
-// nerstream/models under the user's cache folder.
-func modelCacheDir() string {
-	if d := os.Getenv("NERSTREAM_MODEL_DIR"); d != "" {
-		return d
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	return filepath.Join(base, "nerstream", "models")
-}
 
 // demoDocs are the sample documents; the last two are bad input on
 // purpose, to show the dead-letter topic.
@@ -54,7 +36,7 @@ var demoDocs = []string{
 
 func runDemo(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	modelPath := fset.String("model", "", "GGUF model file, or synth:tiny for a synthetic one (default: "+defaultModelFile+" in the model cache)")
+	modelPath := fset.String("model", "", "GGUF model file, a model reference (hf://OWNER/REPO/FILE.gguf, https://…; pulled into the model cache on first use), or synth:tiny for a synthetic one (default: "+hub.DefaultModelRef+")")
 	threads := fset.Int("threads", 0, "CPU threads (default: all)")
 	gpuLayers := fset.Int("gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
 	maxNew := fset.Int("max-new-tokens", 64, "most tokens per answer")
@@ -64,15 +46,19 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
-	path := *modelPath
-	if path == "" {
-		path = filepath.Join(modelCacheDir(), defaultModelFile)
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("no model at %s: put a UniNER GGUF there (e.g. a public UniNER-7B-type conversion) or pass --model FILE; to try the demo now, run nerstream demo --model synth:tiny (random weights: its entities are meaningless)", path)
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	path := *modelPath
+	if path == "" {
+		path = hub.DefaultModelRef
+	}
+	// A model reference is pulled into the cache on first use; the line
+	// that says so goes to standard output, beside the annotations.
+	local, err := hub.Resolve(ctx, path, hub.Options{Progress: s.out, Bar: hub.IsTerminal(s.out)})
+	if err != nil {
+		return fmt.Errorf("getting the model %s: %w; pass --model FILE.gguf, or try the demo now with --model synth:tiny (random weights: its entities are meaningless)", path, err)
+	}
+	path = local
 
 	// The broker: kfake, an embedded Kafka-protocol broker, on loopback.
 	cluster, err := kfake.NewCluster(

@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/model/hub"
 )
 
 // TestDemo runs the whole demo on a synthetic model: embedded broker,
@@ -33,10 +37,26 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoWithoutModel: with no model in the cache, the demo pulls the
+// default one, saying so; here the hub answers 404, and the demo fails in
+// one line that names the synthetic model as the way to try it now.
 func TestDemoWithoutModel(t *testing.T) {
+	var asked string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = r.URL.Path
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
 	t.Setenv("NERSTREAM_MODEL_DIR", t.TempDir())
-	code, _, errs := runCLI(t, "", "demo")
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	code, out, errs := runCLI(t, "", "demo")
 	checkOneLineError(t, code, 1, errs, "--model synth:tiny")
+	if !strings.Contains(out, "pulling "+hub.DefaultModelRef) {
+		t.Errorf("the demo did not say it pulls the default model: %q", out)
+	}
+	if !strings.HasSuffix(asked, "/"+hub.DefaultModelFile) {
+		t.Errorf("the hub was asked for %q", asked)
+	}
 }
 
 // TestEvalWithModel runs a synthetic model over the bundled sample, saves

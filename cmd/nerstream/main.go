@@ -52,8 +52,8 @@ func commands() []command {
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
-		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json]",
-			"write a synthetic LLaMA model with random weights, or describe a GGUF model", runModel},
+		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",
+			"write a synthetic LLaMA model with random weights, describe a GGUF model, or download one (REF: hf://OWNER/REPO/FILE.gguf[@REVISION] or an https:// address) into the model cache and print its path", runModel},
 		{"bench", "engine --model F.gguf [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model F.gguf|synth:tiny]",
 			"measure the engine against one-prompt-at-a-time decoding, or the stream against a plain kafka-go loop; prints JSON", runBench},
 	}

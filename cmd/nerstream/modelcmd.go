@@ -15,20 +15,22 @@ import (
 	"github.com/nerstream/nerstream/model/gguf"
 )
 
-// runModel dispatches `nerstream model synth|info`.
+// runModel dispatches `nerstream model synth|info|pull`.
 func runModel(ctx context.Context, s streams, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a sub-command: synth or info")
+		return usagef("want a sub-command: synth, info or pull")
 	}
 	switch args[0] {
 	case "synth":
 		return runModelSynth(ctx, s, args[1:])
 	case "info":
 		return runModelInfo(ctx, s, args[1:])
+	case "pull":
+		return runModelPull(ctx, s, args[1:])
 	case "-h", "--help", "help":
 		return flag.ErrHelp
 	}
-	return usagef("unknown sub-command %q (want synth or info)", args[0])
+	return usagef("unknown sub-command %q (want synth, info or pull)", args[0])
 }
 
 func runModelSynth(_ context.Context, s streams, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/telemetry"
 )
@@ -71,6 +73,15 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	}
 	defer stopServer()
 
+	if hub.IsRef(cfg.Model.Path) {
+		health.Set(telemetry.CheckModel, errors.New("pulling "+cfg.Model.Path))
+		local, err := hub.Resolve(ctx, cfg.Model.Path, hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)})
+		if err != nil {
+			return fmt.Errorf("model.path: %w", err)
+		}
+		log.Info("model: in the cache", "ref", cfg.Model.Path, "path", local)
+		cfg.Model.Path = local
+	}
 	health.Set(telemetry.CheckModel, errors.New("loading "+cfg.Model.Path))
 	opts := llama.DefaultOptions()
 	opts.Threads = cfg.Model.Threads

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nerstream/nerstream/model/gguf"
 )
 
 // TestRunCommand runs `nerstream run` as its own process on the synthetic
@@ -19,12 +23,22 @@ func TestRunCommand(t *testing.T) {
 	c := startBroker(t, 3)
 	brokers := c.ListenAddrs()
 	produceDocs(t, brokers, 0, n)
+	// The model is a reference: run pulls it into the cache on first use.
+	var model bytes.Buffer
+	if err := gguf.Synth(&model, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "tiny.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
+	}))
+	defer srv.Close()
+	cacheDir := t.TempDir()
 	cfg := streamConfig(brokers)
-	cfg.Model.Path = "synth:tiny"
+	cfg.Model.Path = srv.URL + "/models/tiny.gguf"
 	cfg.Model.MaxNewTokens = 8
 	cfg.Model.Threads = 1
 	cmd := exec.Command(os.Args[0], "run", "--config", writeConfig(t, cfg))
-	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1")
+	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1", "NERSTREAM_MODEL_DIR="+cacheDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -56,8 +70,14 @@ func TestRunCommand(t *testing.T) {
 	if len(recs) != n {
 		t.Fatalf("%d annotation records, want %d", len(recs), n)
 	}
-	if !bytes.Contains(recs[0].Value, []byte(`"model":"synthetic-tiny`)) {
+	if !bytes.Contains(recs[0].Value, []byte(`"model":"tiny.gguf"`)) {
 		t.Errorf("record %s does not name the model", recs[0].Value)
+	}
+	if !strings.Contains(stderr.String(), "pulling "+cfg.Model.Path) {
+		t.Errorf("run did not say it pulls the model; stderr:\n%s", stderr.String())
+	}
+	if st, err := os.Stat(filepath.Join(cacheDir, "tiny.gguf")); err != nil || st.Size() != int64(model.Len()) {
+		t.Errorf("the model is not in the cache: %v", err)
 	}
 }
 
