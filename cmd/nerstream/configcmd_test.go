@@ -71,6 +71,9 @@ telemetry: {headers: {x-api-key: hunter2}}
 	}
 	t.Setenv("NERSTREAM_KAFKA_BROKERS", "env-a:9092,env-b:9092")
 	t.Setenv("NERSTREAM_BATCH_MAX_DOCS", "16")
+	t.Setenv("NERSTREAM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("NERSTREAM_KAFKA_SASL_USERNAME", "nerstream")
+	t.Setenv("NERSTREAM_KAFKA_SASL_PASSWORD", "correct-horse")
 	code, out, errs = runCLI(t, "", "config", "print", "--config", path, "--set", "batch.max_docs=24")
 	if code != 0 {
 		t.Fatalf("print: %d %q", code, errs)
@@ -80,7 +83,10 @@ telemetry: {headers: {x-api-key: hunter2}}
 			t.Errorf("printed config lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "file:9092") {
+	if !strings.Contains(out, "password: '[redacted]'") {
+		t.Errorf("the SASL password is not shown redacted:\n%s", out)
+	}
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "correct-horse") || strings.Contains(out, "file:9092") {
 		t.Errorf("printed config shows a secret or a value overridden:\n%s", out)
 	}
 
