@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 )
 
@@ -50,6 +51,21 @@ type ServerOptions struct {
 	//
 	// Default nil: nothing is logged.
 	Logger *slog.Logger
+
+	// Routes are more handlers on the same server, keyed by their
+	// http.ServeMux pattern ("/v1/completions", "POST /v1/annotate"). A
+	// pattern that clashes with the server's own routes makes NewServer
+	// fail.
+	//
+	// Default nil: the operational endpoints only.
+	Routes map[string]http.Handler
+
+	// WriteTimeout bounds the time to answer one request, body read
+	// included. Routes that generate text need more than scrapes and
+	// probes do.
+	//
+	// Default 0: one minute.
+	WriteTimeout time.Duration
 }
 
 // Server serves the operational endpoints: /healthz (liveness), /readyz
@@ -90,6 +106,17 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 
+	if err := addRoutes(mux, opts.Routes); err != nil {
+		return nil, err
+	}
+	writeTimeout := opts.WriteTimeout
+	if writeTimeout <= 0 {
+		// Long enough for a 30s CPU profile or trace (pprof refuses
+		// durations past WriteTimeout), short enough to drop stuck
+		// clients.
+		writeTimeout = time.Minute
+	}
+
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: listening on %q: %w", addr, err)
@@ -101,15 +128,39 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			// Long enough for a 30s CPU profile or trace (pprof refuses
-			// durations past WriteTimeout), short enough to drop stuck
-			// clients.
-			WriteTimeout:   time.Minute,
-			IdleTimeout:    2 * time.Minute,
-			MaxHeaderBytes: 64 << 10,
-			ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 	}, nil
+}
+
+// addRoutes registers routes on mux, in the order of their patterns, and
+// turns the panic of a bad or clashing pattern into an error.
+func addRoutes(mux *http.ServeMux, routes map[string]http.Handler) (err error) {
+	patterns := make([]string, 0, len(routes))
+	for p := range routes {
+		patterns = append(patterns, p)
+	}
+	slices.Sort(patterns)
+	for _, p := range patterns {
+		if routes[p] == nil {
+			return fmt.Errorf("telemetry: route %q has no handler", p)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("telemetry: route %q: %v", p, r)
+				}
+			}()
+			mux.Handle(p, routes[p])
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Addr returns the address the server listens on, with the port it got.

@@ -191,3 +191,46 @@ func TestServerClose(t *testing.T) {
 		t.Errorf("Serve after Close: %v, want nil", err)
 	}
 }
+
+func TestServerRoutesOption(t *testing.T) {
+	base := startServer(t, ServerOptions{
+		Health: NewHealth(),
+		Routes: map[string]http.Handler{
+			"POST /v1/echo": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				_, _ = w.Write(b)
+			}),
+		},
+		WriteTimeout: 2 * time.Minute,
+	})
+	resp, err := http.Post(base+"/v1/echo", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello" {
+		t.Errorf("POST /v1/echo = %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
+	// The server's own routes are still there.
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/v1/echo"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /v1/echo = %d, want 405", code)
+	}
+}
+
+func TestServerRoutesOptionErrors(t *testing.T) {
+	for name, routes := range map[string]map[string]http.Handler{
+		"clash":      {"/readyz": http.NotFoundHandler()},
+		"bad":        {"GET no-slash": http.NotFoundHandler()},
+		"no handler": {"/x": nil},
+	} {
+		srv, err := NewServer(ServerOptions{Address: "127.0.0.1:0", Routes: routes})
+		if err == nil {
+			srv.Close()
+			t.Errorf("%s: NewServer succeeded, want an error", name)
+		}
+	}
+}

@@ -50,6 +50,8 @@ func commands() []command {
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
 		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
+		{"serve", "--model F.gguf|synth:tiny|REF [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N]",
+			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",
