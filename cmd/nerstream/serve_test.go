@@ -21,24 +21,6 @@ import (
 	"github.com/nerstream/nerstream/producers"
 )
 
-// serveLog is a goroutine-safe buffer for the server's log.
-type serveLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *serveLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *serveLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var serveListening = regexp.MustCompile(`"msg":"serve: listening","address":"([^"]+)"`)
 
 // serveArgs are the test server's flags, as the issue gives them.
@@ -50,7 +32,7 @@ var serveArgs = []string{"serve", "--model", "synth:tiny", "--threads", "1", "--
 func startServe(t *testing.T, extra ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &serveLog{}
+	logs := &syncBuffer{}
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, append(slices.Clone(serveArgs), extra...), strings.NewReader(""), io.Discard, logs)
