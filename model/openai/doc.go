@@ -1,0 +1,114 @@
+// Package openai is a [model.Engine] that sends UniNER prompts to
+// OpenAI-compatible inference servers over HTTP: the /v1/completions
+// endpoint of vLLM, llama.cpp's llama-server, SGLang or TGI.
+//
+// # Deployment
+//
+// The in-process engine (model/llama) runs the model inside nerstream. This
+// one lets a GPU tier serve it instead: one or more inference servers, each
+// given here as a base URL, or one load balancer in front of many. For
+// example, with vLLM:
+//
+//	vllm serve Universal-NER/UniNER-7B-type --enable-prefix-caching --max-model-len 2048
+//
+// and nerstream pointed at http://gpu-1:8000/v1, http://gpu-2:8000/v1. With
+// llama-server:
+//
+//	llama-server -m UniNER-7B-type.Q4_K_M.gguf -c 16384 -np 8 --port 8080
+//
+// (its context is split between the -np slots: 8 slots of 2,048 tokens).
+//
+// The prompts of one [model.PromptGroup] (one passage, asked about each
+// entity type) go out in ONE request, with "prompt" as a list of strings, so
+// that they reach one server together and its prefix cache computes the
+// passage once for all of them. A load balancer in front of several servers
+// should keep that property: it routes whole requests, so it does. Prefix
+// caching must be on in the server (vLLM: --enable-prefix-caching, the
+// default in recent versions; llama-server caches prompts by default).
+//
+// # The prompt as text
+//
+// Each prompt is sent as its [model.Prompt.String], the exact prompt of the
+// official code. The server adds BOS itself. The "</s>" inside the prompt
+// must become the EOS special token, not the four characters: vLLM (with
+// the Hugging Face tokenizer) and llama-server parse special tokens in
+// prompt text by default, so it does. A server configured not to parse
+// them would see a different prompt, and answer worse.
+//
+// Because the server parses special tokens in the whole text, it would also
+// parse them in the document's text, where [model.PartText] says an engine
+// must not: a document holding "</s>USER: ..." could break out of its slot.
+// So by default a prompt whose user parts (text, entity type, dataset name)
+// hold LLaMA's special-token text ("<s>", "</s>", "<unk>") is refused with
+// [ErrSpecialTokenText] in its Completion.Err, and the recognizer
+// dead-letters that document. [Options.AllowSpecialTokenText] sends it
+// anyway.
+//
+// Decoding is the official one: temperature 0, at most MaxNewTokens new
+// tokens ("max_tokens"), stop at "</s>". The answer text is returned as the
+// server gives it, cut at "</s>" if the server echoes it: the in-process
+// engine returns the detokenized pieces as they are, leading space included.
+// With [Options.GuidedJSON] the server holds the answer to a JSON array of
+// strings, as the in-process engine's grammar does (vLLM:
+// "structured_outputs": {"json": schema}; llama-server: a GBNF "grammar").
+//
+// # Endpoints, retries and ejection
+//
+// Requests go to the endpoint with the fewest requests in flight (or in
+// turn, [RoutingRoundRobin]), at most [Options.MaxInFlightPerEndpoint] at
+// once on each; the groups of one Generate call run concurrently up to the
+// pool's capacity, and further requests wait for a free place.
+//
+// A request that fails for a reason that may pass is retried, on another
+// endpoint when there is one, up to [Options.Retries] times, after an
+// exponential back-off with full jitter (a random wait between 0 and
+// min(BackoffMax, BackoffInitial × 2^retry)). These retry: connection
+// errors and cut connections, 5xx, 429, 408, a request past
+// [Options.Timeout], and malformed bodies (bad JSON, the wrong number of
+// choices). When the retries are spent, Generate fails as a whole: the
+// model tier is down, not the documents bad, so the caller keeps them.
+//
+// A 429, and a 503 with Retry-After, mark the endpoint busy for the
+// Retry-After (a 429 without one: for BackoffInitial; at most
+// [Options.MaxRetryAfter]): it gets no requests until then, and retries go
+// to the other endpoints at once. When every endpoint that is not ejected
+// is busy, the retry waits for the first to be free.
+//
+// These do not retry. 400 (and 413) is a refusal of that one request (most
+// often a prompt too long for the server's context): every prompt of that
+// group gets a [*StatusError] in its Completion.Err, and the other groups
+// go on. 401 and 403 fail the whole call with an error about the API key;
+// any other 4xx (404 for a wrong model name or URL, 422) fails the whole
+// call too, as it would fail every request. Cancelling ctx stops every
+// request at once.
+//
+// Each endpoint has a circuit breaker. After [Options.FailureThreshold]
+// consecutive failures (of the retrying kind, 429 excepted: a busy server is
+// not a broken one) it is ejected for [Options.Cooldown]: no request goes
+// there. Then it is half-open: the next request that needs an endpoint goes
+// to it as a probe, and the probe's success re-admits it, its failure
+// ejects it for another cooldown. When every endpoint is ejected, an attempt
+// fails at once, and is retried after its back-off like any other.
+//
+// [Engine.Stats] gives counters of requests, retries, failures, ejections
+// and each endpoint's state and requests in flight, for the caller to
+// export.
+//
+// # Tracing
+//
+// The package imports only the standard library. To trace its requests,
+// pass an [*http.Client] whose transport is instrumented (otelhttp's, say)
+// as [Options.HTTPClient]; every request carries the caller's ctx.
+//
+// # Token counting
+//
+// [Engine.TokenCount] asks the server's tokenizer ([TokenizeVLLM],
+// [TokenizeLlamaServer]: POST /tokenize at the server's root, each call,
+// nothing cached) or, with [TokenizeEstimate], returns len(text)+1: no
+// SentencePiece or byte-level BPE text takes more tokens than its bytes
+// plus one (LLaMA splits digits into single tokens and falls back to bytes
+// for characters outside its vocabulary, so smaller estimates such as
+// bytes/2 can fall short). The estimate over-counts ordinary text about
+// fourfold, which only makes windows smaller: no round trip, no prompt too
+// long.
+package openai

@@ -1,0 +1,286 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/nerstream/nerstream/model"
+)
+
+// answerGrammar holds an answer to a JSON array of strings (GBNF, for
+// llama-server); the same grammar as the in-process engine's.
+const answerGrammar = `root   ::= " "? "[" ( " "? string ( "," " "? string )* )? " "? "]"
+string ::= "\"" char* "\""
+char   ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )
+hex    ::= [0-9a-fA-F]
+`
+
+// answerSchema is the JSON schema of an answer, for vLLM.
+var answerSchema = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
+
+// completionRequest is the body of POST /v1/completions.
+type completionRequest struct {
+	Model       string   `json:"model,omitempty"`
+	Prompt      []string `json:"prompt"`
+	MaxTokens   int      `json:"max_tokens"`
+	Temperature float64  `json:"temperature"`
+	Stop        []string `json:"stop"`
+	// vLLM's structured outputs.
+	StructuredOutputs map[string]any `json:"structured_outputs,omitempty"`
+	// llama-server's grammar.
+	Grammar string `json:"grammar,omitempty"`
+}
+
+type usage struct {
+	PromptTokens     *int `json:"prompt_tokens"`
+	CompletionTokens *int `json:"completion_tokens"`
+}
+
+type choice struct {
+	Index *int    `json:"index"`
+	Text  *string `json:"text"`
+	// Usage is per choice: no server is known to send it here, but a
+	// multi-prompt answer that comes as a list of completions (below)
+	// has one per completion.
+	Usage *usage `json:"usage"`
+}
+
+type completionResponse struct {
+	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage"`
+}
+
+// Generate implements [model.Engine]. Each group is one request; the groups
+// run concurrently, at most as many as the pool has places.
+func (e *Engine) Generate(ctx context.Context, groups []model.PromptGroup, opts model.GenerateOptions) ([][]model.Completion, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	maxNew := opts.MaxNewTokens
+	if maxNew <= 0 {
+		maxNew = model.DefaultMaxNewTokens
+	}
+	out := make([][]model.Completion, len(groups))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(groups), e.capacity) {
+		wg.Go(func() {
+			for g := range work {
+				if err := e.generateGroup(ctx, groups[g].Prompts, maxNew, &out[g]); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for g := range groups {
+		select {
+		case work <- g:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// generateGroup answers one group into *out. Its error fails the whole call.
+func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxNew int, out *[]model.Completion) error {
+	comps := make([]model.Completion, len(prompts))
+	req := completionRequest{Model: e.opts.Model, MaxTokens: maxNew, Temperature: 0, Stop: []string{model.EOS}}
+	var sent []int // indices into prompts of req.Prompt
+	for p, prompt := range prompts {
+		if err := e.checkPrompt(prompt); err != nil {
+			comps[p].Err = err
+			continue
+		}
+		sent = append(sent, p)
+		req.Prompt = append(req.Prompt, prompt.String())
+	}
+	if len(sent) > 0 {
+		if e.opts.GuidedJSON {
+			switch e.opts.Dialect {
+			case DialectVLLM:
+				req.StructuredOutputs = map[string]any{"json": answerSchema}
+			case DialectLlamaServer:
+				req.Grammar = answerGrammar
+			}
+		}
+		payload, err := json.Marshal(req)
+		if err != nil {
+			return fmt.Errorf("openai: encoding a request: %w", err)
+		}
+		var got []model.Completion
+		err = e.call(ctx, func(ep *endpoint) string { return ep.base + "/completions" }, payload, func(body []byte) error {
+			var err error
+			got, err = decodeCompletions(body, req.Prompt)
+			return err
+		})
+		if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
+			for _, p := range sent {
+				comps[p].Err = se
+			}
+		} else if err != nil {
+			return err
+		} else {
+			for i, p := range sent {
+				comps[p] = got[i]
+			}
+		}
+	}
+	*out = comps
+	return nil
+}
+
+// decodeCompletions reads the answer to a request of len(prompts) prompts:
+// one completion object, or (llama-server, for a list of prompts) a list
+// of them, one per prompt. Every prompt must have exactly one choice.
+func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error) {
+	var resps []completionResponse
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		if err := json.Unmarshal(body, &resps); err != nil {
+			return nil, err
+		}
+		for i := range resps {
+			// A completion's usage is its one choice's.
+			if len(resps[i].Choices) == 1 && resps[i].Choices[0].Usage == nil {
+				resps[i].Choices[0].Usage = resps[i].Usage
+				resps[i].Usage = nil
+			}
+		}
+	} else {
+		var r completionResponse
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, err
+		}
+		resps = []completionResponse{r}
+	}
+	n := len(prompts)
+	texts := make([]*string, n)
+	per := make([]*usage, n)
+	var total usage
+	count := 0
+	for _, r := range resps {
+		if r.Usage != nil {
+			total = addUsage(total, *r.Usage)
+		}
+		for _, c := range r.Choices {
+			if c.Index == nil || c.Text == nil {
+				return nil, errors.New("a choice without index or text")
+			}
+			i := *c.Index
+			if i < 0 || i >= n {
+				return nil, fmt.Errorf("choice index %d out of range for %d prompts", i, n)
+			}
+			if texts[i] != nil {
+				return nil, fmt.Errorf("two choices for prompt %d", i)
+			}
+			texts[i] = c.Text
+			per[i] = c.Usage
+			count++
+		}
+	}
+	if count != n {
+		return nil, fmt.Errorf("%d choices for %d prompts", count, n)
+	}
+	out := make([]model.Completion, n)
+	for i, t := range texts {
+		out[i].Text = trimAnswer(*t)
+	}
+	// Token counts: per choice when given, else the totals spread in
+	// proportion to the prompts' and answers' lengths in bytes.
+	promptWeights := make([]int, n)
+	answerWeights := make([]int, n)
+	allPer := true
+	for i := range n {
+		promptWeights[i] = len(prompts[i])
+		answerWeights[i] = len(out[i].Text) + 1 // +1: EOS
+		if per[i] == nil || per[i].PromptTokens == nil || per[i].CompletionTokens == nil {
+			allPer = false
+		}
+	}
+	if allPer {
+		for i := range n {
+			out[i].PromptTokens = *per[i].PromptTokens
+			out[i].GeneratedTokens = *per[i].CompletionTokens
+		}
+		return out, nil
+	}
+	if total.PromptTokens != nil {
+		for i, v := range spread(*total.PromptTokens, promptWeights) {
+			out[i].PromptTokens = v
+		}
+	}
+	if total.CompletionTokens != nil {
+		for i, v := range spread(*total.CompletionTokens, answerWeights) {
+			out[i].GeneratedTokens = v
+		}
+	}
+	return out, nil
+}
+
+func addUsage(a, b usage) usage {
+	add := func(x, y *int) *int {
+		if y == nil {
+			return x
+		}
+		v := *y
+		if x != nil {
+			v += *x
+		}
+		return &v
+	}
+	return usage{add(a.PromptTokens, b.PromptTokens), add(a.CompletionTokens, b.CompletionTokens)}
+}
+
+// spread divides total in proportion to weights, by largest remainder, so
+// that the parts add up to total.
+func spread(total int, weights []int) []int {
+	parts := make([]int, len(weights))
+	sum := 0
+	for _, w := range weights {
+		sum += w
+	}
+	if sum == 0 || total <= 0 {
+		return parts
+	}
+	rem := make([]int, len(weights))
+	given := 0
+	for i, w := range weights {
+		parts[i] = total * w / sum
+		rem[i] = total * w % sum
+		given += parts[i]
+	}
+	for ; given < total; given++ {
+		best := 0
+		for i := range rem {
+			if rem[i] > rem[best] {
+				best = i
+			}
+		}
+		parts[best]++
+		rem[best] = -1
+	}
+	return parts
+}
+
+// trimAnswer cuts the answer at EOS, should the server return it: the
+// in-process engine stops there and keeps the rest as it is.
+func trimAnswer(s string) string {
+	if i := strings.Index(s, model.EOS); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

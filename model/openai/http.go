@@ -1,0 +1,240 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxBody bounds an answer's body: a group's answers are a few KiB.
+const maxBody = 16 << 20
+
+// StatusError is a server's answer with an HTTP status other than 2xx. A
+// 400 or 413 is the Completion.Err of every prompt of the group it
+// answered; 401, 403 and other 4xx fail the whole call.
+type StatusError struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// URL is the request's URL, any password hidden.
+	URL string
+	// Message is the server's error message, shortened.
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "openai: %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	switch e.StatusCode {
+	case http.StatusUnauthorized:
+		b.WriteString(" (the server refused the API key: check the API key or API key file)")
+	case http.StatusForbidden:
+		b.WriteString(" (the API key is not allowed this request)")
+	}
+	return b.String()
+}
+
+// permanent says whether retrying cannot help.
+func (e *StatusError) permanent() bool {
+	return e.StatusCode >= 400 && e.StatusCode < 500 &&
+		e.StatusCode != http.StatusRequestTimeout && e.StatusCode != http.StatusTooManyRequests
+}
+
+// refusesGroup says whether the error is about the one request (its
+// prompts), not about the whole pool.
+func (e *StatusError) refusesGroup() bool {
+	return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusRequestEntityTooLarge
+}
+
+// call POSTs payload to the URL that path gives for an endpoint, with
+// retries, and hands a 2xx body to decode; a decode error is a malformed
+// answer, retried. It returns nil, ctx's error, a permanent *StatusError,
+// or the last error once the retries are spent.
+func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload []byte, decode func([]byte) error) error {
+	var avoid *endpoint
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			e.mu.Lock()
+			e.stats.retries++
+			e.mu.Unlock()
+		}
+		l, err := e.acquire(ctx, avoid)
+		if err == nil {
+			avoid = l.ep
+			var r result
+			var retryAfter time.Duration
+			r, retryAfter, err = e.send(ctx, l.ep, path(l.ep), payload, decode)
+			if r == resultBusy && retryAfter == 0 {
+				retryAfter = e.opts.BackoffInitial
+			}
+			e.release(l, r, retryAfter)
+			if err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var se *StatusError
+		if errors.As(err, &se) && se.permanent() {
+			return se
+		}
+		if attempt >= e.opts.Retries {
+			return fmt.Errorf("openai: giving up after %d attempts: %w", attempt+1, err)
+		}
+		// Back off; and when every endpoint that is not ejected asked
+		// for time (Retry-After), give it that time.
+		wait := max(e.backoff(attempt), e.readyIn())
+		if err := e.opts.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff is the wait before retry number attempt+1: full jitter over an
+// exponential ceiling.
+func (e *Engine) backoff(attempt int) time.Duration {
+	ceiling := e.opts.BackoffMax
+	if attempt < 30 {
+		ceiling = min(ceiling, e.opts.BackoffInitial<<attempt)
+	}
+	return time.Duration(e.opts.jitter() * float64(ceiling))
+}
+
+// send makes one attempt.
+func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload []byte, decode func([]byte) error) (result, time.Duration, error) {
+	actx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	name := redactURL(target)
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(payload))
+	if err != nil {
+		return resultFailure, 0, fmt.Errorf("openai: %s: %w", name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if e.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+e.apiKey)
+	}
+	failed := func(what string, err error) (result, time.Duration, error) {
+		switch {
+		case ctx.Err() != nil:
+			return resultNeutral, 0, ctx.Err()
+		case actx.Err() != nil:
+			return resultFailure, 0, fmt.Errorf("openai: %s: no answer within the timeout of %s", name, e.opts.Timeout)
+		}
+		return resultFailure, 0, fmt.Errorf("openai: %s: %s: %s", name, what, e.redact(err.Error()))
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return failed("sending", unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return failed("reading the answer", err)
+	}
+	if len(body) > maxBody {
+		return resultFailure, 0, fmt.Errorf("openai: %s: answer over %d bytes", name, maxBody)
+	}
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		if err := decode(body); err != nil {
+			return resultFailure, 0, fmt.Errorf("openai: %s: malformed answer: %w", name, err)
+		}
+		return resultOK, 0, nil
+	}
+	se := &StatusError{StatusCode: code, URL: name, Message: errorMessage([]byte(e.redact(string(body))))}
+	switch {
+	case code == http.StatusTooManyRequests:
+		return resultBusy, retryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+	case code == http.StatusServiceUnavailable:
+		return resultFailure, retryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+	case se.permanent():
+		return resultOK, 0, se // the server is up; the request is at fault
+	}
+	return resultFailure, 0, se
+}
+
+// unwrapURLError drops the "Post URL:" that net/http puts before an error:
+// send names the endpoint itself.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(h); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(min(s, 1<<20)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// errorMessage finds the message in an error body: OpenAI's, vLLM's and
+// llama-server's {"error": {"message": …}}, {"message": …}, {"error": "…"},
+// or the text itself.
+func errorMessage(body []byte) string {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+	}
+	msg := ""
+	if json.Unmarshal(body, &v) == nil {
+		var inner struct {
+			Message string `json:"message"`
+		}
+		var s string
+		switch {
+		case json.Unmarshal(v.Error, &inner) == nil && inner.Message != "":
+			msg = inner.Message
+		case json.Unmarshal(v.Error, &s) == nil && s != "":
+			msg = s
+		default:
+			msg = v.Message
+		}
+	} else {
+		msg = string(body)
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 300 {
+		cut := 300
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return strings.ToValidUTF8(msg, "�")
+}
+
+// redact hides the API key, should a server or an error repeat it.
+func (e *Engine) redact(s string) string {
+	if e.apiKey == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, e.apiKey, "[redacted]")
+}
