@@ -17,6 +17,7 @@ import (
 	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/model/openai"
 	"github.com/nerstream/nerstream/producers"
 )
 
@@ -29,7 +30,12 @@ type annotateError struct {
 
 func runAnnotate(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("annotate", flag.ContinueOnError)
-	modelPath := fset.String("model", "", "GGUF model file (required)")
+	engineName := fset.String("engine", "llama", "llama (in process, --model F.gguf) or openai (OpenAI-compatible servers, --endpoint)")
+	modelPath := fset.String("model", "", "GGUF model file (llama engine, required); with --engine openai, the served model's name, if the server wants one")
+	var endpoints setFlag
+	fset.Var(&endpoints, "endpoint", "openai engine: a server's base URL, like http://gpu-1:8000/v1; repeatable, for a pool")
+	dialect := fset.String("dialect", "", "openai engine: the server's extensions, llama-server (and nerstream serve) or vllm; empty for plain OpenAI")
+	apiKeyFile := fset.String("api-key-file", "", "openai engine: a file holding the API key (else $OPENAI_API_KEY)")
 	types := fset.String("types", "person,organization,location", "entity types for documents that name none, comma-separated")
 	threads := fset.Int("threads", 0, "CPU threads (default: all)")
 	gpuLayers := fset.Int("gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
@@ -44,8 +50,17 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *modelPath == "" {
-		return usagef("--model is required")
+	switch *engineName {
+	case "llama":
+		if *modelPath == "" {
+			return usagef("--model is required")
+		}
+	case "openai":
+		if len(endpoints) == 0 {
+			return usagef("--engine openai needs at least one --endpoint")
+		}
+	default:
+		return usagef("--engine %q is not one of llama, openai", *engineName)
 	}
 	if len(pos) > 1 {
 		return usagef("one input file at most, got %d", len(pos))
@@ -58,16 +73,37 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	defer in.Close()
-	opts := llama.DefaultOptions()
-	opts.Threads = *threads
-	opts.GPULayers = *gpuLayers
-	opts.NoGrammar = *noGrammar
-	opts.SubstringAnswers = *substring
-	eng, err := loadEngine(*modelPath, opts)
-	if err != nil {
-		return err
+	var eng model.Engine
+	modelName := filepath.Base(*modelPath)
+	if *engineName == "openai" {
+		oe, err := openai.New(openai.Options{
+			Endpoints:  endpoints,
+			Model:      *modelPath,
+			APIKey:     os.Getenv("OPENAI_API_KEY"),
+			APIKeyFile: *apiKeyFile,
+			Dialect:    openai.Dialect(*dialect),
+		})
+		if err != nil {
+			return usageError{err}
+		}
+		defer oe.Close()
+		eng = oe
+		if *modelPath == "" {
+			modelName = "openai"
+		}
+	} else {
+		opts := llama.DefaultOptions()
+		opts.Threads = *threads
+		opts.GPULayers = *gpuLayers
+		opts.NoGrammar = *noGrammar
+		opts.SubstringAnswers = *substring
+		le, err := loadEngine(*modelPath, opts)
+		if err != nil {
+			return err
+		}
+		defer le.Close()
+		eng = le
 	}
-	defer eng.Close()
 	rec, err := model.NewRecognizer(eng, model.RecognizerOptions{
 		Prompt:       model.PromptOptions{Variant: model.Variant(*variant), Dataset: *dataset},
 		Parse:        model.ParseMode(*parse),
@@ -77,7 +113,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	a := annotator{rec: rec, model: filepath.Base(*modelPath), name: name, out: bufio.NewWriter(s.out), progress: newProgress(s.err)}
+	a := annotator{rec: rec, model: modelName, name: name, out: bufio.NewWriter(s.out), progress: newProgress(s.err)}
 	if err := a.run(ctx, in, *batch); err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func commands() []command {
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model F.gguf [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
-		{"annotate", "--model F.gguf [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
+		{"annotate", "(--model F.gguf | --engine openai --endpoint URL [--endpoint URL2 ...] [--dialect llama-server|vllm]) [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
 		{"serve", "--model F.gguf|synth:tiny|REF [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N]",
 			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
