@@ -321,6 +321,42 @@ type Model struct {
 	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
 	// them when a GPU is present, 0 none.
 	GPULayers int `yaml:"gpu_layers"`
+	// Engine is where the model runs: "llama" (default: in this process,
+	// from model.path) or "openai" (OpenAI-compatible servers, such as
+	// vLLM, llama-server or nerstream serve, from model.openai).
+	Engine string `yaml:"engine"`
+	// OpenAI configures the openai engine.
+	OpenAI OpenAI `yaml:"openai"`
+}
+
+// OpenAI configures the engine that sends prompts to a pool of
+// OpenAI-compatible completions servers (model/openai documents each
+// setting further).
+type OpenAI struct {
+	// Endpoints are the servers' base URLs, like http://gpu-1:8000/v1.
+	// Required by the openai engine.
+	Endpoints []string `yaml:"endpoints"`
+	// Model is the served model's name, sent with each request (vLLM
+	// checks it). Default: "" (left out; model.path names the model in
+	// the annotations).
+	Model string `yaml:"model"`
+	// APIKey is sent as a bearer token. Prefer NERSTREAM_MODEL_OPENAI_API_KEY
+	// or api_key_file. Default: none.
+	APIKey string `yaml:"api_key" secret:"true"`
+	// APIKeyFile is a file that holds the API key. Default: none.
+	APIKeyFile string `yaml:"api_key_file"`
+	// Dialect is the servers' extensions: "llama-server" (llama.cpp's
+	// server, and nerstream serve), "vllm", or "" (default: plain OpenAI,
+	// and token counts are estimated from bytes, which makes long
+	// documents' windows smaller than they need be).
+	Dialect string `yaml:"dialect"`
+	// Routing is "least-in-flight" (default) or "round-robin".
+	Routing string `yaml:"routing"`
+	// MaxInFlightPerEndpoint bounds the requests one server has at once.
+	// Default: 8.
+	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
+	// Timeout bounds one request. Default: 60s.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Prompt configures the prompt variant.
@@ -364,6 +400,8 @@ func Default() Config {
 			MaxEntityTypes: 64,
 			OverlapTokens:  64,
 			GPULayers:      -1,
+			Engine:         "llama",
+			OpenAI:         OpenAI{Routing: "least-in-flight", MaxInFlightPerEndpoint: 8, Timeout: 60 * time.Second},
 		},
 		Batch:           Batch{MaxDocs: 32, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond, MaxInFlight: 256, Workers: 2},
 		Retry:           Retry{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
@@ -422,6 +460,39 @@ func (c Config) Validate() error {
 	}
 	if m.GPULayers < -1 {
 		add("model.gpu_layers", "must be -1 (all), 0 (none) or a count")
+	}
+	switch m.Engine {
+	case "llama":
+	case "openai":
+		if len(m.OpenAI.Endpoints) == 0 {
+			add("model.openai.endpoints", "required by the openai engine")
+		}
+	default:
+		add("model.engine", "%q is not one of llama, openai", m.Engine)
+	}
+	for i, e := range m.OpenAI.Endpoints {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			add(fmt.Sprintf("model.openai.endpoints[%d]", i), "%q is not an http:// or https:// URL", e)
+		}
+	}
+	switch m.OpenAI.Dialect {
+	case "", "llama-server", "vllm":
+	default:
+		add("model.openai.dialect", "%q is not one of llama-server, vllm or empty", m.OpenAI.Dialect)
+	}
+	switch m.OpenAI.Routing {
+	case "least-in-flight", "round-robin":
+	default:
+		add("model.openai.routing", "%q is not one of least-in-flight, round-robin", m.OpenAI.Routing)
+	}
+	if m.OpenAI.MaxInFlightPerEndpoint <= 0 {
+		add("model.openai.max_in_flight_per_endpoint", "must be > 0")
+	}
+	if m.OpenAI.Timeout <= 0 {
+		add("model.openai.timeout", "must be > 0")
+	}
+	if m.OpenAI.APIKey != "" && m.OpenAI.APIKeyFile != "" {
+		add("model.openai.api_key_file", "set model.openai.api_key or model.openai.api_key_file, not both")
 	}
 	for i, t := range m.EntityTypes {
 		if strings.TrimSpace(t) == "" {
@@ -571,7 +642,7 @@ func (c Config) ValidateRun() error {
 	if c.Output.DeadLetterTopic == "" {
 		p = append(p, "output.dead_letter_topic: required")
 	}
-	if c.Model.Path == "" {
+	if c.Model.Path == "" && c.Model.Engine != "openai" {
 		p = append(p, "model.path: required")
 	}
 	if len(c.Model.EntityTypes) == 0 {

@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
 	"github.com/nerstream/nerstream/model/openai"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // TestOpenAIEngineAgainstServe is issue 7's equivalence: the openai engine,
@@ -127,4 +132,49 @@ func records(t *testing.T, out string) []map[string]any {
 		recs = append(recs, m)
 	}
 	return recs
+}
+
+// TestConfiguredOpenAIEngine: model.engine: openai opens the remote engine
+// that run uses, and documents go through it to nerstream serve.
+func TestConfiguredOpenAIEngine(t *testing.T) {
+	base := startServe(t)
+	cfg := config.Default()
+	cfg.Model.Engine = "openai"
+	cfg.Model.OpenAI.Endpoints = []string{base + "/v1"}
+	cfg.Model.OpenAI.Dialect = "llama-server"
+	cfg.Model.EntityTypes = []string{"person"}
+	cfg.Model.MaxNewTokens = 8
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var errs syncBuffer
+	eng, name, err := openConfiguredEngine(context.Background(), cfg.Model, streams{out: io.Discard, err: &errs},
+		slog.New(slog.NewTextHandler(&errs, nil)), telemetry.NewHealth(telemetry.CheckModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if name != "openai" {
+		t.Errorf("name %q", name)
+	}
+	rec, err := model.NewRecognizer(eng, recognizerOptions(cfg.Model))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anns, err := rec.Recognize(context.Background(), []model.Document{{ID: "a", Text: "Ada Lovelace met Charles Babbage."}, {ID: "b", Text: ""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anns[0].Err != nil || anns[0].ID != "a" || anns[0].PromptTokens == 0 {
+		t.Errorf("annotation %+v", anns[0])
+	}
+	var ie *model.InputError
+	if !errors.As(anns[1].Err, &ie) || ie.Reason != model.ReasonEmptyText {
+		t.Errorf("empty document: %v", anns[1].Err)
+	}
+
+	cfg.Model.OpenAI.Endpoints = []string{"gpu-1:8000"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "model.openai.endpoints[0]") {
+		t.Errorf("an endpoint without a scheme: %v", err)
+	}
 }

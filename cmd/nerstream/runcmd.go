@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -14,6 +15,7 @@ import (
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/model/openai"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -73,20 +75,7 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	}
 	defer stopServer()
 
-	if hub.IsRef(cfg.Model.Path) {
-		health.Set(telemetry.CheckModel, errors.New("pulling "+cfg.Model.Path))
-		local, err := hub.Resolve(ctx, cfg.Model.Path, hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)})
-		if err != nil {
-			return fmt.Errorf("model.path: %w", err)
-		}
-		log.Info("model: in the cache", "ref", cfg.Model.Path, "path", local)
-		cfg.Model.Path = local
-	}
-	health.Set(telemetry.CheckModel, errors.New("loading "+cfg.Model.Path))
-	opts := llama.DefaultOptions()
-	opts.Threads = cfg.Model.Threads
-	opts.GPULayers = cfg.Model.GPULayers
-	eng, name, err := openModel(cfg.Model.Path, opts)
+	eng, name, err := openConfiguredEngine(ctx, cfg.Model, s, log, health)
 	if err != nil {
 		return err
 	}
@@ -96,7 +85,9 @@ func runRun(ctx context.Context, s streams, args []string) error {
 		return usageError{err}
 	}
 	health.Set(telemetry.CheckModel, nil)
-	obs.metrics.ObserveEngineQueue(eng.QueueDepth)
+	if q, ok := eng.(interface{ QueueDepth() int64 }); ok {
+		obs.metrics.ObserveEngineQueue(q.QueueDepth)
+	}
 	m, err := newMember(cfg, rec, name, log, obs)
 	if err != nil {
 		return err
@@ -171,4 +162,56 @@ func serveHTTP(c config.HTTP, health *telemetry.Health, tel *telemetry.Telemetry
 		case <-time.After(shutdownGrace):
 		}
 	}, nil
+}
+
+// closingEngine is an engine that holds resources until closed.
+type closingEngine interface {
+	model.Engine
+	Close() error
+}
+
+// openConfiguredEngine opens the engine that the model section names:
+// the in-process llama.cpp engine on model.path (pulled into the cache
+// first when it is a reference), or the openai engine on
+// model.openai.endpoints. It returns the name that annotations carry.
+func openConfiguredEngine(ctx context.Context, m config.Model, s streams, log *slog.Logger, health *telemetry.Health) (closingEngine, string, error) {
+	if m.Engine == "openai" {
+		o := m.OpenAI
+		eng, err := openai.New(openai.Options{
+			Endpoints: o.Endpoints, Model: o.Model, APIKey: o.APIKey, APIKeyFile: o.APIKeyFile,
+			Dialect: openai.Dialect(o.Dialect), Routing: openai.Routing(o.Routing),
+			MaxInFlightPerEndpoint: o.MaxInFlightPerEndpoint, Timeout: o.Timeout,
+		})
+		if err != nil {
+			return nil, "", usagef("model.openai: %v", err)
+		}
+		name := o.Model
+		switch {
+		case m.Path != "":
+			name = filepath.Base(m.Path)
+		case name == "":
+			name = "openai"
+		}
+		log.Info("model: remote", "endpoints", o.Endpoints, "dialect", o.Dialect)
+		return eng, name, nil
+	}
+	path := m.Path
+	if hub.IsRef(path) {
+		health.Set(telemetry.CheckModel, errors.New("pulling "+path))
+		local, err := hub.Resolve(ctx, path, hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)})
+		if err != nil {
+			return nil, "", fmt.Errorf("model.path: %w", err)
+		}
+		log.Info("model: in the cache", "ref", path, "path", local)
+		path = local
+	}
+	health.Set(telemetry.CheckModel, errors.New("loading "+path))
+	opts := llama.DefaultOptions()
+	opts.Threads = m.Threads
+	opts.GPULayers = m.GPULayers
+	eng, name, err := openModel(path, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	return eng, name, nil
 }
