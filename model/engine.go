@@ -55,3 +55,14 @@ type Completion struct {
 	// Err is set when the engine refused this prompt alone.
 	Err error
 }
+
+// AnswerGrammar is a GBNF grammar (llama.cpp's grammar format) that holds
+// an answer to a JSON array of strings, the form of every UniNER answer:
+// `["a", "b"]` or `[]`, with at most one space before the list, after a
+// comma, and around the brackets. The in-process engine decodes under it,
+// and the openai engine sends it to llama-server.
+const AnswerGrammar = `root   ::= " "? "[" ( " "? string ( "," " "? string )* )? " "? "]"
+string ::= "\"" char* "\""
+char   ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )
+hex    ::= [0-9a-fA-F]
+`

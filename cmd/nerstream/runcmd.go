@@ -195,23 +195,29 @@ func openConfiguredEngine(ctx context.Context, m config.Model, s streams, log *s
 		log.Info("model: remote", "endpoints", o.Endpoints, "dialect", o.Dialect)
 		return eng, name, nil
 	}
-	path := m.Path
+	eng, name, err := pullAndLoad(ctx, s, log, health, "model.path", m.Path, m.Threads, m.GPULayers)
+	if err != nil {
+		return nil, "", err
+	}
+	return eng, name, nil
+}
+
+// pullAndLoad loads the in-process engine on path, pulling it into the
+// model cache first when it is a reference; field names the setting in
+// errors. health's model check says which step it is in.
+func pullAndLoad(ctx context.Context, s streams, log *slog.Logger, health *telemetry.Health, field, path string, threads, gpuLayers int) (*llama.Engine, string, error) {
 	if hub.IsRef(path) {
 		health.Set(telemetry.CheckModel, errors.New("pulling "+path))
 		local, err := hub.Resolve(ctx, path, hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)})
 		if err != nil {
-			return nil, "", fmt.Errorf("model.path: %w", err)
+			return nil, "", fmt.Errorf("%s: %w", field, err)
 		}
 		log.Info("model: in the cache", "ref", path, "path", local)
 		path = local
 	}
 	health.Set(telemetry.CheckModel, errors.New("loading "+path))
 	opts := llama.DefaultOptions()
-	opts.Threads = m.Threads
-	opts.GPULayers = m.GPULayers
-	eng, name, err := openModel(path, opts)
-	if err != nil {
-		return nil, "", err
-	}
-	return eng, name, nil
+	opts.Threads = threads
+	opts.GPULayers = gpuLayers
+	return openModel(path, opts)
 }

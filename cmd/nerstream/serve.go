@@ -23,7 +23,6 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
-	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/producers"
 	"github.com/nerstream/nerstream/telemetry"
@@ -165,7 +164,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 		return <-served
 	}
 
-	eng, name, err := loadServeModel(ctx, s, log, health, *modelPath, *threads, *gpuLayers)
+	eng, name, err := pullAndLoad(ctx, s, log, health, "--model", *modelPath, *threads, *gpuLayers)
 	if err != nil {
 		_ = stop()
 		return err
@@ -197,24 +196,6 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	}
 	log.Info("serve: stopped")
 	return nil
-}
-
-// loadServeModel pulls the model if it is a reference, and loads it.
-func loadServeModel(ctx context.Context, s streams, log *slog.Logger, health *telemetry.Health, path string, threads, gpuLayers int) (*llama.Engine, string, error) {
-	if hub.IsRef(path) {
-		health.Set(telemetry.CheckModel, errors.New("pulling "+path))
-		local, err := hub.Resolve(ctx, path, hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)})
-		if err != nil {
-			return nil, "", fmt.Errorf("--model: %w", err)
-		}
-		log.Info("model: in the cache", "ref", path, "path", local)
-		path = local
-	}
-	health.Set(telemetry.CheckModel, errors.New("loading "+path))
-	opts := llama.DefaultOptions()
-	opts.Threads = threads
-	opts.GPULayers = gpuLayers
-	return openModel(path, opts)
 }
 
 // serveBackend is the loaded model.

@@ -11,19 +11,12 @@ import (
 	"math"
 	"sort"
 	"unsafe"
+
+	"github.com/nerstream/nerstream/model"
 )
 
-// answerGrammar holds an answer to a JSON array of strings, the form of
-// every UniNER answer: `["a", "b"]` or `[]`, with at most one space before
-// the list, after a comma, and around the brackets.
-const answerGrammar = `root   ::= " "? "[" ( " "? string ( "," " "? string )* )? " "? "]"
-string ::= "\"" char* "\""
-char   ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )
-hex    ::= [0-9a-fA-F]
-`
-
 func newGrammar(v *C.struct_llama_vocab) (*C.struct_llama_sampler, error) {
-	src := C.CString(answerGrammar)
+	src := C.CString(model.AnswerGrammar)
 	defer C.free(unsafe.Pointer(src))
 	root := C.CString("root")
 	defer C.free(unsafe.Pointer(root))

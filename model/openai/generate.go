@@ -12,14 +12,6 @@ import (
 	"github.com/nerstream/nerstream/model"
 )
 
-// answerGrammar holds an answer to a JSON array of strings (GBNF, for
-// llama-server); the same grammar as the in-process engine's.
-const answerGrammar = `root   ::= " "? "[" ( " "? string ( "," " "? string )* )? " "? "]"
-string ::= "\"" char* "\""
-char   ::= [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )
-hex    ::= [0-9a-fA-F]
-`
-
 // answerSchema is the JSON schema of an answer, for vLLM.
 var answerSchema = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
 
@@ -114,7 +106,7 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 			case DialectVLLM:
 				req.StructuredOutputs = map[string]any{"json": answerSchema}
 			case DialectLlamaServer:
-				req.Grammar = answerGrammar
+				req.Grammar = model.AnswerGrammar
 			}
 		}
 		payload, err := json.Marshal(req)
