@@ -75,6 +75,9 @@ const (
 	ReasonTextTooLong   = "text_too_long"
 	ReasonTypeTooLong   = "entity_type_too_long"
 	ReasonContextTooBig = "prompt_exceeds_context"
+	// ReasonEngineRefused: the engine refused the document's text on its
+	// own (a remote server answered 400 to counting its tokens).
+	ReasonEngineRefused = "engine_refused"
 )
 
 // RecognizerOptions configure a [Recognizer]. Zero values take the defaults.
@@ -180,6 +183,13 @@ func (r *Recognizer) Recognize(ctx context.Context, docs []Document) ([]Annotati
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			// Only a refusal of this document is its own error. An
+			// engine that cannot count tokens (a remote tokenizer that
+			// is down, a closed engine) fails the batch, so that the
+			// documents are retried and held, not dead-lettered.
+			if _, bad := errors.AsType[*InputError](err); !bad {
+				return nil, err
 			}
 			anns[i].Err = err
 			continue

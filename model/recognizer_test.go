@@ -326,3 +326,54 @@ func FuzzRecognize(f *testing.F) {
 		checkInvariant(t, text, anns[0])
 	})
 }
+
+// countingEngine is a test double whose TokenCount fails with err for
+// texts that contain marker.
+type countingEngine struct {
+	modeltest.ScriptedEngine
+	marker string
+	err    error
+}
+
+func (e *countingEngine) TokenCount(ctx context.Context, text string) (int, error) {
+	if strings.Contains(text, e.marker) {
+		return 0, e.err
+	}
+	return e.ScriptedEngine.TokenCount(ctx, text)
+}
+
+// TestRecognizeTokenCountFailures: a document that must be split needs the
+// engine's token counts. An engine that cannot count fails the batch (the
+// documents are held, not dead-lettered); an engine that refuses one text
+// fails only that document.
+func TestRecognizeTokenCountFailures(t *testing.T) {
+	long := strings.Repeat("Ada Lovelace wrote notes. ", 200) + "marker"
+	tests := []struct {
+		name      string
+		err       error
+		wantBatch bool
+	}{
+		{"transport", errors.New("connection refused (test double)"), true},
+		{"refused", &model.InputError{Reason: model.ReasonEngineRefused, Detail: "400 (test double)"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &countingEngine{ScriptedEngine: modeltest.ScriptedEngine{Context: 512}, marker: "marker", err: tt.err}
+			r := newRecognizer(t, e, model.RecognizerOptions{Types: []string{"person"}, MaxNewTokens: 64})
+			anns, err := r.Recognize(context.Background(), []model.Document{{Text: "short"}, {Text: long}})
+			if tt.wantBatch {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want the engine's failure for the batch", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ie *model.InputError
+			if anns[0].Err != nil || !errors.As(anns[1].Err, &ie) || ie.Reason != model.ReasonEngineRefused {
+				t.Errorf("errs %v, %v; want nil and the refusal", anns[0].Err, anns[1].Err)
+			}
+		})
+	}
+}

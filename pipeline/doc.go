@@ -19,10 +19,15 @@
 //     is acknowledged by the sink. Bad input (a rejected decode, or a
 //     document the model refuses) becomes a dead letter in its place and is
 //     committed like any other record.
-//   - Model failures are retried with exponential back-off; after
-//     Options.Retry.MaxAttempts the record becomes a dead letter with reason
-//     [ReasonInferenceFailed]. Sink failures are retried without end and
-//     never become dead letters: the work stays uncommitted.
+//   - A model failure on one document (an error in its Annotation) is
+//     retried with exponential back-off; after Options.Retry.MaxAttempts
+//     the record becomes a dead letter with reason [ReasonInferenceFailed].
+//     A failure of the whole call (Recognize returns an error: the engine
+//     is closed, or a remote GPU tier is down) blames no document: the
+//     batch is retried without end, with back-off capped at
+//     Options.Retry.Max, held uncommitted while readiness is false. Sink
+//     failures are likewise retried without end and never become dead
+//     letters.
 //   - When a claim's context ends (a rebalance or a shutdown), fetching
 //     stops at once and the work already in flight has
 //     Options.DrainTimeout to be written and committed through the claim,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,8 +372,16 @@ func TestNoDocumentTextInLogs(t *testing.T) {
 	const secret = "Ada-Lovelace-private-note"
 	var buf syncBuf
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	rec := funcRecognizer(func(_ context.Context, docs []model.Document) ([]model.Annotation, error) {
-		return nil, errors.New("engine failed (test double)")
+	var calls atomic.Int32
+	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+		if calls.Add(1) <= 2 {
+			return nil, errors.New("engine failed (test double)")
+		}
+		anns, _ := instant(ctx, docs)
+		for i := range anns {
+			anns[i].Err = errors.New("document failed (test double)")
+		}
+		return anns, nil
 	})
 	h := start(t, Options{Recognizer: rec, Sink: &memSink{fail: 2}, Encoder: textEncoder{}, Logger: log, MaxDocs: 2, MaxInFlight: 8})
 	claim := newMemClaim(0, 4, nil)
@@ -384,7 +393,7 @@ func TestNoDocumentTextInLogs(t *testing.T) {
 	}
 	h.consumeUntil(t, func() bool { return claim.lastCommit() == 4 }, claim)
 	out := buf.String()
-	for _, want := range []string{"inference failed; dead letter", "model failed; retrying", "write failed; retrying"} {
+	for _, want := range []string{"inference failed; dead letter", "model failed; retrying", "model failed; holding the batch", "write failed; retrying"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q line: the test did not reach what it checks\n%s", want, out)
 		}

@@ -66,7 +66,9 @@ type Options struct {
 
 // Retry is an exponential back-off.
 type Retry struct {
-	// MaxAttempts bounds the model calls of one document. Default: 3.
+	// MaxAttempts bounds the model calls that fail on one document (an
+	// error in its Annotation) before it becomes a dead letter. Calls that
+	// fail as a whole do not count: they are retried without end. Default: 3.
 	MaxAttempts int
 	// Initial is the first wait; it doubles up to Max. Defaults: 100ms, 5s.
 	Initial, Max time.Duration
@@ -288,6 +290,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			}
 		}
 	}()
+	outage := 0 // model calls in a row that failed as a whole
 	for len(batch) > 0 {
 		live := batch[:0:0]
 		for _, it := range batch {
@@ -304,15 +307,30 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 		if ctx.Err() != nil {
 			return // shutting down: claims abandon what is left
 		}
+		if err != nil {
+			// The model failed as a whole (an engine closed, a GPU tier
+			// down or unreachable): no document is at fault, so none
+			// spends an attempt or becomes a dead letter. The batch
+			// waits, uncommitted, and readiness says why.
+			outage++
+			for _, it := range live {
+				it.tries--
+			}
+			p.opts.Health.Set(telemetry.CheckModel, fmt.Errorf("inference failing: %w", err))
+			p.modelRetries.Add(int64(len(live)))
+			d := p.opts.Retry.delay(outage)
+			p.log.Warn("model failed; holding the batch and retrying", "docs", len(live), "in", d, "failures", outage, "err", err)
+			if !sleep(ctx, d) {
+				return
+			}
+			batch = live
+			continue
+		}
+		outage = 0
 		var again []*item
 		var retryErr error
 		for i, it := range live {
-			var docErr error
-			if err != nil {
-				docErr = err
-			} else {
-				docErr = anns[i].Err
-			}
+			docErr := anns[i].Err
 			var ie *model.InputError
 			switch {
 			case docErr == nil:

@@ -473,3 +473,43 @@ func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
 		t.Fatalf("dead letters %v", dlq)
 	}
 }
+
+// TestModelOutageHoldsRecords: a model that fails as a whole, more times
+// than MaxAttempts, costs no dead letter; the records wait and are annotated
+// once it recovers.
+func TestModelOutageHoldsRecords(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 7 {
+			return nil, errors.New("GPU tier unreachable (test double)")
+		}
+		return instant(ctx, docs)
+	})
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 8, Linger: time.Millisecond,
+		Retry: Retry{MaxAttempts: 2, Initial: time.Millisecond, Max: 4 * time.Millisecond}})
+	claim := newMemClaim(0, 6, nil)
+	h.consumeUntil(t, func() bool { return claim.lastCommit() == 6 }, claim)
+	outs := sink.snapshot()
+	if len(outs) != 6 {
+		t.Fatalf("%d outputs, want 6", len(outs))
+	}
+	for _, o := range outs {
+		if o.Topic != "out" {
+			t.Fatalf("output to %s: a model outage made a dead letter", o.Topic)
+		}
+	}
+	if s := h.p.Stats(); s.DeadLetters != 0 || s.Annotated != 6 {
+		t.Fatalf("stats %+v", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls < 8 {
+		t.Fatalf("%d model calls, want at least 8 (7 failures, then success)", calls)
+	}
+}

@@ -985,3 +985,24 @@ func TestPick(t *testing.T) {
 		t.Errorf("readyIn %v, want a's busy second (c is ejected)", d)
 	}
 }
+
+// TestTokenCountRefusal: a 400 to a tokenize request is the document's
+// fault, reported as a model.InputError; a 500 is the engine's.
+func TestTokenCountRefusal(t *testing.T) {
+	f := newFake(t)
+	status := http.StatusBadRequest
+	f.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, status, map[string]any{"error": map[string]any{"message": "text too long (test double)"}})
+		return true
+	}
+	e, _ := newTestEngine(t, Options{Endpoints: []string{f.base()}, Dialect: DialectVLLM, Retries: 1})
+	_, err := e.TokenCount(context.Background(), "x")
+	var ie *model.InputError
+	if !errors.As(err, &ie) || ie.Reason != model.ReasonEngineRefused || !strings.Contains(ie.Detail, "text too long") {
+		t.Fatalf("400: err = %v, want an InputError", err)
+	}
+	status = http.StatusInternalServerError
+	if _, err := e.TokenCount(context.Background(), "x"); err == nil || errors.As(err, &ie) {
+		t.Fatalf("500: err = %v, want an engine failure", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/nerstream/nerstream/model"
 )
 
 // TokenCount implements [model.Engine]: the tokens text takes as literal
@@ -54,6 +56,11 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 		}
 		return nil
 	})
+	if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
+		// The server refuses this text, not every text: the document
+		// is at fault, as model.Engine asks it to be reported.
+		return 0, &model.InputError{Reason: model.ReasonEngineRefused, Detail: se.Error()}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("openai: counting tokens: %w", err)
 	}
