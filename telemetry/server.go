@@ -16,10 +16,9 @@ import (
 // empty.
 const DefaultAddress = ":8080"
 
-// shutdownTimeout bounds the graceful stop of [Server.Serve]: in-flight
-// scrapes and probes are short, and a stuck one must not hold up the
-// process's exit.
-const shutdownTimeout = 5 * time.Second
+// defaultShutdownTimeout bounds the graceful stop of [Server.Serve] when
+// [ServerOptions.ShutdownTimeout] is not set.
+const defaultShutdownTimeout = 5 * time.Second
 
 // ServerOptions configures [NewServer].
 type ServerOptions struct {
@@ -66,14 +65,24 @@ type ServerOptions struct {
 	//
 	// Default 0: one minute.
 	WriteTimeout time.Duration
+
+	// ShutdownTimeout bounds the graceful stop once Serve's context ends:
+	// requests in flight have this long to finish, then their
+	// connections are closed.
+	//
+	// Default 0: 5 seconds. Scrapes and probes are short, and a stuck one
+	// must not hold up the process's exit; routes that generate text need
+	// more (nerstream serve's --drain-timeout).
+	ShutdownTimeout time.Duration
 }
 
 // Server serves the operational endpoints: /healthz (liveness), /readyz
 // (readiness), /metrics and, when enabled, /debug/pprof/.
 type Server struct {
-	ln     net.Listener
-	srv    *http.Server
-	logger *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	logger   *slog.Logger
+	shutdown time.Duration
 }
 
 // NewServer listens on opts.Address right away, so that a bad or busy
@@ -121,9 +130,14 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: listening on %q: %w", addr, err)
 	}
+	shutdown := opts.ShutdownTimeout
+	if shutdown <= 0 {
+		shutdown = defaultShutdownTimeout
+	}
 	return &Server{
-		ln:     ln,
-		logger: logger,
+		ln:       ln,
+		logger:   logger,
+		shutdown: shutdown,
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -167,7 +181,7 @@ func addRoutes(mux *http.ServeMux, routes map[string]http.Handler) (err error) {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until ctx ends, then shuts down gracefully, giving in-flight
-// requests up to 5 seconds. It returns nil after a clean stop, and an error
+// requests up to [ServerOptions.ShutdownTimeout]. It returns nil after a clean stop, and an error
 // if serving fails or the stop is not clean. Call it once.
 func (s *Server) Serve(ctx context.Context) error {
 	s.logger.DebugContext(ctx, "telemetry server listening", "address", s.Addr())
@@ -183,7 +197,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
 	defer cancel()
 	err := s.srv.Shutdown(stopCtx)
 	if err != nil {

@@ -234,3 +234,72 @@ func TestServerRoutesOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestServerShutdownTimeout: on cancel, a request in flight finishes when
+// it takes less than ShutdownTimeout, and is cut (Serve reporting it) when
+// it takes more.
+func TestServerShutdownTimeout(t *testing.T) {
+	tests := []struct {
+		name     string
+		timeout  time.Duration
+		wantDone bool
+	}{
+		{"drains", 5 * time.Second, true},
+		{"cuts", 50 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entered, release := make(chan struct{}), make(chan struct{})
+			srv, err := NewServer(ServerOptions{Address: "127.0.0.1:0", ShutdownTimeout: tt.timeout,
+				Routes: map[string]http.Handler{"/slow": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					close(entered)
+					select {
+					case <-release:
+					case <-time.After(10 * time.Second):
+					}
+					_, _ = io.WriteString(w, "done")
+				})}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ctx) }()
+			answered := make(chan string, 1)
+			go func() {
+				resp, err := http.Get("http://" + srv.Addr() + "/slow")
+				if err != nil {
+					answered <- "error: " + err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					answered <- "error: " + err.Error()
+					return
+				}
+				answered <- string(b)
+			}()
+			<-entered
+			cancel()
+			if tt.wantDone {
+				time.Sleep(200 * time.Millisecond) // the shutdown has begun and waits
+				close(release)
+				if got := <-answered; got != "done" {
+					t.Errorf("in-flight request got %q, want it finished", got)
+				}
+				if err := <-served; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+				return
+			}
+			if err := <-served; err == nil {
+				t.Error("Serve returned nil after cutting a request")
+			}
+			close(release)
+			if got := <-answered; got == "done" {
+				t.Error("the request finished: the shutdown timeout was not applied")
+			}
+		})
+	}
+}

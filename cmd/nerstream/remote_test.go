@@ -149,7 +149,7 @@ func TestConfiguredOpenAIEngine(t *testing.T) {
 	}
 	var errs syncBuffer
 	eng, name, err := openConfiguredEngine(context.Background(), cfg.Model, streams{out: io.Discard, err: &errs},
-		slog.New(slog.NewTextHandler(&errs, nil)), telemetry.NewHealth(telemetry.CheckModel))
+		slog.New(slog.NewTextHandler(&errs, nil)), telemetry.NewHealth(telemetry.CheckModel), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -75,7 +76,7 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	}
 	defer stopServer()
 
-	eng, name, err := openConfiguredEngine(ctx, cfg.Model, s, log, health)
+	eng, name, err := openConfiguredEngine(ctx, cfg.Model, s, log, health, tel)
 	if err != nil {
 		return err
 	}
@@ -174,13 +175,20 @@ type closingEngine interface {
 // the in-process llama.cpp engine on model.path (pulled into the cache
 // first when it is a reference), or the openai engine on
 // model.openai.endpoints. It returns the name that annotations carry.
-func openConfiguredEngine(ctx context.Context, m config.Model, s streams, log *slog.Logger, health *telemetry.Health) (closingEngine, string, error) {
+// The openai engine's requests are client spans of tel (nil: none), so
+// that a trace continues into the GPU tier.
+func openConfiguredEngine(ctx context.Context, m config.Model, s streams, log *slog.Logger, health *telemetry.Health, tel *telemetry.Telemetry) (closingEngine, string, error) {
 	if m.Engine == "openai" {
 		o := m.OpenAI
+		var client *http.Client
+		if tel != nil {
+			client = &http.Client{Transport: tel.HTTPTransport(openai.NewTransport(o.MaxInFlightPerEndpoint))}
+		}
 		eng, err := openai.New(openai.Options{
 			Endpoints: o.Endpoints, Model: o.Model, APIKey: o.APIKey, APIKeyFile: o.APIKeyFile,
 			Dialect: openai.Dialect(o.Dialect), Routing: openai.Routing(o.Routing),
 			MaxInFlightPerEndpoint: o.MaxInFlightPerEndpoint, Timeout: o.Timeout,
+			HTTPClient: client,
 		})
 		if err != nil {
 			return nil, "", usagef("model.openai: %v", err)

@@ -59,6 +59,14 @@ import (
 //     /tokenize; the probes and /metrics stay open, as in nerstream run.
 //   - finish_reason is "length" when the answer used all of max_tokens and
 //     is not a complete JSON value, else "stop".
+//   - At most --max-in-flight API requests are answered at once; the next
+//     gets 429 with Retry-After: 1, which the openai engine honours by
+//     trying another worker. The engine's own queue is unbounded, so this
+//     is what bounds a worker's memory and queueing delay.
+//   - Each API request is a server span that continues the caller's trace
+//     (traceparent), exported as OTEL_* variables say.
+//   - On SIGTERM, readiness turns false and requests in flight have
+//     --drain-timeout to finish before their connections close.
 
 // serveOptions are the limits and settings of the API handlers.
 type serveOptions struct {
@@ -70,6 +78,7 @@ type serveOptions struct {
 	maxDocs       int   // documents of one annotate request
 	token         []byte
 	timeout       time.Duration // one request's generation
+	maxInFlight   int64         // API requests at once; more get 429
 	defaultTypes  []string
 	recognizerOpt model.RecognizerOptions
 }
@@ -89,6 +98,8 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	maxDocs := fset.Int("max-docs", 64, "most documents per annotate request")
 	types := fset.String("types", "person,organization,location", "entity types for documents that name none, comma-separated")
 	timeout := fset.Duration("request-timeout", 5*time.Minute, "longest a request may take to generate")
+	maxInFlight := fset.Int("max-in-flight", 256, "most API requests at once; more get 429 with Retry-After, so that clients go to another worker")
+	drain := fset.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight have to finish")
 	pprof := fset.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
@@ -96,12 +107,13 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	if *modelPath == "" {
 		return usagef("--model is required")
 	}
-	if *maxNew <= 0 || *maxBody <= 0 || *maxText <= 0 || *maxTypes <= 0 || *maxPrompts <= 0 || *maxDocs <= 0 || *timeout <= 0 {
-		return usagef("--max-new-tokens, --max-body-bytes, --max-text-bytes, --max-types, --max-prompts, --max-docs and --request-timeout must be > 0")
+	if *maxNew <= 0 || *maxBody <= 0 || *maxText <= 0 || *maxTypes <= 0 || *maxPrompts <= 0 || *maxDocs <= 0 || *timeout <= 0 || *maxInFlight <= 0 || *drain <= 0 {
+		return usagef("--max-new-tokens, --max-body-bytes, --max-text-bytes, --max-types, --max-prompts, --max-docs, --max-in-flight, --request-timeout and --drain-timeout must be > 0")
 	}
 	opts := serveOptions{
 		maxNewTokens: *maxNew, maxBodyBytes: *maxBody, maxTextBytes: *maxText, maxTypes: *maxTypes,
 		maxPrompts: *maxPrompts, maxDocs: *maxDocs, timeout: *timeout, defaultTypes: splitList(*types),
+		maxInFlight: int64(*maxInFlight),
 	}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
@@ -145,10 +157,17 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	}
 	health := telemetry.NewHealth(telemetry.CheckModel)
 	api := &serveAPI{opts: opts, log: log, metrics: metrics}
+	routes := api.routes()
+	for p, h := range routes {
+		// A server span per request, continuing the caller's trace
+		// (the openai engine's client span).
+		routes[p] = tel.HTTPHandler(h)
+	}
 	srv, err := telemetry.NewServer(telemetry.ServerOptions{
 		Address: *listen, Health: health, Metrics: tel.MetricsHandler(), Pprof: *pprof, Logger: log,
-		Routes:       api.routes(),
-		WriteTimeout: opts.timeout + 30*time.Second,
+		Routes:          routes,
+		WriteTimeout:    opts.timeout + 30*time.Second,
+		ShutdownTimeout: *drain,
 	})
 	if err != nil {
 		return usageError{err}
@@ -189,7 +208,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	health.Set("shutdown", errors.New("stopping"))
-	log.Info("serve: stopping")
+	log.Info("serve: stopping", "in_flight", api.inFlight.Load(), "drain_timeout", *drain)
 	err = stop()
 	if err != nil {
 		log.Warn("serve: stopping the server", "err", err)
@@ -207,10 +226,11 @@ type serveBackend struct {
 
 // serveAPI answers the API routes.
 type serveAPI struct {
-	opts    serveOptions
-	log     *slog.Logger
-	metrics *telemetry.Metrics
-	backend atomic.Pointer[serveBackend] // nil while the model loads
+	opts     serveOptions
+	log      *slog.Logger
+	metrics  *telemetry.Metrics
+	backend  atomic.Pointer[serveBackend] // nil while the model loads
+	inFlight atomic.Int64                 // API requests being answered
 }
 
 func (a *serveAPI) routes() map[string]http.Handler {
@@ -283,6 +303,16 @@ func (a *serveAPI) handle(method string, f func(ctx context.Context, b *serveBac
 				"missing or wrong bearer token (Authorization: Bearer TOKEN)"})
 			return
 		}
+		// The cap holds memory and queueing delay bounded; a client
+		// that is told 429 tries another worker, or comes back.
+		if n := a.inFlight.Add(1); n > a.opts.maxInFlight {
+			a.inFlight.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			writeAPIError(w, &apiError{http.StatusTooManyRequests, "rate_limit_error", "server_busy",
+				fmt.Sprintf("%d requests in flight, the most this worker takes (--max-in-flight); retry later or elsewhere", a.opts.maxInFlight)})
+			return
+		}
+		defer a.inFlight.Add(-1)
 		b := a.backend.Load()
 		if b == nil {
 			w.Header().Set("Retry-After", "5")

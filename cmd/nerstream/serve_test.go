@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -507,5 +509,59 @@ func TestServeUsageErrors(t *testing.T) {
 	} {
 		code, _, errs := runCLI(t, "", tc.args...)
 		checkOneLineError(t, code, 2, errs, tc.contains)
+	}
+}
+
+// TestServeInFlightCap: past --max-in-flight requests, the next one gets
+// 429 with Retry-After at once, and is answered again once one finishes.
+func TestServeInFlightCap(t *testing.T) {
+	api := &serveAPI{opts: serveOptions{maxInFlight: 2, maxBodyBytes: 1 << 10, timeout: time.Minute}, log: slog.New(slog.DiscardHandler)}
+	api.backend.Store(&serveBackend{name: "test"})
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	srv := httptest.NewServer(api.handle(http.MethodPost, func(ctx context.Context, _ *serveBackend, _ []byte) (any, *apiError) {
+		entered <- struct{}{}
+		<-release
+		return map[string]string{"ok": "yes"}, nil
+	}))
+	defer srv.Close()
+	post := func() *http.Response {
+		resp, err := http.Post(srv.URL, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		return resp
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if resp := post(); resp != nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("held request: %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	<-entered
+	<-entered
+	resp := post()
+	if resp == nil {
+		t.FailNow()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "server_busy") {
+		t.Errorf("third request: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	close(release)
+	wg.Wait()
+	if resp := post(); resp == nil || resp.StatusCode != 200 {
+		t.Errorf("after the held requests finished: %v", resp)
+	} else {
+		resp.Body.Close()
+	}
+	if n := api.inFlight.Load(); n != 0 {
+		t.Errorf("%d requests counted in flight after all finished", n)
 	}
 }

@@ -264,12 +264,22 @@ func New(opts Options) (*Engine, error) {
 
 	e.client = opts.HTTPClient
 	if e.client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = opts.MaxInFlightPerEndpoint
-		tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		e.client = &http.Client{Transport: tr}
+		e.client = &http.Client{Transport: NewTransport(opts.MaxInFlightPerEndpoint)}
 	}
 	return e, nil
+}
+
+// NewTransport returns the transport of the engine's default client:
+// net/http's default one, keeping up to idlePerEndpoint idle connections
+// per endpoint (set it to Options.MaxInFlightPerEndpoint, so that a busy
+// pool reuses its connections instead of opening new ones), with a
+// 10-second dial timeout. Wrap it to instrument the requests, and pass the
+// client as [Options.HTTPClient].
+func NewTransport(idlePerEndpoint int) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(idlePerEndpoint, 2)
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return tr
 }
 
 func setDefault[T int | time.Duration](v *T, d T) {
