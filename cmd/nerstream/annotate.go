@@ -36,6 +36,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	fset.Var(&endpoints, "endpoint", "openai engine: a server's base URL, like http://gpu-1:8000/v1; repeatable, for a pool")
 	dialect := fset.String("dialect", "", "openai engine: the server's extensions, llama-server (and nerstream serve) or vllm; empty for plain OpenAI")
 	apiKeyFile := fset.String("api-key-file", "", "openai engine: a file holding the API key (else $OPENAI_API_KEY)")
+	timeout := fset.Duration("request-timeout", 60*time.Second, "openai engine: the longest one request may take before it is retried")
 	types := fset.String("types", "person,organization,location", "entity types for documents that name none, comma-separated")
 	threads := fset.Int("threads", 0, "CPU threads (default: all)")
 	gpuLayers := fset.Int("gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
@@ -58,6 +59,9 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	case "openai":
 		if len(endpoints) == 0 {
 			return usagef("--engine openai needs at least one --endpoint")
+		}
+		if *timeout <= 0 {
+			return usagef("--request-timeout must be > 0")
 		}
 	default:
 		return usagef("--engine %q is not one of llama, openai", *engineName)
@@ -82,6 +86,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 			APIKey:     os.Getenv("OPENAI_API_KEY"),
 			APIKeyFile: *apiKeyFile,
 			Dialect:    openai.Dialect(*dialect),
+			Timeout:    *timeout,
 		})
 		if err != nil {
 			return usageError{err}

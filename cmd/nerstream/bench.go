@@ -7,7 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +81,7 @@ var benchWords = strings.Fields(`the of and a to in is was for on that with as b
 
 func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("bench engine", flag.ContinueOnError)
-	modelPath := fset.String("model", "", "GGUF model file (required)")
+	modelPath := fset.String("model", "", "GGUF model file, or synth:PRESET (required for the llama engine)")
 	docs := fset.Int("docs", 16, "documents")
 	types := fset.Int("types", 8, "entity types per document")
 	docTokens := fset.Int("doc-tokens", 200, "tokens per document text")
@@ -93,19 +93,40 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	batchTokens := fset.Int("batch-tokens", 0, "tokens per llama_decode (default: the engine's)")
 	skipNaive := fset.Bool("skip-naive", false, "do not run the one-prompt-at-a-time baseline")
 	substring := fset.Bool("substring", false, "hold answers to substrings of their passage")
+	engineName := fset.String("engine", "llama", "llama (in process) or openai (servers at --endpoint, against the in-process engine on --model when given)")
+	var endpoints setFlag
+	fset.Var(&endpoints, "endpoint", "openai engine: a server's base URL, like http://gpu-1:8081/v1; repeatable")
+	clients := fset.Int("clients", 8, "openai engine: concurrent clients, each with one request in flight")
+	dialect := fset.String("dialect", "llama-server", "openai engine: the servers' extensions, llama-server (and nerstream serve) or vllm")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
-	}
-	if *modelPath == "" {
-		return usagef("--model is required")
 	}
 	if *docs <= 0 || *types <= 0 || *types > len(benchTypes) || *docTokens <= 0 || *maxNew <= 0 {
 		return usagef("--docs, --doc-tokens and --max-new-tokens must be > 0, and --types within 1..%d", len(benchTypes))
 	}
+	switch *engineName {
+	case "llama":
+	case "openai":
+		if len(endpoints) == 0 {
+			return usagef("--engine openai needs at least one --endpoint")
+		}
+		if *clients <= 0 {
+			return usagef("--clients must be > 0")
+		}
+		return runBenchRemote(ctx, s, remoteBenchOptions{
+			modelPath: *modelPath, endpoints: endpoints, dialect: *dialect, clients: *clients,
+			docs: *docs, types: *types, docTokens: *docTokens, maxNew: *maxNew, threads: *threads, gpuLayers: *gpuLayers,
+		})
+	default:
+		return usagef("--engine %q is not one of llama, openai", *engineName)
+	}
+	if *modelPath == "" {
+		return usagef("--model is required")
+	}
 	opts := llama.DefaultOptions()
 	opts.Threads, opts.GPULayers, opts.Sequences, opts.Cells, opts.BatchTokens = *threads, *gpuLayers, *sequences, *cells, *batchTokens
 	opts.SubstringAnswers = *substring
-	eng, err := loadEngine(*modelPath, opts)
+	eng, name, err := openModel(*modelPath, opts)
 	if err != nil {
 		return err
 	}
@@ -116,60 +137,15 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	gen := model.GenerateOptions{MaxNewTokens: *maxNew}
-	res := engineBench{Model: filepath.Base(*modelPath), Docs: *docs, Types: *types, DocTokens: tokens, MaxNewTokens: *maxNew,
+	res := engineBench{Model: name, Docs: *docs, Types: *types, DocTokens: tokens, MaxNewTokens: *maxNew,
 		Threads: eng.Options().Threads, Sequences: eng.Options().Sequences, BatchTokens: eng.Options().BatchTokens, Substring: *substring}
 	if res.PrefillLimitTokensPerS, err = eng.PrefillLimit(ctx); err != nil {
 		return err
 	}
-	// Documents go to the engine as a stream does: in micro-batches, from
-	// several callers at once, so that memory holds only what is in
-	// flight.
-	feed := func(generate func(context.Context, []model.PromptGroup, model.GenerateOptions) ([][]model.Completion, error), callers int) (int, error) {
-		const chunk = 8
-		var (
-			mu       sync.Mutex
-			prompts  int
-			firstErr error
-			wg       sync.WaitGroup
-		)
-		next := make(chan int)
-		for range callers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for lo := range next {
-					var groups []model.PromptGroup
-					for d := lo; d < min(lo+chunk, len(texts)); d++ {
-						var g model.PromptGroup
-						for t := range *types {
-							g.Prompts = append(g.Prompts, tmpl.Prompt(texts[d], benchTypes[t]))
-						}
-						groups = append(groups, g)
-					}
-					out, err := generate(ctx, groups, gen)
-					mu.Lock()
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					for _, g := range out {
-						for _, c := range g {
-							prompts += c.PromptTokens
-						}
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		for lo := 0; lo < len(texts); lo += chunk {
-			next <- lo
-		}
-		close(next)
-		wg.Wait()
-		return prompts, firstErr
-	}
 	before := eng.Stats()
 	start := time.Now()
-	if res.PromptTokens, err = feed(eng.Generate, 4); err != nil {
+	w := benchWork{texts: texts, types: benchTypes[:*types], tmpl: tmpl, gen: gen, chunk: 8}
+	if _, res.PromptTokens, err = w.feed(ctx, slices.Repeat([]generateFunc{eng.Generate}, 4)); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -184,7 +160,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	res.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
 	if !*skipNaive {
 		start = time.Now()
-		if _, err := feed(eng.GenerateUnbatched, 1); err != nil {
+		if _, _, err := w.feed(ctx, []generateFunc{eng.GenerateUnbatched}); err != nil {
 			return err
 		}
 		res.NaiveDocsPerS = float64(*docs) / time.Since(start).Seconds()
@@ -199,10 +175,73 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	return enc.Encode(res)
 }
 
-// benchTexts builds n distinct passages of about docTokens tokens each,
-// and returns them with the mean tokens of a passage (measured on the
-// first few).
-func benchTexts(ctx context.Context, eng *llama.Engine, n, docTokens int) ([]string, int, error) {
+// generateFunc is an engine's Generate.
+type generateFunc func(context.Context, []model.PromptGroup, model.GenerateOptions) ([][]model.Completion, error)
+
+// benchWork is the documents of an engine benchmark and how they are sent.
+type benchWork struct {
+	texts []string
+	types []string
+	tmpl  *model.Template
+	gen   model.GenerateOptions
+	chunk int // documents per Generate call
+}
+
+// feed sends the documents to the engine as a stream does: in
+// micro-batches of w.chunk, from one caller per generate function at once,
+// so that memory holds only what is in flight. It returns each document's
+// answers (one per type), and the prompt tokens of all.
+func (w benchWork) feed(ctx context.Context, callers []generateFunc) ([][]string, int, error) {
+	var (
+		mu       sync.Mutex
+		prompts  int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	answers := make([][]string, len(w.texts))
+	next := make(chan int)
+	for _, generate := range callers {
+		wg.Go(func() {
+			for lo := range next {
+				hi := min(lo+w.chunk, len(w.texts))
+				var groups []model.PromptGroup
+				for d := lo; d < hi; d++ {
+					var g model.PromptGroup
+					for _, t := range w.types {
+						g.Prompts = append(g.Prompts, w.tmpl.Prompt(w.texts[d], t))
+					}
+					groups = append(groups, g)
+				}
+				out, err := generate(ctx, groups, w.gen)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				for g, comps := range out {
+					for _, c := range comps {
+						prompts += c.PromptTokens
+						if c.Err != nil && firstErr == nil {
+							firstErr = c.Err
+						}
+						answers[lo+g] = append(answers[lo+g], c.Text)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for lo := 0; lo < len(w.texts); lo += w.chunk {
+		next <- lo
+	}
+	close(next)
+	wg.Wait()
+	return answers, prompts, firstErr
+}
+
+// benchTexts builds n distinct passages of about docTokens tokens each, as
+// eng counts them, and returns them with the mean tokens of a passage
+// (measured on the first few).
+func benchTexts(ctx context.Context, eng model.TokenCounter, n, docTokens int) ([]string, int, error) {
 	text := func(d, words int) string {
 		w := make([]string, words)
 		for i := range w {

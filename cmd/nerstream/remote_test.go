@@ -25,21 +25,7 @@ import (
 // the in-process engine does with the same model.
 func TestOpenAIEngineAgainstServe(t *testing.T) {
 	base := startServe(t) // synth:tiny, 8 new tokens at most
-	// The same weights as serve's synth:tiny, as a file for annotate.
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := gguf.Synth(w, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
+	path := writeServeModel(t)
 	docs := strings.Join([]string{
 		`{"id":"a","text":"Ada Lovelace worked with Charles Babbage in London.","entity_types":["person","location"]}`,
 		`{"id":"b","text":"Grace Hopper developed the first compiler."}`,
@@ -119,6 +105,26 @@ func TestOpenAIEngineMatchesInProcess(t *testing.T) {
 	if nonEmpty == 0 {
 		t.Fatal("every answer was empty: the comparison shows nothing")
 	}
+}
+
+// writeServeModel writes the same weights as serve's synth:tiny to a file,
+// for annotate's in-process engine.
+func writeServeModel(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	if err := gguf.Synth(w, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func records(t *testing.T, out string) []map[string]any {
