@@ -6,6 +6,9 @@
 //     refused (kafka-go issue #1308 is why kafka.Reader's group mode is not
 //     used). Each claimed partition is a [Claim], fetched by a
 //     partition-only kafka.Reader.
+//   - [ReadSnapshot] reads what topics hold at one moment, from their
+//     first offsets, without a group or commits: the input of batch jobs
+//     such as nerstream distill.
 //   - [Decode] turns a record value into a [Document], or a [*DecodeError]
 //     whose Reason goes into the dead letter's nerstream-error header. A
 //     value is a JSON object or plain text (input.format), snappy-compressed

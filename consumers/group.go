@@ -242,9 +242,15 @@ func (c *Claim) Next(ctx context.Context) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
+	return toMessage(m, c.decode, c.prop), nil
+}
+
+// toMessage decodes a fetched record; prop, when set, extracts its trace
+// context.
+func toMessage(m kafka.Message, decode DecodeOptions, prop propagation.TextMapPropagator) Message {
 	msg := Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time, HighWaterMark: m.HighWaterMark}
-	if c.prop != nil && len(m.Headers) > 0 {
-		ctx := c.prop.Extract(context.Background(), telemetry.Headers(&m.Headers))
+	if prop != nil && len(m.Headers) > 0 {
+		ctx := prop.Extract(context.Background(), telemetry.Headers(&m.Headers))
 		if ctx != context.Background() {
 			msg.TraceContext = ctx
 		}
@@ -256,7 +262,7 @@ func (c *Claim) Next(ctx context.Context) (Message, error) {
 			encoding = string(h.Value)
 		}
 	}
-	doc, err := Decode(m.Value, encoding, c.decode)
+	doc, err := Decode(m.Value, encoding, decode)
 	var de *DecodeError
 	switch {
 	case err == nil:
@@ -266,7 +272,7 @@ func (c *Claim) Next(ctx context.Context) (Message, error) {
 	default:
 		msg.Err = &DecodeError{Reason: "invalid_value", Detail: oneLine(err.Error())}
 	}
-	return msg, nil
+	return msg
 }
 
 // Commit commits offset, the next offset to read, through the claim's
