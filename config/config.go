@@ -208,12 +208,16 @@ type Batch struct {
 
 // Retry configures retries of failed model calls.
 type Retry struct {
-	// MaxAttempts bounds the tries of one document; after the last, the
-	// record becomes a dead letter with reason inference_failed. Default: 3.
+	// MaxAttempts bounds the model calls that fail on one document; after
+	// the last, the record becomes a dead letter with reason
+	// inference_failed. A call that fails as a whole (the engine or the
+	// GPU tier down) does not count: it is retried without end, holding
+	// the records uncommitted. Default: 3.
 	MaxAttempts int `yaml:"max_attempts"`
 	// InitialBackoff is the wait after the first failure; it doubles up to
-	// MaxBackoff. Default: 100ms. Broker failures use the same back-off but
-	// are retried without end: they never become dead letters.
+	// MaxBackoff. Default: 100ms. Broker failures and whole-model outages
+	// use the same back-off but are retried without end: they never
+	// become dead letters.
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
 	// MaxBackoff caps the wait between tries. Default: 5s.
 	MaxBackoff time.Duration `yaml:"max_backoff"`

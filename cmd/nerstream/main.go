@@ -52,6 +52,8 @@ func commands() []command {
 			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
 		{"serve", "--model F.gguf|synth:tiny|REF [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N] [--max-in-flight N] [--request-timeout D] [--drain-timeout D]",
 			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
+		{"distill", "(--in FILE | --config F [--topic T ...]) --teacher URL --teacher-model NAME --out FILE [--negatives N | --negative-ratio R] [--seed S] [--sample N] [--passage-tokens 256] [--tokenizer whitespace|F.gguf] [--api-key-file F] [--concurrency N] [--rpm N] [--tpm N] [--retries N] | stats FILE [--top N]",
+			"make UniNER training data in the paper's recipe: passages from a file or a topic, entities from a teacher LLM (resumable), Pile-NER conversations with frequency-sampled negative types; or describe such a dataset", runDistill},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",

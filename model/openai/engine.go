@@ -8,13 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nerstream/nerstream/model"
+
+	"github.com/nerstream/nerstream/internal/apiclient"
 )
 
 // Dialect names a server's extensions to the OpenAI API.
@@ -222,7 +223,7 @@ func New(opts Options) (*Engine, error) {
 		opts.now = time.Now
 	}
 	if opts.sleep == nil {
-		opts.sleep = sleepCtx
+		opts.sleep = apiclient.Sleep
 	}
 	if opts.jitter == nil {
 		opts.jitter = rand.Float64
@@ -243,24 +244,11 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.capacity = len(e.eps) * opts.MaxInFlightPerEndpoint
 
-	switch {
-	case opts.APIKey != "" && opts.APIKeyFile != "":
-		return nil, errors.New("openai: set the API key or the API key file, not both")
-	case opts.APIKeyFile != "":
-		b, err := os.ReadFile(opts.APIKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("openai: reading the API key file: %w", err)
-		}
-		e.apiKey = strings.TrimSpace(string(b))
-		if e.apiKey == "" {
-			return nil, fmt.Errorf("openai: the API key file %s is empty", opts.APIKeyFile)
-		}
-	default:
-		e.apiKey = opts.APIKey
+	key, err := apiclient.APIKey(opts.APIKey, opts.APIKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
 	}
-	if strings.ContainsAny(e.apiKey, "\r\n") {
-		return nil, errors.New("openai: the API key holds a line break")
-	}
+	e.apiKey = key
 
 	e.client = opts.HTTPClient
 	if e.client == nil {
@@ -288,25 +276,11 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // newEndpoint checks a base URL.
 func newEndpoint(raw string) (*endpoint, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", redactURL(raw))
+		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", apiclient.HideUserinfoRaw(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("openai: endpoint %s has a query or fragment", u.Redacted())
@@ -314,17 +288,6 @@ func newEndpoint(raw string) (*endpoint, error) {
 	base := strings.TrimRight(u.String(), "/")
 	root := strings.TrimSuffix(base, "/v1")
 	return &endpoint{base: base, root: root, name: strings.TrimRight(u.Redacted(), "/")}, nil
-}
-
-// redactURL hides a password in a URL that may not parse.
-func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	if i := strings.LastIndex(raw, "@"); i >= 0 {
-		return "…" + raw[i:]
-	}
-	return raw
 }
 
 // ContextTokens implements [model.Engine].

@@ -3,16 +3,15 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/nerstream/nerstream/internal/apiclient"
 )
 
 // maxBody bounds an answer's body: a group's answers are a few KiB.
@@ -37,12 +36,7 @@ func (e *StatusError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
-	switch e.StatusCode {
-	case http.StatusUnauthorized:
-		b.WriteString(" (the server refused the API key: check the API key or API key file)")
-	case http.StatusForbidden:
-		b.WriteString(" (the API key is not allowed this request)")
-	}
+	b.WriteString(apiclient.StatusHint(e.StatusCode))
 	return b.String()
 }
 
@@ -117,7 +111,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload []byte, decode func([]byte) error) (result, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	name := redactURL(target)
+	name := apiclient.HideUserinfoRaw(target)
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
 		return resultFailure, 0, fmt.Errorf("openai: %s: %w", name, err)
@@ -155,12 +149,12 @@ func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload 
 		}
 		return resultOK, 0, nil
 	}
-	se := &StatusError{StatusCode: code, URL: name, Message: errorMessage([]byte(e.redact(string(body))))}
+	se := &StatusError{StatusCode: code, URL: name, Message: apiclient.ErrorMessage(e.redact(string(body)))}
 	switch {
 	case code == http.StatusTooManyRequests:
-		return resultBusy, retryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+		return resultBusy, apiclient.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
 	case code == http.StatusServiceUnavailable:
-		return resultFailure, retryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+		return resultFailure, apiclient.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
 	case se.permanent():
 		return resultOK, 0, se // the server is up; the request is at fault
 	}
@@ -175,60 +169,6 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// retryAfter reads a Retry-After header: seconds, or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(h); err == nil {
-		if s < 0 {
-			return 0
-		}
-		return time.Duration(min(s, 1<<20)) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// errorMessage finds the message in an error body: OpenAI's, vLLM's and
-// llama-server's {"error": {"message": …}}, {"message": …}, {"error": "…"},
-// or the text itself.
-func errorMessage(body []byte) string {
-	var v struct {
-		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-	}
-	msg := ""
-	if json.Unmarshal(body, &v) == nil {
-		var inner struct {
-			Message string `json:"message"`
-		}
-		var s string
-		switch {
-		case json.Unmarshal(v.Error, &inner) == nil && inner.Message != "":
-			msg = inner.Message
-		case json.Unmarshal(v.Error, &s) == nil && s != "":
-			msg = s
-		default:
-			msg = v.Message
-		}
-	} else {
-		msg = string(body)
-	}
-	msg = strings.Join(strings.Fields(msg), " ")
-	if len(msg) > 300 {
-		cut := 300
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + "…"
-	}
-	return strings.ToValidUTF8(msg, "�")
 }
 
 // redact hides the API key, should a server or an error repeat it.
