@@ -14,7 +14,8 @@
 //     near-duplicate passages (MinHash over word 5-shingles); [Sampler]
 //     draws a seeded uniform sample.
 //   - [Teacher] sends each passage to an OpenAI-compatible chat endpoint
-//     with the paper's [Instruction], at temperature 0, with a concurrency
+//     with the paper's prompt ([SystemMessage], then [Instruction] and the
+//     passage), at temperature 0, with a concurrency
 //     bound, request and token rate limits, and retries. [Checkpoint]
 //     journals every answer as it comes, so that an interrupted run never
 //     pays for a passage twice.

@@ -26,12 +26,17 @@ const (
 	maxRetryAfter = 5 * time.Minute
 )
 
+// SystemMessage is the system message of the paper's data-construction
+// prompt (UniNER paper, Figure 1; the project page shows it too).
+const SystemMessage = "You are a helpful information extraction system."
+
 // Teacher roles: where TeacherOptions.Instruction goes.
 const (
-	// RoleUser sends one user message: the instruction, a blank line,
-	// then "Passage: " and the passage. It is the default.
+	// RoleUser is the paper's layout and the default: the
+	// [SystemMessage], then one user message with the instruction, a
+	// blank line, "Passage: " and the passage.
 	RoleUser = "user"
-	// RoleSystem sends the instruction as a system message, then a user
+	// RoleSystem sends the instruction as the system message, then a user
 	// message "Passage: " and the passage.
 	RoleSystem = "system"
 )
@@ -58,6 +63,10 @@ type TeacherOptions struct {
 	// Role says where the instruction goes: [RoleUser] (default) or
 	// [RoleSystem].
 	Role string
+	// OmitSystemMessage leaves out [SystemMessage] in the RoleUser layout,
+	// for servers whose chat template takes no system message. Default:
+	// false.
+	OmitSystemMessage bool
 	// MaxTokens bounds the answer's length, sent as "max_tokens". Default:
 	// 1024. An answer cut at this bound has FinishReason "length".
 	MaxTokens int
@@ -318,7 +327,11 @@ func (t *Teacher) messages(passage string) []chatMessage {
 			{Role: "user", Content: "Passage: " + passage},
 		}
 	}
-	return []chatMessage{{Role: "user", Content: t.opts.Instruction + "\n\nPassage: " + passage}}
+	user := chatMessage{Role: "user", Content: t.opts.Instruction + "\n\nPassage: " + passage}
+	if t.opts.OmitSystemMessage {
+		return []chatMessage{user}
+	}
+	return []chatMessage{{Role: "system", Content: SystemMessage}, user}
 }
 
 // Ask sends one passage (temperature 0, n 1, stream false) and returns the

@@ -137,7 +137,15 @@ func TestTeacherRequestShape(t *testing.T) {
 		auth     string
 	}{
 		{
-			name:     "user role, no key",
+			name: "user role (the paper's layout), no key",
+			messages: []any{
+				map[string]any{"role": "system", "content": "You are a helpful information extraction system."},
+				map[string]any{"role": "user", "content": userText},
+			},
+		},
+		{
+			name:     "user role, no system message",
+			edit:     func(o *TeacherOptions) { o.OmitSystemMessage = true },
 			messages: []any{map[string]any{"role": "user", "content": userText}},
 		},
 		{
@@ -150,10 +158,13 @@ func TestTeacherRequestShape(t *testing.T) {
 			auth: "Bearer sk-test",
 		},
 		{
-			name:     "key file, own instruction, trailing slash",
-			edit:     func(o *TeacherOptions) { o.APIKeyFile = keyFile; o.Instruction = "List entities."; o.BaseURL += "/" },
-			messages: []any{map[string]any{"role": "user", "content": "List entities.\n\nPassage: " + passage}},
-			auth:     "Bearer sk-from-file",
+			name: "key file, own instruction, trailing slash",
+			edit: func(o *TeacherOptions) { o.APIKeyFile = keyFile; o.Instruction = "List entities."; o.BaseURL += "/" },
+			messages: []any{
+				map[string]any{"role": "system", "content": SystemMessage},
+				map[string]any{"role": "user", "content": "List entities.\n\nPassage: " + passage},
+			},
+			auth: "Bearer sk-from-file",
 		},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,8 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	tokenizer := fset.String("tokenizer", "whitespace", "how passage tokens are counted: whitespace, or a GGUF model whose vocabulary counts them (the student's)")
 	nearDup := fset.Float64("near-duplicate", distill.DefaultDedupThreshold, "word-shingle similarity from which a passage is a near duplicate and dropped, in (0, 1]")
 	apiKeyFile := fset.String("api-key-file", "", "a file holding the teacher's API key (else $OPENAI_API_KEY)")
-	role := fset.String("role", distill.RoleUser, "where the instruction goes: user (one message with the passage) or system")
+	role := fset.String("role", distill.RoleUser, "where the instruction goes: user (the paper's layout: its system message, then the instruction and the passage) or system (the instruction as the system message)")
+	noSystem := fset.Bool("no-system-message", false, "with --role user, leave out the paper's system message (for chat templates that take none)")
 	maxTokens := fset.Int("max-tokens", 1024, "most tokens of one answer")
 	concurrency := fset.Int("concurrency", 4, "requests to the teacher at once")
 	rpm := fset.Int("rpm", 0, "most requests per minute; 0: no limit")
@@ -78,7 +80,7 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 
 	teacher, err := distill.NewTeacher(distill.TeacherOptions{
 		BaseURL: *teacherURL, Model: *teacherModel, APIKey: os.Getenv("OPENAI_API_KEY"), APIKeyFile: *apiKeyFile,
-		Role: *role, MaxTokens: *maxTokens, Concurrency: *concurrency,
+		Role: *role, OmitSystemMessage: *noSystem, MaxTokens: *maxTokens, Concurrency: *concurrency,
 		RequestsPerMinute: *rpm, TokensPerMinute: *tpm, Retries: *retries, Timeout: *timeout,
 	})
 	if err != nil {
@@ -135,7 +137,7 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 		Sample: *sample, Seed: *seed, Negatives: policy, Concurrency: *concurrency,
 		// The answers depend on the model and the prompt, not on which
 		// host serves them.
-		TeacherID: strings.Join([]string{*teacherModel, *role, distill.Instruction}, "\x00"),
+		TeacherID: strings.Join([]string{*teacherModel, *role, strconv.FormatBool(*noSystem), distill.Instruction}, "\x00"),
 		Progress:  bar.update,
 	})
 	bar.done()

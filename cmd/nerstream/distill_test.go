@@ -83,11 +83,12 @@ func (tt *testTeacher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} `json:"messages"`
 	}
 	if r.URL.Path != "/v1/chat/completions" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Model != "teacher-x" ||
-		req.Temperature != 0 || len(req.Messages) != 1 || !strings.HasPrefix(req.Messages[0].Content, distill.Instruction+"\n\nPassage: ") {
+		req.Temperature != 0 || len(req.Messages) != 2 || req.Messages[0].Role != "system" || req.Messages[0].Content != distill.SystemMessage ||
+		!strings.HasPrefix(req.Messages[1].Content, distill.Instruction+"\n\nPassage: ") {
 		http.Error(w, `{"error":{"message":"bad request (test double)"}}`, http.StatusBadRequest)
 		return
 	}
-	passage := strings.TrimPrefix(req.Messages[0].Content, distill.Instruction+"\n\nPassage: ")
+	passage := strings.TrimPrefix(req.Messages[1].Content, distill.Instruction+"\n\nPassage: ")
 	tt.mu.Lock()
 	tt.seen[passage]++
 	first := tt.seen[passage] == 1
