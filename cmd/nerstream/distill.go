@@ -144,14 +144,11 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	if cerr := cp.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the checkpoint: %w", cerr)
 	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("distill: stopped with %d answers in %s; run the same command again to continue", cp.Len(), *checkpoint)
+	}
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return fmt.Errorf("distill: stopped with %d answers in %s; run the same command again to continue", cp.Len(), *checkpoint)
-		case errors.Is(err, distill.ErrIncomplete):
-			return err
-		}
-		return err
+		return err // distill.ErrIncomplete says how to go on
 	}
 	if err := distill.WriteFile(*out, records); err != nil {
 		return err
