@@ -36,6 +36,12 @@ type Labelled struct {
 	Tuples []Tuple
 	// ID is the record's id; empty means "{Source}#{Index}".
 	ID string
+	// Named are the normalised types the teacher named for this passage,
+	// those of the tuples Filter dropped included. They are never drawn as
+	// its negatives: a type whose mention was dropped (not verbatim, say)
+	// may still be in the passage, and "[]" would teach the student to
+	// miss it.
+	Named []string
 }
 
 // NegativePolicy says how many negative types a passage gets: Count fixed,
@@ -103,7 +109,7 @@ func TypeFrequencies(ls []Labelled) map[string]int {
 //     see FormatAnswer);
 //   - plus negative types, as many as opts.Negatives says, drawn by
 //     NewNegativeSampler(TypeFrequencies(ls)) excluding the passage's
-//     positive types, each answered "[]";
+//     positive types and its Named ones, each answered "[]";
 //   - the question/answer pairs shuffled by an rng seeded from
 //     (opts.Seed, the passage's position in ls), so that one passage's
 //     draws and shuffle do not depend on how many draws earlier passages
@@ -117,8 +123,11 @@ func Build(ls []Labelled, opts BuildOptions) (records []Record, skipped int) {
 	for pos, l := range ls {
 		types, mentions := groupTuples(l.Tuples)
 		rng := rand.New(rand.NewPCG(opts.Seed, mix64(uint64(pos)^0x6e65672d73616d70)))
-		exclude := make(map[string]bool, len(types))
+		exclude := make(map[string]bool, len(types)+len(l.Named))
 		for _, t := range types {
+			exclude[t] = true
+		}
+		for _, t := range l.Named {
 			exclude[t] = true
 		}
 		negatives := sampler.Draw(rng, opts.Negatives.n(len(types)), exclude)

@@ -272,3 +272,24 @@ func TestBuildDeterministic(t *testing.T) {
 		t.Error("changing passage 0 changed the records of later passages")
 	}
 }
+
+// TestBuildNamedTypesAreNotNegatives: a type the teacher named for a
+// passage, though Filter dropped its mention, is never that passage's
+// negative.
+func TestBuildNamedTypesAreNotNegatives(t *testing.T) {
+	ls := []Labelled{
+		{Passage: Passage{Text: "Ada met Babbage in London.", Source: "a"}, Tuples: []Tuple{{"Ada", "person"}, {"London", "city"}}},
+		{Passage: Passage{Text: "The bridge opened.", Source: "b"}, Tuples: []Tuple{{"bridge", "structure"}}},
+		// The teacher named "person" here, but its mention was not
+		// verbatim and was dropped.
+		{Passage: Passage{Text: "grace hopper wrote COBOL.", Source: "c"}, Tuples: []Tuple{{"COBOL", "language"}}, Named: []string{"person", "language"}},
+	}
+	for seed := range uint64(200) {
+		records, _ := Build(ls, BuildOptions{Negatives: NegativePolicy{Count: 3}, Seed: seed})
+		for _, p := range pairs(t, records[2]) {
+			if p == "person=[]" {
+				t.Fatalf("seed %d: the named type person was drawn as a negative", seed)
+			}
+		}
+	}
+}

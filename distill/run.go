@@ -162,7 +162,11 @@ func Run(ctx context.Context, docs iter.Seq2[Document, error], teacher Asker, cp
 		rep.TuplesSkipped += skipped
 		kept, dropped := Filter(p.Text, tuples, opts.Filter)
 		rep.Dropped.add(dropped)
-		ls = append(ls, Labelled{Passage: p, Tuples: kept})
+		named := make([]string, 0, len(tuples))
+		for _, t := range tuples {
+			named = append(named, NormalizeType(t.Type))
+		}
+		ls = append(ls, Labelled{Passage: p, Tuples: kept, Named: named})
 	}
 	records, noPairs := Build(ls, BuildOptions{Negatives: opts.Negatives, Seed: opts.Seed})
 	rep.Records, rep.NoPairs = len(records), noPairs
