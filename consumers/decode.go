@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/snappy"
+
+	"github.com/nerstream/nerstream/record"
 )
 
 // Format is how an input value holds a document (input.format).
@@ -33,16 +35,6 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown input format %s (want %q or %q)", quoteShort(s), FormatJSON, FormatText)
 }
 
-// More reasons of a [DecodeError].
-const (
-	// ReasonInvalidSnappy is a value with content-encoding snappy whose
-	// body is neither a valid snappy block nor a valid snappy stream.
-	ReasonInvalidSnappy = "invalid_snappy"
-	// ReasonUnsupportedEncoding is a content-encoding other than snappy
-	// or identity.
-	ReasonUnsupportedEncoding = "unsupported_content_encoding"
-)
-
 // DecodeOptions say how [Decode] reads a value.
 type DecodeOptions struct {
 	// Format is the value's format; "" means FormatJSON.
@@ -64,20 +56,20 @@ const maxSnappyRatio = 22
 // value of the record's content-encoding header, "" when it has none:
 // "snappy" (any case, surrounding white space ignored) means the value is
 // a snappy block or a snappy framed stream, decompressed first; "" and
-// "identity" mean the value is as is; anything else is a [DecodeError]
+// "identity" mean the value is as is; anything else is a [*record.InputError]
 // with reason unsupported_content_encoding.
 //
 // opts.Limits.MaxBytes bounds both the value as received and as
 // decompressed, and a snappy value is never decompressed past it. Every
-// error about the value is a *[DecodeError]; an unknown opts.Format is a
+// error about the value is a [*record.InputError]; an unknown opts.Format is a
 // plain error.
-func Decode(value []byte, contentEncoding string, opts DecodeOptions) (Document, error) {
+func Decode(value []byte, contentEncoding string, opts DecodeOptions) (record.Document, error) {
 	format := opts.Format
 	if format == "" {
 		format = FormatJSON
 	}
 	if format != FormatJSON && format != FormatText {
-		return Document{}, fmt.Errorf("consumers: unknown input format %s", quoteShort(string(format)))
+		return record.Document{}, fmt.Errorf("consumers: unknown input format %s", quoteShort(string(format)))
 	}
 	lim := opts.Limits
 	enc := strings.TrimSpace(contentEncoding)
@@ -85,14 +77,14 @@ func Decode(value []byte, contentEncoding string, opts DecodeOptions) (Document,
 	case enc == "" || strings.EqualFold(enc, "identity"):
 	case strings.EqualFold(enc, "snappy"):
 		if err := checkSize(len(value), lim, "compressed value"); err != nil {
-			return Document{}, err
+			return record.Document{}, err
 		}
 		var err error
 		if value, err = unsnappy(value, lim); err != nil {
-			return Document{}, err
+			return record.Document{}, err
 		}
 	default:
-		return Document{}, &DecodeError{ReasonUnsupportedEncoding, "content-encoding " + quoteShort(contentEncoding) + " is not supported (want snappy or identity)"}
+		return record.Document{}, &record.InputError{Reason: record.ReasonUnsupportedEncoding, Detail: "content-encoding " + quoteShort(contentEncoding) + " is not supported (want snappy or identity)"}
 	}
 	if format == FormatJSON {
 		return DecodeJSON(value, lim)
@@ -101,17 +93,17 @@ func Decode(value []byte, contentEncoding string, opts DecodeOptions) (Document,
 }
 
 // decodeText takes the whole value as the text.
-func decodeText(value []byte, lim Limits) (Document, error) {
+func decodeText(value []byte, lim Limits) (record.Document, error) {
 	if err := checkSize(len(value), lim, "value"); err != nil {
-		return Document{}, err
+		return record.Document{}, err
 	}
 	if !utf8.Valid(value) {
-		return Document{}, &DecodeError{ReasonInvalidUTF8, "value is not valid UTF-8"}
+		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidUTF8, Detail: "value is not valid UTF-8"}
 	}
 	if len(bytes.TrimSpace(value)) == 0 {
-		return Document{}, &DecodeError{ReasonEmptyText, "value is empty or only white space"}
+		return record.Document{}, &record.InputError{Reason: record.ReasonEmptyText, Detail: "value is empty or only white space"}
 	}
-	return Document{Text: string(value), Metadata: []byte("{}")}, nil
+	return record.Document{Text: string(value), Metadata: []byte("{}")}, nil
 }
 
 // unsnappy decompresses a snappy block or framed stream, within
@@ -123,21 +115,21 @@ func unsnappy(value []byte, lim Limits) ([]byte, error) {
 	n, err := snappy.DecodedLen(value)
 	switch {
 	case errors.Is(err, snappy.ErrTooLarge):
-		return nil, &DecodeError{ReasonTooLarge, "snappy block claims a length over 2 GiB"}
+		return nil, &record.InputError{Reason: record.ReasonTooLarge, Detail: "snappy block claims a length over 2 GiB"}
 	case err != nil:
-		return nil, &DecodeError{ReasonInvalidSnappy, "snappy block has no valid length header"}
+		return nil, &record.InputError{Reason: record.ReasonInvalidSnappy, Detail: "snappy block has no valid length header"}
 	}
 	if err := checkSize(n, lim, "decompressed value"); err != nil {
 		return nil, err
 	}
 	if uint64(n) > maxSnappyRatio*uint64(len(value)) {
-		return nil, &DecodeError{ReasonInvalidSnappy, fmt.Sprintf("snappy block of %d bytes claims %d, more than it can hold", len(value), n)}
+		return nil, &record.InputError{Reason: record.ReasonInvalidSnappy, Detail: fmt.Sprintf("snappy block of %d bytes claims %d, more than it can hold", len(value), n)}
 	}
 	// DecodeStrict, not Decode: the header says snappy, so the s2
 	// extensions that Decode also accepts are corrupt input here.
 	out, err := snappy.DecodeStrict(nil, value)
 	if err != nil {
-		return nil, &DecodeError{ReasonInvalidSnappy, "snappy block: " + oneLine(err.Error())}
+		return nil, &record.InputError{Reason: record.ReasonInvalidSnappy, Detail: "snappy block: " + oneLine(err.Error())}
 	}
 	return out, nil
 }
@@ -157,10 +149,10 @@ func unsnappyStream(value []byte, lim Limits) ([]byte, error) {
 	}
 	out, err := io.ReadAll(r)
 	if err != nil {
-		return nil, &DecodeError{ReasonInvalidSnappy, "snappy stream: " + oneLine(err.Error())}
+		return nil, &record.InputError{Reason: record.ReasonInvalidSnappy, Detail: "snappy stream: " + oneLine(err.Error())}
 	}
 	if lim.MaxBytes > 0 && len(out) > lim.MaxBytes {
-		return nil, &DecodeError{ReasonTooLarge, fmt.Sprintf("decompressed value is over the limit of %d bytes", lim.MaxBytes)}
+		return nil, &record.InputError{Reason: record.ReasonTooLarge, Detail: fmt.Sprintf("decompressed value is over the limit of %d bytes", lim.MaxBytes)}
 	}
 	return out, nil
 }
@@ -168,7 +160,7 @@ func unsnappyStream(value []byte, lim Limits) ([]byte, error) {
 // checkSize is a value_too_large error when n is over lim.MaxBytes.
 func checkSize(n int, lim Limits, what string) error {
 	if lim.MaxBytes > 0 && n > lim.MaxBytes {
-		return &DecodeError{ReasonTooLarge, fmt.Sprintf("%s of %d bytes is over the limit of %d", what, n, lim.MaxBytes)}
+		return &record.InputError{Reason: record.ReasonTooLarge, Detail: fmt.Sprintf("%s of %d bytes is over the limit of %d", what, n, lim.MaxBytes)}
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/snappy"
+
+	"github.com/nerstream/nerstream/record"
 )
 
 func snappyBlock(s string) string { return string(snappy.Encode(nil, []byte(s))) }
@@ -42,15 +44,15 @@ type decodeCase struct {
 	enc    string
 	format Format
 	lim    Limits
-	want   Document // checked when reason is ""
+	want   record.Document // checked when reason is ""
 	reason string
 }
 
 func decodeCases(t testing.TB) []decodeCase {
 	const js = `{"id": "d1", "text": "Ada", "entity_types": ["person"], "metadata": {"k": 1}}`
-	jsDoc := Document{ID: "d1", Text: "Ada", EntityTypes: []string{"person"}, Metadata: []byte(`{"k": 1}`)}
+	jsDoc := record.Document{ID: "d1", Text: "Ada", Types: []string{"person"}, Metadata: []byte(`{"k": 1}`)}
 	text := " Zoë met Ada.\n"
-	textDoc := Document{Text: text, Metadata: []byte("{}")}
+	textDoc := record.Document{Text: text, Metadata: []byte("{}")}
 	big := strings.Repeat("a", 5000)
 	bigJSON := `{"text": "` + big + `"}`
 	brokenStream := snappyStream(t, text)
@@ -68,69 +70,69 @@ func decodeCases(t testing.TB) []decodeCase {
 		{name: "json snappy stream", in: snappyStream(t, js), enc: "snappy", format: FormatJSON, want: jsDoc},
 		{name: "json Snappy spaced", in: snappyBlock(js), enc: "  SnAPpy\t", format: FormatJSON, want: jsDoc},
 		{name: "json snappy block large", in: snappyBlock(bigJSON), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 6000},
-			want: Document{Text: big, Metadata: []byte("{}")}},
-		{name: "json invalid", in: `hello`, format: FormatJSON, reason: ReasonInvalidJSON},
-		{name: "json snappy invalid inside", in: snappyBlock(`hello`), enc: "snappy", format: FormatJSON, reason: ReasonInvalidJSON},
-		{name: "json missing text", in: `{"id": "x"}`, format: FormatJSON, reason: ReasonMissingText},
-		{name: "json empty text", in: `{"text": " "}`, format: FormatJSON, reason: ReasonEmptyText},
-		{name: "json invalid UTF-8", in: "{\"text\": \"caf\xe9\"}", format: FormatJSON, reason: ReasonInvalidUTF8},
-		{name: "json snappy invalid UTF-8", in: snappyBlock("{\"text\": \"caf\xe9\"}"), enc: "snappy", format: FormatJSON, reason: ReasonInvalidUTF8},
-		{name: "json invalid types", in: `{"text": "a", "entity_types": [1]}`, format: FormatJSON, reason: ReasonInvalidTypes},
-		{name: "json too many types", in: `{"text": "a", "entity_types": ["a", "b"]}`, format: FormatJSON, lim: Limits{MaxTypes: 1}, reason: ReasonTooManyTypes},
-		{name: "json too large", in: bigJSON, format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: ReasonTooLarge},
-		{name: "json snappy block decompressed too large", in: snappyBlock(bigJSON), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: ReasonTooLarge},
-		{name: "json snappy stream decompressed too large", in: snappyStream(t, bigJSON), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: ReasonTooLarge},
-		{name: "json snappy compressed too large", in: snappyBlock(js), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 20}, reason: ReasonTooLarge},
-		{name: "json snappy bomb", in: snappyBomb, enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1 << 20}, reason: ReasonTooLarge},
-		{name: "json snappy bomb unlimited", in: snappyBomb, enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json snappy not snappy", in: js, enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json snappy empty", in: "", enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
+			want: record.Document{Text: big, Metadata: []byte("{}")}},
+		{name: "json invalid", in: `hello`, format: FormatJSON, reason: record.ReasonInvalidJSON},
+		{name: "json snappy invalid inside", in: snappyBlock(`hello`), enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidJSON},
+		{name: "json missing text", in: `{"id": "x"}`, format: FormatJSON, reason: record.ReasonMissingText},
+		{name: "json empty text", in: `{"text": " "}`, format: FormatJSON, reason: record.ReasonEmptyText},
+		{name: "json invalid UTF-8", in: "{\"text\": \"caf\xe9\"}", format: FormatJSON, reason: record.ReasonInvalidUTF8},
+		{name: "json snappy invalid UTF-8", in: snappyBlock("{\"text\": \"caf\xe9\"}"), enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidUTF8},
+		{name: "json invalid types", in: `{"text": "a", "entity_types": [1]}`, format: FormatJSON, reason: record.ReasonInvalidTypes},
+		{name: "json too many types", in: `{"text": "a", "entity_types": ["a", "b"]}`, format: FormatJSON, lim: Limits{MaxTypes: 1}, reason: record.ReasonTooManyTypes},
+		{name: "json too large", in: bigJSON, format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: record.ReasonTooLarge},
+		{name: "json snappy block decompressed too large", in: snappyBlock(bigJSON), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: record.ReasonTooLarge},
+		{name: "json snappy stream decompressed too large", in: snappyStream(t, bigJSON), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1000}, reason: record.ReasonTooLarge},
+		{name: "json snappy compressed too large", in: snappyBlock(js), enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 20}, reason: record.ReasonTooLarge},
+		{name: "json snappy bomb", in: snappyBomb, enc: "snappy", format: FormatJSON, lim: Limits{MaxBytes: 1 << 20}, reason: record.ReasonTooLarge},
+		{name: "json snappy bomb unlimited", in: snappyBomb, enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json snappy not snappy", in: js, enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json snappy empty", in: "", enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
 		// s2 extends the snappy block format; a value that uses the
 		// extensions is not snappy.
-		{name: "json s2 block", in: string(s2.Encode(nil, []byte(`{"text": "`+strings.Repeat("abcdefgh12345678", 50)+`"}`))), enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json snappy truncated block", in: snappyBlock(js)[:10], enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json snappy truncated stream", in: brokenStream, enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json snappy stream bad CRC", in: string(badCRC), enc: "snappy", format: FormatJSON, reason: ReasonInvalidSnappy},
-		{name: "json gzip", in: js, enc: "gzip", format: FormatJSON, reason: ReasonUnsupportedEncoding},
-		{name: "json br", in: js, enc: "br", format: FormatJSON, reason: ReasonUnsupportedEncoding},
-		{name: "json encoding list", in: js, enc: "snappy, identity", format: FormatJSON, reason: ReasonUnsupportedEncoding},
+		{name: "json s2 block", in: string(s2.Encode(nil, []byte(`{"text": "`+strings.Repeat("abcdefgh12345678", 50)+`"}`))), enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json snappy truncated block", in: snappyBlock(js)[:10], enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json snappy truncated stream", in: brokenStream, enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json snappy stream bad CRC", in: string(badCRC), enc: "snappy", format: FormatJSON, reason: record.ReasonInvalidSnappy},
+		{name: "json gzip", in: js, enc: "gzip", format: FormatJSON, reason: record.ReasonUnsupportedEncoding},
+		{name: "json br", in: js, enc: "br", format: FormatJSON, reason: record.ReasonUnsupportedEncoding},
+		{name: "json encoding list", in: js, enc: "snappy, identity", format: FormatJSON, reason: record.ReasonUnsupportedEncoding},
 
 		// Text.
 		{name: "text plain", in: text, format: FormatText, want: textDoc},
 		{name: "text identity", in: text, enc: "Identity", format: FormatText, want: textDoc},
-		{name: "text JSON-looking", in: js, format: FormatText, want: Document{Text: js, Metadata: []byte("{}")}},
+		{name: "text JSON-looking", in: js, format: FormatText, want: record.Document{Text: js, Metadata: []byte("{}")}},
 		{name: "text snappy block", in: snappyBlock(text), enc: "snappy", format: FormatText, want: textDoc},
 		{name: "text snappy stream", in: snappyStream(t, text), enc: "SNAPPY", format: FormatText, want: textDoc},
 		{name: "text snappy stream large", in: snappyStream(t, strings.Repeat(big, 40)), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 200000},
-			want: Document{Text: strings.Repeat(big, 40), Metadata: []byte("{}")}},
-		{name: "text at the limit", in: "abcd", format: FormatText, lim: Limits{MaxBytes: 4}, want: Document{Text: "abcd", Metadata: []byte("{}")}},
-		{name: "text too large", in: "abcde", format: FormatText, lim: Limits{MaxBytes: 4}, reason: ReasonTooLarge},
-		{name: "text snappy decompressed too large", in: snappyBlock(big), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1000}, reason: ReasonTooLarge},
-		{name: "text snappy stream decompressed too large", in: snappyStream(t, big), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1000}, reason: ReasonTooLarge},
-		{name: "text snappy compressed too large", in: snappyBlock(text), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 5}, reason: ReasonTooLarge},
-		{name: "text snappy bomb", in: snappyBomb, enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1 << 20}, reason: ReasonTooLarge},
-		{name: "text invalid UTF-8", in: "caf\xe9", format: FormatText, reason: ReasonInvalidUTF8},
-		{name: "text snappy invalid UTF-8", in: snappyBlock("caf\xe9"), enc: "snappy", format: FormatText, reason: ReasonInvalidUTF8},
-		{name: "text empty", in: "", format: FormatText, reason: ReasonEmptyText},
-		{name: "text blank", in: " \n\t\r ", format: FormatText, reason: ReasonEmptyText},
-		{name: "text snappy blank", in: snappyBlock("  "), enc: "snappy", format: FormatText, reason: ReasonEmptyText},
-		{name: "text snappy empty stream", in: snappyStreamID, enc: "snappy", format: FormatText, reason: ReasonEmptyText},
-		{name: "text snappy not snappy", in: text, enc: "snappy", format: FormatText, reason: ReasonInvalidSnappy},
-		{name: "text snappy truncated stream", in: brokenStream, enc: "snappy", format: FormatText, reason: ReasonInvalidSnappy},
-		{name: "text gzip", in: text, enc: "gzip", format: FormatText, reason: ReasonUnsupportedEncoding},
-		{name: "text control encoding", in: text, enc: strings.Repeat("\x18", 100), format: FormatText, reason: ReasonUnsupportedEncoding},
-		{name: "text invalid UTF-8 encoding", in: "0", enc: strings.Repeat("\xa4", 12), format: FormatText, reason: ReasonUnsupportedEncoding},
-		{name: "text long odd encoding", in: text, enc: strings.Repeat("x\n", 500), format: FormatText, reason: ReasonUnsupportedEncoding},
+			want: record.Document{Text: strings.Repeat(big, 40), Metadata: []byte("{}")}},
+		{name: "text at the limit", in: "abcd", format: FormatText, lim: Limits{MaxBytes: 4}, want: record.Document{Text: "abcd", Metadata: []byte("{}")}},
+		{name: "text too large", in: "abcde", format: FormatText, lim: Limits{MaxBytes: 4}, reason: record.ReasonTooLarge},
+		{name: "text snappy decompressed too large", in: snappyBlock(big), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1000}, reason: record.ReasonTooLarge},
+		{name: "text snappy stream decompressed too large", in: snappyStream(t, big), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1000}, reason: record.ReasonTooLarge},
+		{name: "text snappy compressed too large", in: snappyBlock(text), enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 5}, reason: record.ReasonTooLarge},
+		{name: "text snappy bomb", in: snappyBomb, enc: "snappy", format: FormatText, lim: Limits{MaxBytes: 1 << 20}, reason: record.ReasonTooLarge},
+		{name: "text invalid UTF-8", in: "caf\xe9", format: FormatText, reason: record.ReasonInvalidUTF8},
+		{name: "text snappy invalid UTF-8", in: snappyBlock("caf\xe9"), enc: "snappy", format: FormatText, reason: record.ReasonInvalidUTF8},
+		{name: "text empty", in: "", format: FormatText, reason: record.ReasonEmptyText},
+		{name: "text blank", in: " \n\t\r ", format: FormatText, reason: record.ReasonEmptyText},
+		{name: "text snappy blank", in: snappyBlock("  "), enc: "snappy", format: FormatText, reason: record.ReasonEmptyText},
+		{name: "text snappy empty stream", in: snappyStreamID, enc: "snappy", format: FormatText, reason: record.ReasonEmptyText},
+		{name: "text snappy not snappy", in: text, enc: "snappy", format: FormatText, reason: record.ReasonInvalidSnappy},
+		{name: "text snappy truncated stream", in: brokenStream, enc: "snappy", format: FormatText, reason: record.ReasonInvalidSnappy},
+		{name: "text gzip", in: text, enc: "gzip", format: FormatText, reason: record.ReasonUnsupportedEncoding},
+		{name: "text control encoding", in: text, enc: strings.Repeat("\x18", 100), format: FormatText, reason: record.ReasonUnsupportedEncoding},
+		{name: "text invalid UTF-8 encoding", in: "0", enc: strings.Repeat("\xa4", 12), format: FormatText, reason: record.ReasonUnsupportedEncoding},
+		{name: "text long odd encoding", in: text, enc: strings.Repeat("x\n", 500), format: FormatText, reason: record.ReasonUnsupportedEncoding},
 	}
 }
 
-// checkDecodeError fails unless err is a *DecodeError with a reason and a
+// checkDecodeError fails unless err is a *record.InputError with a reason and a
 // short one-line detail.
-func checkDecodeError(t testing.TB, err error) *DecodeError {
+func checkDecodeError(t testing.TB, err error) *record.InputError {
 	t.Helper()
-	var de *DecodeError
+	var de *record.InputError
 	if !errors.As(err, &de) {
-		t.Fatalf("err = %#v, not a *DecodeError", err)
+		t.Fatalf("err = %#v, not a *record.InputError", err)
 	}
 	if de.Reason == "" {
 		t.Fatalf("empty reason in %q", de.Error())
@@ -157,7 +159,7 @@ func TestDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.ID != c.want.ID || got.Text != c.want.Text || !slices.Equal(got.EntityTypes, c.want.EntityTypes) || string(got.Metadata) != string(c.want.Metadata) {
+			if got.ID != c.want.ID || got.Text != c.want.Text || !slices.Equal(got.Types, c.want.Types) || string(got.Metadata) != string(c.want.Metadata) {
 				t.Errorf("got %+v (metadata %s), want %+v", got, got.Metadata, c.want)
 			}
 		})
@@ -183,7 +185,7 @@ func TestDecodeSnappyRoundTrip(t *testing.T) {
 				t.Fatalf("%s of %d bytes: text differs", name, n)
 			}
 			_, err = Decode([]byte(enc), "snappy", DecodeOptions{Format: FormatText, Limits: Limits{MaxBytes: len(s) - 1}})
-			if de := checkDecodeError(t, err); de.Reason != ReasonTooLarge {
+			if de := checkDecodeError(t, err); de.Reason != record.ReasonTooLarge {
 				t.Fatalf("%s of %d bytes, limit one less: %v", name, n, err)
 			}
 		}
@@ -202,10 +204,10 @@ func TestDecodeSnappyBomb(t *testing.T) {
 		lim    Limits
 		reason string
 	}{
-		{"block header claims 4 GiB", snappyBomb, Limits{MaxBytes: 1 << 20}, ReasonTooLarge},
-		{"block header claims 4 GiB, no limit", snappyBomb, Limits{}, ReasonInvalidSnappy},
-		{"real block of 1 MiB", block, Limits{MaxBytes: 64 << 10}, ReasonTooLarge},
-		{"stream of 64 MiB", stream, Limits{MaxBytes: 4 << 20}, ReasonTooLarge},
+		{"block header claims 4 GiB", snappyBomb, Limits{MaxBytes: 1 << 20}, record.ReasonTooLarge},
+		{"block header claims 4 GiB, no limit", snappyBomb, Limits{}, record.ReasonInvalidSnappy},
+		{"real block of 1 MiB", block, Limits{MaxBytes: 64 << 10}, record.ReasonTooLarge},
+		{"stream of 64 MiB", stream, Limits{MaxBytes: 4 << 20}, record.ReasonTooLarge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.lim.MaxBytes > 0 && len(c.in) >= c.lim.MaxBytes {
@@ -246,7 +248,7 @@ func TestQuoteShort(t *testing.T) {
 
 func TestDecodeUnknownFormat(t *testing.T) {
 	_, err := Decode([]byte("a"), "", DecodeOptions{Format: "xml"})
-	var de *DecodeError
+	var de *record.InputError
 	if err == nil || errors.As(err, &de) {
 		t.Fatalf("err = %#v, want a plain error", err)
 	}

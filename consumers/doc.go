@@ -9,7 +9,7 @@
 //   - [ReadSnapshot] reads what topics hold at one moment, from their
 //     first offsets, without a group or commits: the input of batch jobs
 //     such as nerstream distill.
-//   - [Decode] turns a record value into a [Document], or a [*DecodeError]
+//   - [Decode] turns a record value into a [record.Document], or a [*record.InputError]
 //     whose Reason goes into the dead letter's nerstream-error header. A
 //     value is a JSON object or plain text (input.format), snappy-compressed
 //     when its content-encoding header says so. `nerstream annotate` shares

@@ -6,41 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
-)
 
-// Document is a decoded input record.
-type Document struct {
-	// ID is the record's "id"; empty when the record has none, and the
-	// caller then names it (topic/partition/offset, or file:line).
-	ID string
-	// Text is the passage; never empty.
-	Text string
-	// EntityTypes are the record's "entity_types"; empty means the
-	// configured defaults.
-	EntityTypes []string
-	// Metadata is the record's "metadata" object, passed through; "{}"
-	// when absent.
-	Metadata json.RawMessage
-}
-
-// DecodeError is an input value that cannot be a document. Reason is a
-// short code for the dead-letter header nerstream-error.
-type DecodeError struct {
-	Reason string
-	Detail string
-}
-
-func (e *DecodeError) Error() string { return e.Reason + ": " + e.Detail }
-
-// The reasons of a [DecodeError].
-const (
-	ReasonInvalidJSON  = "invalid_json"
-	ReasonMissingText  = "missing_text"
-	ReasonEmptyText    = "empty_text"
-	ReasonInvalidUTF8  = "invalid_utf8"
-	ReasonInvalidTypes = "invalid_entity_types"
-	ReasonTooManyTypes = "too_many_entity_types"
-	ReasonTooLarge     = "value_too_large"
+	"github.com/nerstream/nerstream/record"
 )
 
 // Limits bound what a document may hold. Zero values mean no bound.
@@ -54,12 +21,12 @@ type Limits struct {
 // DecodeJSON decodes a JSON input value:
 // {"id": "…", "text": "…", "entity_types": ["…"], "metadata": {…}}. Only
 // "text" is required. Unknown fields are ignored.
-func DecodeJSON(value []byte, lim Limits) (Document, error) {
+func DecodeJSON(value []byte, lim Limits) (record.Document, error) {
 	if lim.MaxBytes > 0 && len(value) > lim.MaxBytes {
-		return Document{}, &DecodeError{ReasonTooLarge, fmt.Sprintf("value of %d bytes is over the limit of %d", len(value), lim.MaxBytes)}
+		return record.Document{}, &record.InputError{Reason: record.ReasonTooLarge, Detail: fmt.Sprintf("value of %d bytes is over the limit of %d", len(value), lim.MaxBytes)}
 	}
 	if !utf8.Valid(value) {
-		return Document{}, &DecodeError{ReasonInvalidUTF8, "value is not valid UTF-8"}
+		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidUTF8, Detail: "value is not valid UTF-8"}
 	}
 	var rec struct {
 		ID          *json.RawMessage `json:"id"`
@@ -69,17 +36,17 @@ func DecodeJSON(value []byte, lim Limits) (Document, error) {
 	}
 	trimmed := bytes.TrimSpace(value)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return Document{}, &DecodeError{ReasonInvalidJSON, "value is not a JSON object"}
+		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: "value is not a JSON object"}
 	}
 	if err := json.Unmarshal(trimmed, &rec); err != nil {
-		return Document{}, &DecodeError{ReasonInvalidJSON, oneLine(err.Error())}
+		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: oneLine(err.Error())}
 	}
 	if rec.Text == nil {
-		return Document{}, &DecodeError{ReasonMissingText, `no "text" string`}
+		return record.Document{}, &record.InputError{Reason: record.ReasonMissingText, Detail: `no "text" string`}
 	}
-	d := Document{Text: *rec.Text, Metadata: json.RawMessage("{}")}
+	d := record.Document{Text: *rec.Text, Metadata: json.RawMessage("{}")}
 	if strings.TrimSpace(d.Text) == "" {
-		return Document{}, &DecodeError{ReasonEmptyText, `"text" is empty`}
+		return record.Document{}, &record.InputError{Reason: record.ReasonEmptyText, Detail: `"text" is empty`}
 	}
 	if rec.ID != nil {
 		var s string
@@ -91,28 +58,28 @@ func DecodeJSON(value []byte, lim Limits) (Document, error) {
 			d.ID = n.String()
 		case string(*rec.ID) == "null":
 		default:
-			return Document{}, &DecodeError{ReasonInvalidJSON, `"id" is neither a string nor a number`}
+			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"id" is neither a string nor a number`}
 		}
 	}
 	if len(rec.EntityTypes) > 0 && string(rec.EntityTypes) != "null" {
-		if err := json.Unmarshal(rec.EntityTypes, &d.EntityTypes); err != nil {
-			return Document{}, &DecodeError{ReasonInvalidTypes, `"entity_types" is not a list of strings`}
+		if err := json.Unmarshal(rec.EntityTypes, &d.Types); err != nil {
+			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is not a list of strings`}
 		}
-		if len(d.EntityTypes) == 0 {
-			return Document{}, &DecodeError{ReasonInvalidTypes, `"entity_types" is an empty list`}
+		if len(d.Types) == 0 {
+			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is an empty list`}
 		}
-		for _, t := range d.EntityTypes {
+		for _, t := range d.Types {
 			if strings.TrimSpace(t) == "" {
-				return Document{}, &DecodeError{ReasonInvalidTypes, `"entity_types" holds an empty type`}
+				return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" holds an empty type`}
 			}
 		}
-		if lim.MaxTypes > 0 && len(d.EntityTypes) > lim.MaxTypes {
-			return Document{}, &DecodeError{ReasonTooManyTypes, fmt.Sprintf("%d entity types is over the limit of %d", len(d.EntityTypes), lim.MaxTypes)}
+		if lim.MaxTypes > 0 && len(d.Types) > lim.MaxTypes {
+			return record.Document{}, &record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(d.Types), lim.MaxTypes)}
 		}
 	}
 	if len(rec.Metadata) > 0 && string(rec.Metadata) != "null" {
 		if bytes.TrimSpace(rec.Metadata)[0] != '{' {
-			return Document{}, &DecodeError{ReasonInvalidJSON, `"metadata" is not an object`}
+			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"metadata" is not an object`}
 		}
 		d.Metadata = rec.Metadata
 	}

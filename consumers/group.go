@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -204,12 +205,6 @@ type Claim struct {
 	prop   propagation.TextMapPropagator
 }
 
-// Header is a record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
-
 // Message is one fetched record with its decoded document, or the reason it
 // cannot be one.
 type Message struct {
@@ -218,7 +213,7 @@ type Message struct {
 	Offset    int64
 	Key       []byte
 	Value     []byte
-	Headers   []Header
+	Headers   []record.Header
 	Time      time.Time
 	// HighWaterMark is the partition's end offset when the record was
 	// fetched: the lag is HighWaterMark - committed offset.
@@ -228,10 +223,10 @@ type Message struct {
 	// one; else nil. It is never cancelled.
 	TraceContext context.Context
 	// Doc is the decoded document, when Err is nil.
-	Doc Document
-	// Err is a *DecodeError when the value is not a valid document: the
+	Doc record.Document
+	// Err is a *record.InputError when the value is not a valid document: the
 	// record belongs in the dead-letter topic with Err.Reason.
-	Err *DecodeError
+	Err *record.InputError
 }
 
 // Next fetches the next record of the partition and decodes it. Only a
@@ -256,21 +251,26 @@ func toMessage(m kafka.Message, decode DecodeOptions, prop propagation.TextMapPr
 		}
 	}
 	var encoding string
+	if len(m.Headers) > 0 {
+		// The one copy of the headers on the way through: pipeline and
+		// producers pass this slice on.
+		msg.Headers = make([]record.Header, 0, len(m.Headers))
+	}
 	for _, h := range m.Headers {
-		msg.Headers = append(msg.Headers, Header{Key: h.Key, Value: h.Value})
+		msg.Headers = append(msg.Headers, record.Header{Key: h.Key, Value: h.Value})
 		if strings.EqualFold(h.Key, "content-encoding") {
 			encoding = string(h.Value)
 		}
 	}
 	doc, err := Decode(m.Value, encoding, decode)
-	var de *DecodeError
+	var de *record.InputError
 	switch {
 	case err == nil:
 		msg.Doc = doc
 	case errors.As(err, &de):
 		msg.Err = de
 	default:
-		msg.Err = &DecodeError{Reason: "invalid_value", Detail: oneLine(err.Error())}
+		msg.Err = &record.InputError{Reason: record.ReasonInvalidValue, Detail: oneLine(err.Error())}
 	}
 	return msg
 }

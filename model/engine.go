@@ -25,7 +25,7 @@ type Engine interface {
 
 	// TokenCount returns the number of tokens that text takes in the
 	// model's vocabulary, as literal text: no BOS, no special tokens.
-	// An engine that refuses this text alone returns an [*InputError];
+	// An engine that refuses this text alone returns a [*record.InputError];
 	// any other error is a failure of the engine, and [Recognizer] fails
 	// the whole batch with it.
 	TokenCount(ctx context.Context, text string) (int, error)

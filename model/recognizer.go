@@ -3,82 +3,41 @@ package model
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nerstream/nerstream/record"
 )
 
-// Document is one text to annotate.
-type Document struct {
-	ID   string
-	Text string
-	// Types are the entity types to ask about. Empty means the
-	// recognizer's default types.
-	Types []string
-}
-
-// Entity is one recognised mention, located in the document.
-type Entity struct {
-	// Text is the document's own text at [Start, End): always
-	// string([]rune(doc.Text)[Start:End]).
-	Text  string `json:"text"`
-	Type  string `json:"type"`
-	Start int    `json:"start"`
-	End   int    `json:"end"`
-	// Mention is the model's spelling when it differs from Text (in case
-	// or white space).
-	Mention string `json:"mention,omitempty"`
-}
-
-// Mention is a string the model named that could not be found in the text.
-type Mention struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
-// Annotation is the result for one [Document].
+// Annotation is the result for one document: its entities, and what the
+// model said beside them. [Annotation.Record] makes the output record.
 type Annotation struct {
 	ID string
 	// Types are the entity types that were asked about.
 	Types []string
 	// Entities are sorted by start, then end, then the order of Types.
-	Entities []Entity
+	Entities []record.Entity
 	// Unaligned holds what the model named but the text does not hold.
-	Unaligned []Mention
+	Unaligned []record.Mention
 	// Windows is the number of windows the text was split into.
 	Windows int
 	// PromptTokens and GeneratedTokens add up over the document's prompts.
 	PromptTokens, GeneratedTokens int
-	// Err is set when this document failed alone: an [*InputError] for bad
-	// input, or the engine's error for one of its prompts.
+	// Err is set when this document failed alone: a [*record.InputError]
+	// for bad input, or the engine's error for one of its prompts.
 	Err error
 }
 
-// InputError is a document the recognizer refuses. Reason is a short
-// machine-readable code, fit for a dead-letter header.
-type InputError struct {
-	Reason string
-	Detail string
+// Record is the output record of the annotation (DESIGN.md, "Records"):
+// modelName names the model, and metadata is the input's metadata object,
+// passed through. Its Source is left for the caller to set.
+func (a *Annotation) Record(modelName string, metadata json.RawMessage) record.Annotation {
+	return record.Annotation{ID: a.ID, Model: modelName, EntityTypes: a.Types, Entities: a.Entities, Unaligned: a.Unaligned, Metadata: metadata}
 }
-
-func (e *InputError) Error() string { return e.Reason + ": " + e.Detail }
-
-// The reasons of an [InputError].
-const (
-	ReasonEmptyText     = "empty_text"
-	ReasonInvalidUTF8   = "invalid_utf8"
-	ReasonNoTypes       = "no_entity_types"
-	ReasonTooManyTypes  = "too_many_entity_types"
-	ReasonInvalidType   = "invalid_entity_type"
-	ReasonTextTooLong   = "text_too_long"
-	ReasonTypeTooLong   = "entity_type_too_long"
-	ReasonContextTooBig = "prompt_exceeds_context"
-	// ReasonEngineRefused: the engine refused the document's text on its
-	// own (a remote server answered 400 to counting its tokens).
-	ReasonEngineRefused = "engine_refused"
-)
 
 // RecognizerOptions configure a [Recognizer]. Zero values take the defaults.
 type RecognizerOptions struct {
@@ -167,7 +126,7 @@ type job struct {
 // engine batches them together. The result has one Annotation per document,
 // in order. A bad document sets its own Annotation's Err; the error return
 // is for a failure of the whole batch.
-func (r *Recognizer) Recognize(ctx context.Context, docs []Document) ([]Annotation, error) {
+func (r *Recognizer) Recognize(ctx context.Context, docs []record.Document) ([]Annotation, error) {
 	anns := make([]Annotation, len(docs))
 	jobs := make([]job, len(docs))
 	var groups []PromptGroup
@@ -188,7 +147,7 @@ func (r *Recognizer) Recognize(ctx context.Context, docs []Document) ([]Annotati
 			// engine that cannot count tokens (a remote tokenizer that
 			// is down, a closed engine) fails the batch, so that the
 			// documents are retried and held, not dead-lettered.
-			if _, bad := errors.AsType[*InputError](err); !bad {
+			if _, bad := errors.AsType[*record.InputError](err); !bad {
 				return nil, err
 			}
 			anns[i].Err = err
@@ -223,41 +182,41 @@ func (r *Recognizer) Recognize(ctx context.Context, docs []Document) ([]Annotati
 }
 
 // check validates a document and returns the types to ask about.
-func (r *Recognizer) check(d Document) ([]string, error) {
+func (r *Recognizer) check(d record.Document) ([]string, error) {
 	if len(d.Text) > r.opts.MaxTextBytes {
-		return nil, &InputError{ReasonTextTooLong, fmt.Sprintf("text of %d bytes is over the limit of %d", len(d.Text), r.opts.MaxTextBytes)}
+		return nil, &record.InputError{Reason: record.ReasonTextTooLong, Detail: fmt.Sprintf("text of %d bytes is over the limit of %d", len(d.Text), r.opts.MaxTextBytes)}
 	}
 	if !utf8.ValidString(d.Text) {
-		return nil, &InputError{ReasonInvalidUTF8, "text is not valid UTF-8"}
+		return nil, &record.InputError{Reason: record.ReasonInvalidUTF8, Detail: "text is not valid UTF-8"}
 	}
 	if strings.TrimFunc(d.Text, isSpaceRune) == "" {
-		return nil, &InputError{ReasonEmptyText, "text is empty"}
+		return nil, &record.InputError{Reason: record.ReasonEmptyText, Detail: "text is empty"}
 	}
 	src := d.Types
 	if len(src) == 0 {
 		src = r.opts.Types
 	}
 	if len(src) == 0 {
-		return nil, &InputError{ReasonNoTypes, "no entity types given and none configured"}
+		return nil, &record.InputError{Reason: record.ReasonNoTypes, Detail: "no entity types given and none configured"}
 	}
 	types := make([]string, 0, len(src))
 	for _, t := range src {
 		if !utf8.ValidString(t) {
-			return nil, &InputError{ReasonInvalidType, "entity type is not valid UTF-8"}
+			return nil, &record.InputError{Reason: record.ReasonInvalidType, Detail: "entity type is not valid UTF-8"}
 		}
 		t = strings.TrimFunc(t, isSpaceRune)
 		if t == "" {
-			return nil, &InputError{ReasonInvalidType, "entity type is empty"}
+			return nil, &record.InputError{Reason: record.ReasonInvalidType, Detail: "entity type is empty"}
 		}
 		if n := utf8.RuneCountInString(t); n > r.opts.MaxTypeRunes {
-			return nil, &InputError{ReasonTypeTooLong, fmt.Sprintf("entity type of %d characters is over the limit of %d", n, r.opts.MaxTypeRunes)}
+			return nil, &record.InputError{Reason: record.ReasonTypeTooLong, Detail: fmt.Sprintf("entity type of %d characters is over the limit of %d", n, r.opts.MaxTypeRunes)}
 		}
 		if !slices.Contains(types, t) {
 			types = append(types, t)
 		}
 	}
 	if len(types) > r.opts.MaxTypes {
-		return nil, &InputError{ReasonTooManyTypes, fmt.Sprintf("%d entity types is over the limit of %d", len(types), r.opts.MaxTypes)}
+		return nil, &record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(types), r.opts.MaxTypes)}
 	}
 	return types, nil
 }
@@ -291,7 +250,7 @@ func (r *Recognizer) split(ctx context.Context, text string, types []string) ([]
 		budget = min(budget, r.opts.WindowTokens)
 	}
 	if budget < 16 {
-		return nil, &InputError{ReasonContextTooBig, fmt.Sprintf("the prompt for entity type %q leaves %d tokens for the text in a context of %d", longest, budget, r.engine.ContextTokens())}
+		return nil, &record.InputError{Reason: record.ReasonContextTooBig, Detail: fmt.Sprintf("the prompt for entity type %q leaves %d tokens for the text in a context of %d", longest, budget, r.engine.ContextTokens())}
 	}
 	c := Chunker{Counter: r.engine, Budget: budget, Overlap: r.opts.OverlapTokens}
 	return c.Split(ctx, text)
@@ -304,8 +263,8 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 		typ        string
 	}
 	seen := map[key]bool{}
-	aligned := map[Mention]bool{}
-	var missed []Mention
+	aligned := map[record.Mention]bool{}
+	var missed []record.Mention
 	docAligner := NewAligner(text)
 	for w, win := range j.windows {
 		comps := out[j.group+w]
@@ -325,10 +284,10 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 			for _, m := range Parse(r.opts.Parse, c.Text) {
 				spans := al.Find(m)
 				if len(spans) == 0 {
-					missed = append(missed, Mention{typ, m})
+					missed = append(missed, record.Mention{Type: typ, Text: m})
 					continue
 				}
-				aligned[Mention{typ, m}] = true
+				aligned[record.Mention{Type: typ, Text: m}] = true
 				for _, s := range spans {
 					s.Start += win.Start
 					s.End += win.Start
@@ -336,7 +295,7 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 						continue
 					}
 					seen[key{s.Start, s.End, typ}] = true
-					e := Entity{Text: docAligner.Slice(s), Type: typ, Start: s.Start, End: s.End}
+					e := record.Entity{Text: docAligner.Slice(s), Type: typ, Start: s.Start, End: s.End}
 					if e.Text != m {
 						e.Mention = m
 					}
@@ -351,7 +310,7 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 		}
 	}
 	typeIndex := func(t string) int { return slices.Index(j.types, t) }
-	slices.SortStableFunc(a.Entities, func(x, y Entity) int {
+	slices.SortStableFunc(a.Entities, func(x, y record.Entity) int {
 		return cmp.Or(cmp.Compare(x.Start, y.Start), cmp.Compare(x.End, y.End), cmp.Compare(typeIndex(x.Type), typeIndex(y.Type)))
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/modeltest"
+	"github.com/nerstream/nerstream/record"
 )
 
 func newRecognizer(t *testing.T, e model.Engine, opts model.RecognizerOptions) *model.Recognizer {
@@ -43,7 +44,7 @@ func TestRecognizeBasic(t *testing.T) {
 	})}
 	r := newRecognizer(t, eng, model.RecognizerOptions{})
 	text := "Ada Lovelace met Charles Babbage in London. Ada Lovelace wrote."
-	anns, err := r.Recognize(context.Background(), []model.Document{{ID: "d1", Text: text, Types: []string{"person", "location", "person"}}})
+	anns, err := r.Recognize(context.Background(), []record.Document{{ID: "d1", Text: text, Types: []string{"person", "location", "person"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRecognizeBasic(t *testing.T) {
 	if a.Err != nil {
 		t.Fatal(a.Err)
 	}
-	want := []model.Entity{
+	want := []record.Entity{
 		{Text: "Ada Lovelace", Type: "person", Start: 0, End: 12},
 		{Text: "Charles Babbage", Type: "person", Start: 17, End: 32},
 		{Text: "London", Type: "location", Start: 36, End: 42, Mention: "london"},
@@ -60,7 +61,7 @@ func TestRecognizeBasic(t *testing.T) {
 	if !slices.Equal(a.Entities, want) {
 		t.Errorf("entities\n got %+v\nwant %+v", a.Entities, want)
 	}
-	if !slices.Equal(a.Unaligned, []model.Mention{{Type: "person", Text: "Grace Hopper"}}) {
+	if !slices.Equal(a.Unaligned, []record.Mention{{Type: "person", Text: "Grace Hopper"}}) {
 		t.Errorf("unaligned %+v", a.Unaligned)
 	}
 	if !slices.Equal(a.Types, []string{"person", "location"}) || a.ID != "d1" || a.Windows != 1 {
@@ -75,7 +76,7 @@ func TestRecognizeBasic(t *testing.T) {
 func TestRecognizeBatchesIntoOneCall(t *testing.T) {
 	eng := &modeltest.ScriptedEngine{}
 	r := newRecognizer(t, eng, model.RecognizerOptions{Types: []string{"person", "organization", "location"}})
-	docs := []model.Document{
+	docs := []record.Document{
 		{ID: "a", Text: "First."},
 		{ID: "b", Text: "Second.", Types: []string{"award"}},
 		{ID: "bad", Text: ""},
@@ -121,33 +122,33 @@ func TestRecognizeRefusesBadInput(t *testing.T) {
 	r := newRecognizer(t, &modeltest.ScriptedEngine{}, model.RecognizerOptions{MaxTypes: 3, MaxTypeRunes: 10, MaxTextBytes: 100})
 	cases := []struct {
 		name   string
-		doc    model.Document
+		doc    record.Document
 		reason string
 	}{
-		{"empty text", model.Document{Text: "", Types: []string{"x"}}, model.ReasonEmptyText},
-		{"blank text", model.Document{Text: " \n\t\u3000", Types: []string{"x"}}, model.ReasonEmptyText},
-		{"invalid UTF-8", model.Document{Text: "caf\xe9", Types: []string{"x"}}, model.ReasonInvalidUTF8},
-		{"no types", model.Document{Text: "t"}, model.ReasonNoTypes},
-		{"empty type", model.Document{Text: "t", Types: []string{"x", " "}}, model.ReasonInvalidType},
-		{"invalid UTF-8 type", model.Document{Text: "t", Types: []string{"\xff"}}, model.ReasonInvalidType},
-		{"too many types", model.Document{Text: "t", Types: []string{"a", "b", "c", "d"}}, model.ReasonTooManyTypes},
-		{"type too long", model.Document{Text: "t", Types: []string{"abcdefghijk"}}, model.ReasonTypeTooLong},
-		{"text too long", model.Document{Text: strings.Repeat("x", 101), Types: []string{"a"}}, model.ReasonTextTooLong},
+		{"empty text", record.Document{Text: "", Types: []string{"x"}}, record.ReasonEmptyText},
+		{"blank text", record.Document{Text: " \n\t\u3000", Types: []string{"x"}}, record.ReasonEmptyText},
+		{"invalid UTF-8", record.Document{Text: "caf\xe9", Types: []string{"x"}}, record.ReasonInvalidUTF8},
+		{"no types", record.Document{Text: "t"}, record.ReasonNoTypes},
+		{"empty type", record.Document{Text: "t", Types: []string{"x", " "}}, record.ReasonInvalidType},
+		{"invalid UTF-8 type", record.Document{Text: "t", Types: []string{"\xff"}}, record.ReasonInvalidType},
+		{"too many types", record.Document{Text: "t", Types: []string{"a", "b", "c", "d"}}, record.ReasonTooManyTypes},
+		{"type too long", record.Document{Text: "t", Types: []string{"abcdefghijk"}}, record.ReasonTypeTooLong},
+		{"text too long", record.Document{Text: strings.Repeat("x", 101), Types: []string{"a"}}, record.ReasonTextTooLong},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			anns, err := r.Recognize(context.Background(), []model.Document{c.doc})
+			anns, err := r.Recognize(context.Background(), []record.Document{c.doc})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ie *model.InputError
+			var ie *record.InputError
 			if !errors.As(anns[0].Err, &ie) || ie.Reason != c.reason {
 				t.Fatalf("err = %v, want reason %s", anns[0].Err, c.reason)
 			}
 		})
 	}
 	// Repeated types are asked once, so four names of three types pass.
-	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "t", Types: []string{"a", "b", "a", "c"}}})
+	anns, err := r.Recognize(context.Background(), []record.Document{{Text: "t", Types: []string{"a", "b", "a", "c"}}})
 	if err != nil || anns[0].Err != nil {
 		t.Fatalf("%v %v", err, anns[0].Err)
 	}
@@ -174,14 +175,14 @@ func TestRecognizeLongDocument(t *testing.T) {
 	}}
 	r := newRecognizer(t, eng, model.RecognizerOptions{MaxNewTokens: 32, OverlapTokens: 16})
 	var b strings.Builder
-	var want []model.Entity
+	var want []record.Entity
 	for i := range 60 {
 		fmt.Fprintf(&b, "In year %d nothing much happened here. ", 1800+i)
 		if i%7 == 3 {
 			n := names[i%len(names)]
 			start := len([]rune(b.String()))
 			fmt.Fprintf(&b, "%s wrote a letter. ", n)
-			e := model.Entity{Text: n, Type: "person", Start: start, End: start + len([]rune(n))}
+			e := record.Entity{Text: n, Type: "person", Start: start, End: start + len([]rune(n))}
 			if n == "Grace Hopper" {
 				e.Mention = "grace hopper"
 			}
@@ -189,7 +190,7 @@ func TestRecognizeLongDocument(t *testing.T) {
 		}
 	}
 	text := b.String()
-	anns, err := r.Recognize(context.Background(), []model.Document{{ID: "long", Text: text, Types: []string{"person", "location"}}})
+	anns, err := r.Recognize(context.Background(), []record.Document{{ID: "long", Text: text, Types: []string{"person", "location"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestRecognizeParseModes(t *testing.T) {
 	eng := &modeltest.ScriptedEngine{Answer: func(string, string) string { return `Sure! ["Ada"]` }}
 	for mode, want := range map[model.ParseMode]int{model.ParseLenientMode: 1, model.ParseOfficialMode: 0} {
 		r := newRecognizer(t, eng, model.RecognizerOptions{Parse: mode, Types: []string{"person"}})
-		anns, err := r.Recognize(context.Background(), []model.Document{{Text: "Ada wrote."}})
+		anns, err := r.Recognize(context.Background(), []record.Document{{Text: "Ada wrote."}})
 		if err != nil || anns[0].Err != nil {
 			t.Fatal(err, anns[0].Err)
 		}
@@ -228,7 +229,7 @@ func TestRecognizeDefinitionVariant(t *testing.T) {
 	eng := &modeltest.ScriptedEngine{Answer: func(_, q string) string { asked = append(asked, q); return "[]" }}
 	r := newRecognizer(t, eng, model.RecognizerOptions{Prompt: model.PromptOptions{
 		Variant: model.VariantDefinition, Definitions: map[string]string{"person": "a human being"}}})
-	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "t", Types: []string{"person", "city"}}})
+	anns, err := r.Recognize(context.Background(), []record.Document{{Text: "t", Types: []string{"person", "city"}}})
 	if err != nil || anns[0].Err != nil {
 		t.Fatal(err, anns[0].Err)
 	}
@@ -261,11 +262,11 @@ func (e *refusingEngine) Generate(ctx context.Context, groups []model.PromptGrou
 func TestRecognizeEngineFailures(t *testing.T) {
 	down := errors.New("engine down")
 	r := newRecognizer(t, &modeltest.ScriptedEngine{Err: down}, model.RecognizerOptions{Types: []string{"x"}})
-	if _, err := r.Recognize(context.Background(), []model.Document{{Text: "t"}}); !errors.Is(err, down) {
+	if _, err := r.Recognize(context.Background(), []record.Document{{Text: "t"}}); !errors.Is(err, down) {
 		t.Errorf("err = %v, want the engine's", err)
 	}
 	r = newRecognizer(t, &refusingEngine{refuse: "poison"}, model.RecognizerOptions{Types: []string{"x"}})
-	anns, err := r.Recognize(context.Background(), []model.Document{{Text: "fine"}, {Text: "poison"}})
+	anns, err := r.Recognize(context.Background(), []record.Document{{Text: "fine"}, {Text: "poison"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestRecognizeEngineFailures(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r = newRecognizer(t, &modeltest.ScriptedEngine{}, model.RecognizerOptions{Types: []string{"x"}})
-	if _, err := r.Recognize(ctx, []model.Document{{Text: "t"}}); !errors.Is(err, context.Canceled) {
+	if _, err := r.Recognize(ctx, []record.Document{{Text: "t"}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
@@ -312,12 +313,12 @@ func FuzzRecognize(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		anns, err := r.Recognize(context.Background(), []model.Document{{Text: text}})
+		anns, err := r.Recognize(context.Background(), []record.Document{{Text: text}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if anns[0].Err != nil {
-			var ie *model.InputError
+			var ie *record.InputError
 			if !errors.As(anns[0].Err, &ie) {
 				t.Fatalf("unexpected error %v", anns[0].Err)
 			}
@@ -354,13 +355,13 @@ func TestRecognizeTokenCountFailures(t *testing.T) {
 		wantBatch bool
 	}{
 		{"transport", errors.New("connection refused (test double)"), true},
-		{"refused", &model.InputError{Reason: model.ReasonEngineRefused, Detail: "400 (test double)"}, false},
+		{"refused", &record.InputError{Reason: record.ReasonEngineRefused, Detail: "400 (test double)"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &countingEngine{ScriptedEngine: modeltest.ScriptedEngine{Context: 512}, marker: "marker", err: tt.err}
 			r := newRecognizer(t, e, model.RecognizerOptions{Types: []string{"person"}, MaxNewTokens: 64})
-			anns, err := r.Recognize(context.Background(), []model.Document{{Text: "short"}, {Text: long}})
+			anns, err := r.Recognize(context.Background(), []record.Document{{Text: "short"}, {Text: long}})
 			if tt.wantBatch {
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("err = %v, want the engine's failure for the batch", err)
@@ -370,8 +371,8 @@ func TestRecognizeTokenCountFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ie *model.InputError
-			if anns[0].Err != nil || !errors.As(anns[1].Err, &ie) || ie.Reason != model.ReasonEngineRefused {
+			var ie *record.InputError
+			if anns[0].Err != nil || !errors.As(anns[1].Err, &ie) || ie.Reason != record.ReasonEngineRefused {
 				t.Errorf("errs %v, %v; want nil and the refusal", anns[0].Err, anns[1].Err)
 			}
 		})

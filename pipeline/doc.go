@@ -21,7 +21,7 @@
 //     committed like any other record.
 //   - A model failure on one document (an error in its Annotation) is
 //     retried with exponential back-off; after Options.Retry.MaxAttempts
-//     the record becomes a dead letter with reason [ReasonInferenceFailed].
+//     the record becomes a dead letter with reason [record.ReasonInferenceFailed].
 //     A failure of the whole call (Recognize returns an error: the engine
 //     is closed, or a remote GPU tier is down) blames no document: the
 //     batch is retried without end, with back-off capped at

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -124,7 +125,7 @@ func TestSpansMetricsAndHealth(t *testing.T) {
 	o := newObserved(t)
 	o.health.Set(telemetry.CheckModel, nil)
 	sink := &healthSink{memSink: memSink{fail: 1}, health: o.health}
-	rec := funcRecognizer(func(_ context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(_ context.Context, docs []record.Document) ([]model.Annotation, error) {
 		anns := make([]model.Annotation, len(docs))
 		for i, d := range docs {
 			anns[i] = model.Annotation{ID: d.ID, PromptTokens: 10, GeneratedTokens: 2}
@@ -289,7 +290,7 @@ func TestLagAndModelHealth(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	calls := 0
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		mu.Lock()
 		calls++
 		n := calls
@@ -373,7 +374,7 @@ func TestNoDocumentTextInLogs(t *testing.T) {
 	var buf syncBuf
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var calls atomic.Int32
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		if calls.Add(1) <= 2 {
 			return nil, errors.New("engine failed (test double)")
 		}

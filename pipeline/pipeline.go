@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -285,7 +286,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			p.log.Error("recognizer panicked; the batch becomes dead letters", "docs", len(batch), "panic", fmt.Sprint(r))
 			for _, it := range batch {
 				if !it.settled() && !it.claim.abandoned() {
-					p.deadLetter(it, ReasonInferenceFailed)
+					p.deadLetter(it, record.ReasonInferenceFailed)
 				}
 			}
 		}
@@ -331,13 +332,13 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 		var retryErr error
 		for i, it := range live {
 			docErr := anns[i].Err
-			var ie *model.InputError
+			var ie *record.InputError
 			switch {
 			case docErr == nil:
 				out, encErr := p.opts.Encoder.Annotation(&it.in, &anns[i])
 				if encErr != nil {
 					p.log.WarnContext(it.ctx, "annotation not encodable", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "err", encErr)
-					p.deadLetter(it, ReasonEncodeFailed)
+					p.deadLetter(it, record.ReasonEncodeFailed)
 					continue
 				}
 				it.finish(out, "")
@@ -345,7 +346,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 				p.deadLetter(it, ie.Reason)
 			case it.tries >= p.opts.Retry.MaxAttempts:
 				p.log.WarnContext(it.ctx, "inference failed; dead letter", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "tries", it.tries, "err", docErr)
-				p.deadLetter(it, ReasonInferenceFailed)
+				p.deadLetter(it, record.ReasonInferenceFailed)
 			default:
 				again = append(again, it)
 				retryErr = docErr
@@ -369,7 +370,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 // recognize is one model call over the items, in an infer span linked to
 // each record's span.
 func (p *Pipeline) recognize(ctx context.Context, items []*item) ([]model.Annotation, error) {
-	docs := make([]model.Document, len(items))
+	docs := make([]record.Document, len(items))
 	for i, it := range items {
 		docs[i] = it.in.Doc
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 )
 
 // memClaim is a test double of a Claim: an in-memory partition whose
@@ -29,7 +30,7 @@ func newMemClaim(partition, n int, reject func(i int) string) *memClaim {
 	c := &memClaim{topic: "in", partition: partition, records: make(chan Input, n)}
 	for i := range n {
 		in := Input{Topic: "in", Partition: partition, Offset: int64(i), Value: []byte(strconv.Itoa(i)),
-			Doc: model.Document{Text: fmt.Sprintf("doc %d of %d", i, partition)}}
+			Doc: record.Document{Text: fmt.Sprintf("doc %d of %d", i, partition)}}
 		if reject != nil {
 			in.Reject = reject(i)
 		}
@@ -110,17 +111,17 @@ func (textEncoder) Annotation(in *Input, ann *model.Annotation) (Output, error) 
 }
 
 func (textEncoder) DeadLetter(in *Input, reason string) Output {
-	return Output{Topic: "dlq", Key: in.Key, Value: in.Value, Headers: []Header{{"nerstream-error", []byte(reason)}}}
+	return Output{Topic: "dlq", Key: in.Key, Value: in.Value, Headers: []record.Header{{Key: "nerstream-error", Value: []byte(reason)}}}
 }
 
 // funcRecognizer is a test double of a Recognizer.
-type funcRecognizer func(ctx context.Context, docs []model.Document) ([]model.Annotation, error)
+type funcRecognizer func(ctx context.Context, docs []record.Document) ([]model.Annotation, error)
 
-func (f funcRecognizer) Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+func (f funcRecognizer) Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 	return f(ctx, docs)
 }
 
-func instant(_ context.Context, docs []model.Document) ([]model.Annotation, error) {
+func instant(_ context.Context, docs []record.Document) ([]model.Annotation, error) {
 	anns := make([]model.Annotation, len(docs))
 	for i, d := range docs {
 		anns[i].ID = d.ID
@@ -225,7 +226,7 @@ func TestBatchesClose(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var sizes []int
-			c.opts.Recognizer = funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+			c.opts.Recognizer = funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 				mu.Lock()
 				sizes = append(sizes, len(docs))
 				mu.Unlock()
@@ -248,7 +249,7 @@ func TestBatchesClose(t *testing.T) {
 
 func TestBackPressure(t *testing.T) {
 	release := make(chan struct{})
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -285,7 +286,7 @@ func TestBackPressure(t *testing.T) {
 func TestDeadLettersAndRetries(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		anns, _ := instant(ctx, docs)
 		mu.Lock()
 		defer mu.Unlock()
@@ -293,7 +294,7 @@ func TestDeadLettersAndRetries(t *testing.T) {
 			calls[d.ID]++
 			switch {
 			case d.ID == "in/0/3":
-				anns[i].Err = &model.InputError{Reason: model.ReasonTextTooLong, Detail: "too long"}
+				anns[i].Err = &record.InputError{Reason: record.ReasonTextTooLong, Detail: "too long"}
 			case d.ID == "in/0/4": // always fails
 				anns[i].Err = errors.New("CUDA error (test double)")
 			case d.ID == "in/0/5" && calls[d.ID] < 3: // fails twice, then works
@@ -317,7 +318,7 @@ func TestDeadLettersAndRetries(t *testing.T) {
 			reasons[string(o.Value)] = string(o.Headers[0].Value)
 		}
 	}
-	want := map[string]string{"1": "invalid_json", "3": model.ReasonTextTooLong, "4": ReasonInferenceFailed}
+	want := map[string]string{"1": "invalid_json", "3": record.ReasonTextTooLong, "4": record.ReasonInferenceFailed}
 	if fmt.Sprint(reasons) != fmt.Sprint(want) {
 		t.Fatalf("dead letters %v, want %v", reasons, want)
 	}
@@ -364,7 +365,7 @@ func TestDrain(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			started := make(chan struct{}, 10)
-			rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+			rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 				started <- struct{}{}
 				select {
 				case <-time.After(c.modelDelay):
@@ -451,7 +452,7 @@ func TestFetchErrorsAreRetried(t *testing.T) {
 }
 
 func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		for _, d := range docs {
 			if d.ID == "in/0/2" {
 				panic("bad document (test double)")
@@ -469,7 +470,7 @@ func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
 			dlq = append(dlq, string(o.Value)+":"+string(o.Headers[0].Value))
 		}
 	}
-	if fmt.Sprint(dlq) != "[2:"+ReasonInferenceFailed+"]" {
+	if fmt.Sprint(dlq) != "[2:"+record.ReasonInferenceFailed+"]" {
 		t.Fatalf("dead letters %v", dlq)
 	}
 }
@@ -480,7 +481,7 @@ func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
 func TestModelOutageHoldsRecords(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
-	rec := funcRecognizer(func(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 		mu.Lock()
 		calls++
 		n := calls

@@ -2,17 +2,11 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 )
-
-// Header is a record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
 
 // Input is one record of a claimed partition, decoded.
 type Input struct {
@@ -22,12 +16,10 @@ type Input struct {
 	// Key, Value and Headers are the record as it arrived; a dead letter
 	// carries them unchanged.
 	Key, Value []byte
-	Headers    []Header
+	Headers    []record.Header
 	// Doc is the decoded document. Its ID, when empty, becomes
 	// "topic/partition/offset".
-	Doc model.Document
-	// Metadata is the document's metadata object, passed through.
-	Metadata json.RawMessage
+	Doc record.Document
 	// Reject, when set, is why the record could not be decoded: it becomes a
 	// dead letter with this reason and never reaches the model.
 	Reject string
@@ -47,7 +39,7 @@ type Input struct {
 type Output struct {
 	Topic      string
 	Key, Value []byte
-	Headers    []Header
+	Headers    []record.Header
 	// TraceContext is the context of the record's send span, with the
 	// input's baggage: the sink injects it into the record's headers. It
 	// is never cancelled, and nil when tracing is off.
@@ -83,16 +75,5 @@ type Encoder interface {
 // Recognizer annotates documents; [*model.Recognizer] is one. A failure of
 // one document sets that annotation's Err; the error return fails them all.
 type Recognizer interface {
-	Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error)
+	Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error)
 }
-
-// The dead-letter reasons that the pipeline itself gives. Rejected input
-// keeps the reason its decoder gave, and documents that the model refuses
-// keep the [model.InputError] reason.
-const (
-	// ReasonInferenceFailed: the model failed on the document
-	// Options.Retry.MaxAttempts times.
-	ReasonInferenceFailed = "inference_failed"
-	// ReasonEncodeFailed: the annotation could not be encoded.
-	ReasonEncodeFailed = "encode_failed"
-)

@@ -1,10 +1,11 @@
 package producers
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/nerstream/nerstream/record"
 )
 
 // Header names that DeadLetter adds to a dead letter (DESIGN.md, "Records").
@@ -28,8 +29,8 @@ const (
 // re-fed from a dead-letter topic) are dropped, so each name appears once
 // and describes the latest failure. Other headers keep their order. Key,
 // value and the header values are not copied.
-func DeadLetter(topic string, src Source, key, value []byte, headers []Header, reason string) Message {
-	out := make([]Header, 0, len(headers)+4)
+func DeadLetter(topic string, src record.Source, key, value []byte, headers []record.Header, reason string) Message {
+	out := make([]record.Header, 0, len(headers)+4)
 	for _, h := range headers {
 		switch h.Key {
 		case HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset:
@@ -38,36 +39,22 @@ func DeadLetter(topic string, src Source, key, value []byte, headers []Header, r
 		out = append(out, h)
 	}
 	out = append(out,
-		Header{Key: HeaderError, Value: []byte(reason)},
-		Header{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
-		Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
-		Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
+		record.Header{Key: HeaderError, Value: []byte(reason)},
+		record.Header{Key: HeaderSourceTopic, Value: []byte(src.Topic)},
+		record.Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
+		record.Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, src.Offset, 10)},
 	)
 	return Message{Topic: topic, Key: key, Value: value, Headers: out}
 }
 
 // AnnotationMessage returns the annotation record for a: a Message to topic
-// keyed by a.ID whose value is a as JSON (DESIGN.md, "Records"). Empty
-// lists are written as [] rather than null, and empty or null metadata as
-// {}, so consumers need no null checks. It fails only when a.Metadata is
-// not valid JSON.
-func AnnotationMessage(topic string, a Annotation) (Message, error) {
-	value, err := encodeAnnotation(a)
+// keyed by a.ID whose value is a as JSON (DESIGN.md, "Records"; empty lists
+// are [] and empty metadata {}, as [record.Annotation.MarshalJSON] writes
+// them). It fails only when a.Metadata is not valid JSON.
+func AnnotationMessage(topic string, a record.Annotation) (Message, error) {
+	value, err := json.Marshal(a)
 	if err != nil {
 		return Message{}, fmt.Errorf("producers: annotation %q: %w", a.ID, err)
 	}
 	return Message{Topic: topic, Key: []byte(a.ID), Value: value}, nil
-}
-
-func encodeAnnotation(a Annotation) ([]byte, error) {
-	if a.Entities == nil {
-		a.Entities = []Entity{}
-	}
-	if a.EntityTypes == nil {
-		a.EntityTypes = []string{}
-	}
-	if m := bytes.TrimSpace(a.Metadata); len(m) == 0 || bytes.Equal(m, []byte("null")) {
-		a.Metadata = json.RawMessage("{}")
-	}
-	return json.Marshal(a)
 }

@@ -5,13 +5,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/record"
 )
 
-func h(k, v string) Header { return Header{Key: k, Value: []byte(v)} }
+func h(k, v string) record.Header { return record.Header{Key: k, Value: []byte(v)} }
 
 func TestDeadLetter(t *testing.T) {
-	src := Source{Topic: "docs", Partition: 3, Offset: 1042}
-	added := []Header{
+	src := record.Source{Topic: "docs", Partition: 3, Offset: 1042}
+	added := []record.Header{
 		h(HeaderError, "invalid JSON"),
 		h(HeaderSourceTopic, "docs"),
 		h(HeaderSourcePartition, "3"),
@@ -19,37 +21,37 @@ func TestDeadLetter(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		src     Source
-		headers []Header
-		want    []Header
+		src     record.Source
+		headers []record.Header
+		want    []record.Header
 	}{
 		{name: "no headers", src: src, want: added},
 		{
 			name:    "original headers kept in order",
 			src:     src,
-			headers: []Header{h("traceparent", "00-a-b-01"), h("x", "1"), h("x", "2")},
-			want:    append([]Header{h("traceparent", "00-a-b-01"), h("x", "1"), h("x", "2")}, added...),
+			headers: []record.Header{h("traceparent", "00-a-b-01"), h("x", "1"), h("x", "2")},
+			want:    append([]record.Header{h("traceparent", "00-a-b-01"), h("x", "1"), h("x", "2")}, added...),
 		},
 		{
 			name: "re-fed dead letter: nerstream headers replaced",
 			src:  src,
-			headers: []Header{
+			headers: []record.Header{
 				h(HeaderError, "old reason"), h("x", "1"), h(HeaderSourceTopic, "dlq"),
 				h(HeaderSourcePartition, "0"), h(HeaderSourceOffset, "5"), h(HeaderError, "older"),
 				h("nerstream-other", "kept"),
 			},
-			want: append([]Header{h("x", "1"), h("nerstream-other", "kept")}, added...),
+			want: append([]record.Header{h("x", "1"), h("nerstream-other", "kept")}, added...),
 		},
 		{
 			name: "large offset in decimal",
-			src:  Source{Topic: "t", Partition: 0, Offset: 1<<62 + 1},
-			want: []Header{h(HeaderError, "invalid JSON"), h(HeaderSourceTopic, "t"),
+			src:  record.Source{Topic: "t", Partition: 0, Offset: 1<<62 + 1},
+			want: []record.Header{h(HeaderError, "invalid JSON"), h(HeaderSourceTopic, "t"),
 				h(HeaderSourcePartition, "0"), h(HeaderSourceOffset, "4611686018427387905")},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			orig := append([]Header(nil), tt.headers...)
+			orig := append([]record.Header(nil), tt.headers...)
 			m := DeadLetter("dlq", tt.src, []byte("key"), []byte("value"), tt.headers, "invalid JSON")
 			if m.Topic != "dlq" || string(m.Key) != "key" || string(m.Value) != "value" {
 				t.Errorf("message = %q %q %q", m.Topic, m.Key, m.Value)
@@ -67,15 +69,15 @@ func TestDeadLetter(t *testing.T) {
 func TestAnnotationMessage(t *testing.T) {
 	tests := []struct {
 		name    string
-		in      Annotation
+		in      record.Annotation
 		want    string // JSON value
 		wantErr bool
 	}{
 		{
 			name: "design example",
-			in: Annotation{ID: "doc-1", Source: &Source{Topic: "docs", Partition: 3, Offset: 1042},
+			in: record.Annotation{ID: "doc-1", Source: &record.Source{Topic: "docs", Partition: 3, Offset: 1042},
 				Model: "UniNER-7B-type.Q4_K_M.gguf", EntityTypes: []string{"person", "organization"},
-				Entities: []Entity{{Text: "Ada Lovelace", Type: "person", Start: 0, End: 12}}},
+				Entities: []record.Entity{{Text: "Ada Lovelace", Type: "person", Start: 0, End: 12}}},
 			want: `{"id": "doc-1",
  "source": {"topic": "docs", "partition": 3, "offset": 1042},
  "model": "UniNER-7B-type.Q4_K_M.gguf",
@@ -85,21 +87,21 @@ func TestAnnotationMessage(t *testing.T) {
 		},
 		{
 			name: "nil lists and metadata",
-			in:   Annotation{ID: "d", Model: "m"},
+			in:   record.Annotation{ID: "d", Model: "m"},
 			want: `{"id":"d","model":"m","entity_types":[],"entities":[],"metadata":{}}`,
 		},
 		{
 			name: "null metadata",
-			in:   Annotation{ID: "d", Model: "m", Metadata: json.RawMessage(" null ")},
+			in:   record.Annotation{ID: "d", Model: "m", Metadata: json.RawMessage(" null ")},
 			want: `{"id":"d","model":"m","entity_types":[],"entities":[],"metadata":{}}`,
 		},
 		{
 			name: "metadata and unaligned kept",
-			in: Annotation{ID: "d", Model: "m", Metadata: json.RawMessage(`{"lang":"en"}`),
-				Unaligned: []Mention{{Type: "person", Text: "Bob"}}},
+			in: record.Annotation{ID: "d", Model: "m", Metadata: json.RawMessage(`{"lang":"en"}`),
+				Unaligned: []record.Mention{{Type: "person", Text: "Bob"}}},
 			want: `{"id":"d","model":"m","entity_types":[],"entities":[],"unaligned":[{"type":"person","text":"Bob"}],"metadata":{"lang":"en"}}`,
 		},
-		{name: "invalid metadata", in: Annotation{ID: "d", Metadata: json.RawMessage(`{`)}, wantErr: true},
+		{name: "invalid metadata", in: record.Annotation{ID: "d", Metadata: json.RawMessage(`{`)}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,10 +3,8 @@
 //
 // # Records
 //
-// Annotation is the value of an annotation record; `nerstream annotate`
-// writes it as JSON lines too. AnnotationMessage turns one into a Message
-// for the annotation topic, keyed by the document id, with empty lists
-// written as [] and empty metadata as {}.
+// AnnotationMessage turns a [record.Annotation] into a Message for the
+// annotation topic, keyed by the document id.
 //
 // DeadLetter turns an input record that could not be annotated into a
 // Message for the dead-letter topic: the record's own key, value and
@@ -22,8 +20,8 @@
 //
 // # Writer
 //
-// Writer writes Messages with kafka-go. Message and Header are this
-// package's own types, so that callers do not depend on kafka-go. One
+// Writer writes Messages with kafka-go. Message is this package's own type,
+// with [record.Header]s, so that callers do not depend on kafka-go. One
 // Writer serves every output topic: each Message names its topic.
 //
 //   - Acknowledgement: produce requests ask for acks=all, and Write is

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -25,19 +26,12 @@ type Message struct {
 	Topic   string
 	Key     []byte
 	Value   []byte
-	Headers []Header
+	Headers []record.Header
 	// TraceContext, when set, is injected into the record's headers by
 	// the Writer's Options.Propagator (traceparent, tracestate, baggage),
 	// replacing any such header already in Headers. Only its values are
 	// read: its cancellation is ignored.
 	TraceContext context.Context
-}
-
-// Header is one Kafka record header. Kafka header keys may repeat; Write
-// sends them in order.
-type Header struct {
-	Key   string
-	Value []byte
 }
 
 // Compression codec names accepted by Options.Compression.

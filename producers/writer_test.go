@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/nerstream/nerstream/record"
 )
 
 const testPartitions = 3
@@ -102,7 +104,7 @@ func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 	return all
 }
 
-func headersEqual(got []kafka.Header, want []Header) bool {
+func headersEqual(got []kafka.Header, want []record.Header) bool {
 	if len(got) != len(want) {
 		return false
 	}
@@ -218,18 +220,18 @@ func TestWriteRoundTrip(t *testing.T) {
 		}})
 	w := newTestWriter(t, Options{Brokers: addrs})
 
-	ann, err := AnnotationMessage("out", Annotation{ID: "doc-1", Model: "m.gguf", EntityTypes: []string{"person"},
-		Entities: []Entity{{Text: "Ada", Type: "person", Start: 0, End: 3}}})
+	ann, err := AnnotationMessage("out", record.Annotation{ID: "doc-1", Model: "m.gguf", EntityTypes: []string{"person"},
+		Entities: []record.Entity{{Text: "Ada", Type: "person", Start: 0, End: 3}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := []Message{
 		ann,
 		{Topic: "out", Key: []byte("doc-2"), Value: []byte(`{"id":"doc-2"}`),
-			Headers: []Header{{Key: "traceparent", Value: []byte("00-abc-def-01")}, {Key: "dup", Value: []byte("1")}, {Key: "dup", Value: []byte("2")}}},
-		DeadLetter("dlq", Source{Topic: "docs", Partition: 2, Offset: 41}, []byte("k"), []byte("not json"),
-			[]Header{{Key: "content-type", Value: []byte("text/plain")}}, "invalid JSON"),
-		DeadLetter("dlq", Source{Topic: "docs", Partition: 0, Offset: 7}, nil, []byte{0xff, 0x00}, nil, "bad encoding"),
+			Headers: []record.Header{{Key: "traceparent", Value: []byte("00-abc-def-01")}, {Key: "dup", Value: []byte("1")}, {Key: "dup", Value: []byte("2")}}},
+		DeadLetter("dlq", record.Source{Topic: "docs", Partition: 2, Offset: 41}, []byte("k"), []byte("not json"),
+			[]record.Header{{Key: "content-type", Value: []byte("text/plain")}}, "invalid JSON"),
+		DeadLetter("dlq", record.Source{Topic: "docs", Partition: 0, Offset: 7}, nil, []byte{0xff, 0x00}, nil, "bad encoding"),
 	}
 	if err := w.Write(testCtx(t, 10*time.Second), msgs); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -352,7 +354,7 @@ func TestWriteCompression(t *testing.T) {
 
 			value := bytes.Repeat([]byte(`{"text":"Ada Lovelace wrote the first program."}`), 50)
 			msgs := []Message{
-				{Topic: "out", Key: []byte("a"), Value: value, Headers: []Header{{Key: "h", Value: []byte("v")}}},
+				{Topic: "out", Key: []byte("a"), Value: value, Headers: []record.Header{{Key: "h", Value: []byte("v")}}},
 				{Topic: "out", Key: []byte("a"), Value: []byte("second")},
 			}
 			if err := w.Write(testCtx(t, 10*time.Second), msgs); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
-	"github.com/nerstream/nerstream/producers"
+	"github.com/nerstream/nerstream/record"
 )
 
 // annotateError is the record written for a line that gives no annotation.
@@ -183,7 +183,7 @@ type annotator struct {
 // line is one input line waiting for its batch.
 type line struct {
 	n   int
-	doc consumers.Document
+	doc record.Document
 	err error
 }
 
@@ -219,10 +219,10 @@ func (a *annotator) run(ctx context.Context, in io.Reader, batch int) error {
 }
 
 func (a *annotator) flush(ctx context.Context, lines []line) error {
-	var docs []model.Document
+	var docs []record.Document
 	for _, l := range lines {
 		if l.err == nil {
-			docs = append(docs, model.Document{ID: l.doc.ID, Text: l.doc.Text, Types: l.doc.EntityTypes})
+			docs = append(docs, l.doc)
 		}
 	}
 	anns, err := a.rec.Recognize(ctx, docs)
@@ -241,7 +241,7 @@ func (a *annotator) flush(ctx context.Context, lines []line) error {
 			rec = annotateError{Line: l.n, ID: l.doc.ID, Error: anns[k].Err.Error()}
 			k++
 		default:
-			rec = a.record(l.doc, anns[k])
+			rec = anns[k].Record(a.model, l.doc.Metadata)
 			k++
 		}
 		if err := enc.Encode(rec); err != nil {
@@ -250,10 +250,6 @@ func (a *annotator) flush(ctx context.Context, lines []line) error {
 		a.progress.add(1)
 	}
 	return a.out.Flush()
-}
-
-func (a *annotator) record(d consumers.Document, ann model.Annotation) producers.Annotation {
-	return annotationRecord(a.model, &ann, d.Metadata)
 }
 
 // progress draws a one-line counter on a terminal, and nothing elsewhere.

@@ -36,6 +36,7 @@ import (
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -936,7 +937,7 @@ type echoRecognizer struct {
 	model pipeline.Recognizer
 }
 
-func (r *echoRecognizer) Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+func (r *echoRecognizer) Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 	r.first()
 	r.calls.Add(1)
 	if r.model != nil {

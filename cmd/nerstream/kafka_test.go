@@ -20,6 +20,7 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 )
 
 // This file holds the helpers of the streaming tests: an embedded
@@ -81,7 +82,7 @@ type instantRecognizer struct {
 	docs  int
 }
 
-func (r *instantRecognizer) Recognize(ctx context.Context, docs []model.Document) ([]model.Annotation, error) {
+func (r *instantRecognizer) Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 	r.mu.Lock()
 	r.calls++
 	r.docs += len(docs)
@@ -99,7 +100,7 @@ func (r *instantRecognizer) Recognize(ctx context.Context, docs []model.Document
 		runes := []rune(d.Text)
 		for k := 0; k+3 <= len(runes); k++ {
 			if string(runes[k:k+3]) == "Ada" {
-				anns[i].Entities = append(anns[i].Entities, model.Entity{Text: "Ada", Type: "person", Start: k, End: k + 3})
+				anns[i].Entities = append(anns[i].Entities, record.Entity{Text: "Ada", Type: "person", Start: k, End: k + 3})
 			}
 		}
 	}
@@ -256,8 +257,8 @@ func waitCommittedAtEnd(t *testing.T, brokers []string, group string, partitions
 	t.Fatalf("committed offsets %v never reached the log end %v", got, end)
 }
 
-// record is one record read back from an output topic.
-type record struct {
+// outRecord is one record read back from an output topic.
+type outRecord struct {
 	Partition int
 	Offset    int64
 	Key       string
@@ -268,10 +269,10 @@ type record struct {
 }
 
 // readTopic reads every record of a topic up to its current end.
-func readTopic(t *testing.T, brokers []string, topic string, partitions int) []record {
+func readTopic(t *testing.T, brokers []string, topic string, partitions int) []outRecord {
 	t.Helper()
 	end := endOffsets(t, brokers, topic, partitions)
-	var out []record
+	var out []outRecord
 	for p := range partitions {
 		if end[p] == 0 {
 			continue
@@ -285,7 +286,7 @@ func readTopic(t *testing.T, brokers []string, topic string, partitions int) []r
 				r.Close()
 				t.Fatalf("reading %s/%d: %v", topic, p, err)
 			}
-			rec := record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}, HeaderList: m.Headers}
+			rec := outRecord{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}, HeaderList: m.Headers}
 			for _, h := range m.Headers {
 				rec.Headers[h.Key] = string(h.Value)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
 	"github.com/nerstream/nerstream/model/openai"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -167,15 +168,15 @@ func TestConfiguredOpenAIEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anns, err := rec.Recognize(context.Background(), []model.Document{{ID: "a", Text: "Ada Lovelace met Charles Babbage."}, {ID: "b", Text: ""}})
+	anns, err := rec.Recognize(context.Background(), []record.Document{{ID: "a", Text: "Ada Lovelace met Charles Babbage."}, {ID: "b", Text: ""}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if anns[0].Err != nil || anns[0].ID != "a" || anns[0].PromptTokens == 0 {
 		t.Errorf("annotation %+v", anns[0])
 	}
-	var ie *model.InputError
-	if !errors.As(anns[1].Err, &ie) || ie.Reason != model.ReasonEmptyText {
+	var ie *record.InputError
+	if !errors.As(anns[1].Err, &ie) || ie.Reason != record.ReasonEmptyText {
 		t.Errorf("empty document: %v", anns[1].Err)
 	}
 

@@ -24,7 +24,7 @@ import (
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
-	"github.com/nerstream/nerstream/producers"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -596,17 +596,17 @@ func (a *serveAPI) annotate(ctx context.Context, b *serveBackend, body []byte) (
 		return ""
 	}
 	base := requestID("ann-")
-	docs := make([]model.Document, len(reqs))
+	docs := make([]record.Document, len(reqs))
 	for i, r := range reqs {
 		// The cheap limits first, before any work.
 		switch {
 		case r.Text == nil:
-			return nil, badRequest(model.ReasonEmptyText, "%stext is required", where(i))
+			return nil, badRequest(record.ReasonEmptyText, "%stext is required", where(i))
 		case len(*r.Text) > a.opts.maxTextBytes:
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", model.ReasonTextTooLong,
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", record.ReasonTextTooLong,
 				fmt.Sprintf("%stext of %d bytes is over the limit of %d", where(i), len(*r.Text), a.opts.maxTextBytes)}
 		case len(r.EntityTypes) > a.opts.maxTypes:
-			return nil, badRequest(model.ReasonTooManyTypes, "%s%d entity types is over the limit of %d", where(i), len(r.EntityTypes), a.opts.maxTypes)
+			return nil, badRequest(record.ReasonTooManyTypes, "%s%d entity types is over the limit of %d", where(i), len(r.EntityTypes), a.opts.maxTypes)
 		}
 		if len(r.Metadata) > 0 && string(r.Metadata) != "null" && !strings.HasPrefix(strings.TrimSpace(string(r.Metadata)), "{") {
 			return nil, badRequest("invalid_metadata", "%smetadata must be a JSON object", where(i))
@@ -615,25 +615,25 @@ func (a *serveAPI) annotate(ctx context.Context, b *serveBackend, body []byte) (
 		if id == "" {
 			id = fmt.Sprintf("%s/%d", base, i)
 		}
-		docs[i] = model.Document{ID: id, Text: *r.Text, Types: r.EntityTypes}
+		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes}
 	}
 	start := time.Now()
 	anns, err := b.rec.Recognize(ctx, docs)
 	if err != nil {
 		return nil, engineFailure(ctx, err)
 	}
-	records := make([]producers.Annotation, len(anns))
+	records := make([]record.Annotation, len(anns))
 	var in, out int
 	for i := range anns {
 		if e := anns[i].Err; e != nil {
-			var ie *model.InputError
+			var ie *record.InputError
 			switch {
-			case errors.As(e, &ie) && ie.Reason == model.ReasonTextTooLong:
+			case errors.As(e, &ie) && ie.Reason == record.ReasonTextTooLong:
 				return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", ie.Reason, where(i) + ie.Error()}
 			case errors.As(e, &ie):
 				return nil, badRequest(ie.Reason, "%s%s", where(i), ie.Error())
 			case errors.Is(e, llama.ErrPromptTooLong):
-				return nil, badRequest(model.ReasonContextTooBig, "%s%v", where(i), e)
+				return nil, badRequest(record.ReasonContextTooBig, "%s%v", where(i), e)
 			}
 			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + e.Error()}
 		}
@@ -641,7 +641,7 @@ func (a *serveAPI) annotate(ctx context.Context, b *serveBackend, body []byte) (
 		if m := reqs[i].Metadata; len(m) > 0 && string(m) != "null" {
 			meta = m
 		}
-		records[i] = annotationRecord(b.name, &anns[i], meta)
+		records[i] = anns[i].Record(b.name, meta)
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
 	}

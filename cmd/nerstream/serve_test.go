@@ -20,7 +20,7 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
-	"github.com/nerstream/nerstream/producers"
+	"github.com/nerstream/nerstream/record"
 )
 
 var serveListening = regexp.MustCompile(`"msg":"serve: listening","address":"([^"]+)"`)
@@ -137,7 +137,7 @@ func openTestEngine(t *testing.T) (*llama.Engine, string) {
 }
 
 // checkRecord checks an annotation record against its document.
-func checkRecord(t *testing.T, rec producers.Annotation, id, text string, types []string) {
+func checkRecord(t *testing.T, rec record.Annotation, id, text string, types []string) {
 	t.Helper()
 	if rec.ID != id {
 		t.Errorf("id %q, want %q", rec.ID, id)
@@ -314,7 +314,7 @@ func TestServe(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("status %d: %s", code, body)
 		}
-		var rec producers.Annotation
+		var rec record.Annotation
 		if err := json.Unmarshal(body, &rec); err != nil {
 			t.Fatalf("%v: %s", err, body)
 		}
@@ -324,11 +324,11 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		anns, err := r.Recognize(context.Background(), []model.Document{{ID: "doc-1", Text: text, Types: types}})
+		anns, err := r.Recognize(context.Background(), []record.Document{{ID: "doc-1", Text: text, Types: types}})
 		if err != nil || anns[0].Err != nil {
 			t.Fatal(err, anns[0].Err)
 		}
-		want := annotationRecord(name, &anns[0], []byte("{}"))
+		want := anns[0].Record(name, []byte("{}"))
 		wb, _ := json.Marshal(want)
 		gb, _ := json.Marshal(rec)
 		if !bytes.Equal(wb, gb) {
@@ -344,7 +344,7 @@ func TestServe(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("list: status %d: %s", code, body)
 		}
-		var recs []producers.Annotation
+		var recs []record.Annotation
 		if err := json.Unmarshal(body, &recs); err != nil {
 			t.Fatalf("%v: %s", err, body)
 		}
@@ -421,7 +421,7 @@ func TestServe(t *testing.T) {
 		const clients = 8
 		var wg sync.WaitGroup
 		errs := make([]string, clients)
-		recs := make([]producers.Annotation, clients)
+		recs := make([]record.Annotation, clients)
 		texts := make([]string, clients)
 		start := make(chan struct{})
 		for i := range clients {

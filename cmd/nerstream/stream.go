@@ -19,6 +19,7 @@ import (
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/pipeline"
 	"github.com/nerstream/nerstream/producers"
+	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -227,16 +228,8 @@ func (s claimSource) Next(ctx context.Context) (pipeline.Input, error) {
 	}
 	in := pipeline.Input{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-		Key: m.Key, Value: m.Value,
-		Doc:      model.Document{ID: m.Doc.ID, Text: m.Doc.Text, Types: m.Doc.EntityTypes},
-		Metadata: m.Doc.Metadata,
-		Time:     m.Time, HighWaterMark: m.HighWaterMark, TraceContext: m.TraceContext,
-	}
-	if len(m.Headers) > 0 {
-		in.Headers = make([]pipeline.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			in.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}
-		}
+		Key: m.Key, Value: m.Value, Headers: m.Headers, Doc: m.Doc,
+		Time: m.Time, HighWaterMark: m.HighWaterMark, TraceContext: m.TraceContext,
 	}
 	if m.Err != nil {
 		in.Reject = m.Err.Reason
@@ -257,13 +250,7 @@ type writerSink struct {
 func (s *writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
 	msgs := make([]producers.Message, len(outs))
 	for i, o := range outs {
-		msgs[i] = producers.Message{Topic: o.Topic, Key: o.Key, Value: o.Value, TraceContext: o.TraceContext}
-		if len(o.Headers) > 0 {
-			msgs[i].Headers = make([]producers.Header, len(o.Headers))
-			for k, h := range o.Headers {
-				msgs[i].Headers[k] = producers.Header{Key: h.Key, Value: h.Value}
-			}
-		}
+		msgs[i] = producers.Message{Topic: o.Topic, Key: o.Key, Value: o.Value, Headers: o.Headers, TraceContext: o.TraceContext}
 	}
 	err := s.w.Write(ctx, msgs)
 	s.failing.Store(err != nil)
@@ -290,7 +277,7 @@ const maxRecordBytes = producers.DefaultBatchBytes - 4<<10
 // and the source headers say where the original is.
 const headerValueOmitted = "nerstream-value-omitted"
 
-func recordBytes(key, value []byte, headers []producers.Header) int {
+func recordBytes(key, value []byte, headers []record.Header) int {
 	n := len(key) + len(value)
 	for _, h := range headers {
 		n += len(h.Key) + len(h.Value)
@@ -299,8 +286,8 @@ func recordBytes(key, value []byte, headers []producers.Header) int {
 }
 
 func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pipeline.Output, error) {
-	rec := annotationRecord(e.model, ann, in.Metadata)
-	rec.Source = &producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+	rec := ann.Record(e.model, in.Doc.Metadata)
+	rec.Source = &record.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
 	m, err := producers.AnnotationMessage(e.topic, rec)
 	if err != nil {
 		return pipeline.Output{}, err
@@ -312,35 +299,15 @@ func (e recordEncoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pi
 }
 
 func (e recordEncoder) DeadLetter(in *pipeline.Input, reason string) pipeline.Output {
-	hs := make([]producers.Header, len(in.Headers))
-	for i, h := range in.Headers {
-		hs[i] = producers.Header{Key: h.Key, Value: h.Value}
-	}
-	src := producers.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
-	m := producers.DeadLetter(e.deadLetters, src, in.Key, in.Value, hs, reason)
+	src := record.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+	m := producers.DeadLetter(e.deadLetters, src, in.Key, in.Value, in.Headers, reason)
 	if n := recordBytes(m.Key, m.Value, m.Headers); n > maxRecordBytes {
 		// Too large to write: keep the reason and the source, which
 		// point at the original, and drop the rest.
 		m = producers.DeadLetter(e.deadLetters, src, nil, nil,
-			[]producers.Header{{Key: headerValueOmitted, Value: fmt.Appendf(nil, "%d", n)}}, reason)
+			[]record.Header{{Key: headerValueOmitted, Value: fmt.Appendf(nil, "%d", n)}}, reason)
 	}
-	out := pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: make([]pipeline.Header, len(m.Headers))}
-	for i, h := range m.Headers {
-		out.Headers[i] = pipeline.Header{Key: h.Key, Value: h.Value}
-	}
-	return out
-}
-
-// annotationRecord is the output record of one annotation.
-func annotationRecord(modelName string, ann *model.Annotation, metadata []byte) producers.Annotation {
-	r := producers.Annotation{ID: ann.ID, Model: modelName, EntityTypes: ann.Types, Entities: []producers.Entity{}, Metadata: metadata}
-	for _, e := range ann.Entities {
-		r.Entities = append(r.Entities, producers.Entity{Text: e.Text, Type: e.Type, Start: e.Start, End: e.End, Mention: e.Mention})
-	}
-	for _, m := range ann.Unaligned {
-		r.Unaligned = append(r.Unaligned, producers.Mention{Type: m.Type, Text: m.Text})
-	}
-	return r
+	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers}
 }
 
 // recognizerOptions maps the model section to the recognizer's options.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/record"
 )
 
 func TestRecordEncoderLimits(t *testing.T) {
@@ -24,7 +25,7 @@ func TestRecordEncoderLimits(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in := &pipeline.Input{Topic: "docs", Partition: 2, Offset: 7, Key: []byte("k"), Value: c.value,
-				Headers: []pipeline.Header{{Key: "trace", Value: []byte("1")}}}
+				Headers: []record.Header{{Key: "trace", Value: []byte("1")}}}
 			out := e.DeadLetter(in, "value_too_large")
 			hs := map[string]string{}
 			for _, h := range out.Headers {
@@ -50,7 +51,7 @@ func TestRecordEncoderLimits(t *testing.T) {
 	// into a dead letter (encode_failed) rather than a write that never
 	// succeeds.
 	big := &model.Annotation{ID: "d", Types: []string{"person"}}
-	in := &pipeline.Input{Topic: "docs", Metadata: []byte(`{"blob":"` + strings.Repeat("x", 2<<20) + `"}`)}
+	in := &pipeline.Input{Topic: "docs", Doc: record.Document{Metadata: []byte(`{"blob":"` + strings.Repeat("x", 2<<20) + `"}`)}}
 	if _, err := e.Annotation(in, big); err == nil {
 		t.Fatal("an annotation over the record limit was encoded")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/record"
 )
 
 // tinyModel writes the synthetic tiny LLaMA model once per test binary.
@@ -285,7 +286,7 @@ func TestRecognizerOnTinyModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := []model.Document{
+	docs := []record.Document{
 		{ID: "a", Text: "Ada Lovelace met Charles Babbage in London."},
 		{ID: "b", Text: "Zoë Ōkubo moved to Zürich 🇨🇭 in 2020."},
 		{ID: "c", Text: strings.Repeat("A long text about the Royal Society and its members. ", 300)},
@@ -309,7 +310,7 @@ func TestRecognizerOnTinyModel(t *testing.T) {
 	if anns[2].Windows < 2 {
 		t.Errorf("the long document took %d windows", anns[2].Windows)
 	}
-	var ie *model.InputError
+	var ie *record.InputError
 	if !errors.As(anns[3].Err, &ie) {
 		t.Errorf("empty doc: %v", anns[3].Err)
 	}

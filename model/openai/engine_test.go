@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 )
 
 // fakeClock is the engine's clock and sleep in tests: sleeps return at
@@ -888,7 +889,7 @@ func TestRecognizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := []model.Document{
+	docs := []record.Document{
 		{ID: "d1", Text: "  Über: Ada Lovelace wrote to Charles Babbage of the Royal Society. "},
 		{ID: "d2", Text: "TOO LONG for the server: Ada Lovelace."},
 		{ID: "d3", Text: "Charles Babbage.", Types: []string{"person"}},
@@ -897,7 +898,7 @@ func TestRecognizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []model.Entity{
+	want := []record.Entity{
 		{Text: "Ada Lovelace", Type: "person", Start: 8, End: 20},
 		{Text: "Charles Babbage", Type: "person", Start: 30, End: 45},
 		{Text: "Royal Society", Type: "organization", Start: 53, End: 66},
@@ -979,7 +980,7 @@ func TestPick(t *testing.T) {
 }
 
 // TestTokenCountRefusal: a 400 to a tokenize request is the document's
-// fault, reported as a model.InputError; a 500 is the engine's.
+// fault, reported as a record.InputError; a 500 is the engine's.
 func TestTokenCountRefusal(t *testing.T) {
 	f := newFake(t)
 	status := http.StatusBadRequest
@@ -989,8 +990,8 @@ func TestTokenCountRefusal(t *testing.T) {
 	}
 	e, _ := newTestEngine(t, Options{Endpoints: []string{f.base()}, Dialect: DialectVLLM, Retries: 1})
 	_, err := e.TokenCount(context.Background(), "x")
-	var ie *model.InputError
-	if !errors.As(err, &ie) || ie.Reason != model.ReasonEngineRefused || !strings.Contains(ie.Detail, "text too long") {
+	var ie *record.InputError
+	if !errors.As(err, &ie) || ie.Reason != record.ReasonEngineRefused || !strings.Contains(ie.Detail, "text too long") {
 		t.Fatalf("400: err = %v, want an InputError", err)
 	}
 	status = http.StatusInternalServerError

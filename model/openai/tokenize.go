@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
 )
 
 // TokenCount implements [model.Engine]: the tokens text takes as literal
@@ -59,7 +59,7 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
 		// The server refuses this text, not every text: the document
 		// is at fault, as model.Engine asks it to be reported.
-		return 0, &model.InputError{Reason: model.ReasonEngineRefused, Detail: se.Error()}
+		return 0, &record.InputError{Reason: record.ReasonEngineRefused, Detail: se.Error()}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("openai: counting tokens: %w", err)
