@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nerstream/nerstream/consumers"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -25,7 +27,7 @@ func TestRead(t *testing.T) {
 		{"empty keeps defaults", "", func(c Config) bool { return c.Model.MaxNewTokens == 256 && c.Model.Parse == "lenient" }, ""},
 		{"model settings", "model:\n  path: m.gguf\n  entity_types: [person, organization]\n  parse: official\n  prompt:\n    variant: definition\n    definitions: {person: a human}\n",
 			func(c Config) bool {
-				return c.Model.Path == "m.gguf" && slices.Equal(c.Model.EntityTypes, []string{"person", "organization"}) &&
+				return c.Model.Path == "m.gguf" && slices.Equal(c.Model.Types, []string{"person", "organization"}) &&
 					c.Model.Parse == "official" && c.Model.Prompt.Definitions["person"] == "a human" &&
 					c.Model.MaxNewTokens == 256 // untouched default
 			}, ""},
@@ -58,9 +60,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Model.Prompt.SupervisedFormat = "no placeholder"
 	cfg.Model.Parse = "strict"
 	cfg.Model.MaxNewTokens = 0
-	cfg.Model.MaxEntityTypes = -1
+	cfg.Model.MaxTypes = -1
 	cfg.Model.WindowTokens = -5
-	cfg.Model.EntityTypes = []string{"person", " "}
+	cfg.Model.Types = []string{"person", " "}
 	err := cfg.Validate()
 	var p Problems
 	if !errors.As(err, &p) {
@@ -142,14 +144,14 @@ func TestValidateStreamSections(t *testing.T) {
 		{"readiness interval", func(c *Config) { c.HTTP.ReadinessInterval = 0 }, "http.readiness_interval"},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
-		{"sasl mechanism", func(c *Config) { c.Kafka.SASL = KafkaSASL{Mechanism: "GSSAPI", Username: "u"} }, "kafka.sasl.mechanism"},
-		{"sasl user", func(c *Config) { c.Kafka.SASL = KafkaSASL{Mechanism: "PLAIN"} }, "kafka.sasl.username"},
+		{"sasl mechanism", func(c *Config) { c.Kafka.SASL = consumers.SASLConfig{Mechanism: "GSSAPI", Username: "u"} }, "kafka.sasl.mechanism"},
+		{"sasl user", func(c *Config) { c.Kafka.SASL = consumers.SASLConfig{Mechanism: "PLAIN"} }, "kafka.sasl.username"},
 		{"sasl password twice", func(c *Config) {
-			c.Kafka.SASL = KafkaSASL{Mechanism: "PLAIN", Username: "u", Password: "p", PasswordFile: "f"}
+			c.Kafka.SASL = consumers.SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "p", PasswordFile: "f"}
 		}, "kafka.sasl.password_file"},
 		{"sasl user without mechanism", func(c *Config) { c.Kafka.SASL.Username = "u" }, "kafka.sasl.mechanism"},
 		{"tls settings with tls off", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.enabled"},
-		{"tls cert without key", func(c *Config) { c.Kafka.TLS = KafkaTLS{Enabled: true, CertFile: "c.pem"} }, "kafka.tls.key_file"},
+		{"tls cert without key", func(c *Config) { c.Kafka.TLS = consumers.TLSConfig{Enabled: true, CertFile: "c.pem"} }, "kafka.tls.key_file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

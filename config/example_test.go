@@ -29,7 +29,7 @@ func exampleConfig() Config {
 	c.Output.Topic = "entities"
 	c.Output.DeadLetterTopic = "entities-dlq"
 	c.Model.Path = "UniNER-7B-type.Q4_K_M.gguf"
-	c.Model.EntityTypes = []string{"person", "organization", "location"}
+	c.Model.Types = []string{"person", "organization", "location"}
 	return c
 }
 

@@ -2,9 +2,6 @@ package config
 
 import (
 	_ "embed"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"maps"
 	"reflect"
 	"slices"
@@ -28,9 +25,6 @@ type Field struct {
 	// and --set take: scalars as YAML writes them ("32", "20ms", "0s",
 	// "false"), lists comma-separated, maps k=v,k2=v2; "" when none.
 	Default string
-	// Doc is the field's doc comment in config.go, on one line; "" when
-	// it has none.
-	Doc string
 	// Secret marks a value that [Config.Redacted] hides.
 	Secret bool
 }
@@ -39,6 +33,10 @@ type Field struct {
 type field struct {
 	Field
 	index []int // reflect index path from Config
+	// owner declares the field, name is its Go name: where its doc
+	// comment is (the README's reference reads it from the source).
+	owner reflect.Type
+	name  string
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -52,49 +50,47 @@ type schema struct {
 }
 
 var theSchema = sync.OnceValue(func() *schema {
-	return buildSchema(reflect.ValueOf(Default()), fieldDocs())
+	return buildSchema(reflect.ValueOf(Default()))
 })
 
 // buildSchema walks the struct def (its values are the defaults) by
-// reflection; docs maps "Type.Field" to the field's doc.
-func buildSchema(def reflect.Value, docs map[string]string) *schema {
+// reflection.
+func buildSchema(def reflect.Value) *schema {
 	s := &schema{byPath: map[string]*field{}, byEnv: map[string]*field{}, sections: map[string]reflect.Type{}}
 	var walk func(prefix string, t reflect.Type, index []int)
 	walk = func(prefix string, t reflect.Type, index []int) {
-		s.sections[prefix] = t
-		var prevDoc, prevName string
 		for i := range t.NumField() {
 			sf := t.Field(i)
+			idx := append(slices.Clone(index), i)
+			if isInline(sf) {
+				walk(prefix, sf.Type, idx) // its keys are the section's own
+				continue
+			}
 			key := yamlKey(sf)
 			if key == "" {
 				continue
 			}
 			path := joinPath(prefix, key)
-			idx := append(slices.Clone(index), i)
 			if sf.Type.Kind() == reflect.Struct {
+				s.sections[path] = sf.Type
 				walk(path, sf.Type, idx)
 				continue
 			}
-			doc := docs[t.Name()+"."+sf.Name]
-			// "CertFile and KeyFile are ..." documents both fields.
-			if doc == "" && prevName != "" && strings.HasPrefix(prevDoc, prevName+" and "+sf.Name+" ") {
-				doc = prevDoc
-			}
-			prevDoc, prevName = doc, sf.Name
-			f := field{
+			s.fields = append(s.fields, field{
 				Field: Field{
 					Path:    path,
 					Env:     EnvVar(path),
 					Type:    typeName(sf.Type),
 					Default: formatValue(def.FieldByIndex(idx)),
-					Doc:     doc,
 					Secret:  sf.Tag.Get("secret") == "true",
 				},
 				index: idx,
-			}
-			s.fields = append(s.fields, f)
+				owner: t,
+				name:  sf.Name,
+			})
 		}
 	}
+	s.sections[""] = def.Type()
 	walk("", def.Type(), nil)
 	for i := range s.fields {
 		s.byPath[s.fields[i].Path] = &s.fields[i]
@@ -103,9 +99,10 @@ func buildSchema(def reflect.Value, docs map[string]string) *schema {
 	return s
 }
 
-// yamlKey is the YAML key of a struct field, "" for none.
+// yamlKey is the YAML key of a struct field, "" for none (unexported,
+// "-", or inline).
 func yamlKey(sf reflect.StructField) string {
-	if !sf.IsExported() {
+	if !sf.IsExported() || isInline(sf) {
 		return ""
 	}
 	name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
@@ -116,6 +113,44 @@ func yamlKey(sf reflect.StructField) string {
 		return strings.ToLower(sf.Name) // yaml's own rule
 	}
 	return name
+}
+
+// isInline reports whether a struct field's keys are its parent's
+// (yaml:",inline").
+func isInline(sf reflect.StructField) bool {
+	_, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	return sf.IsExported() && sf.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(opts, ","), "inline")
+}
+
+// keys returns the YAML keys of the struct type t, with the keys of its
+// inline fields, in order.
+func keys(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if isInline(sf) {
+			out = append(out, keys(sf.Type)...)
+		} else if k := yamlKey(sf); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// fieldIndex is the index path of the field of struct type t with YAML
+// key key, looking into inline fields, or nil.
+func fieldIndex(t reflect.Type, key string) []int {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if isInline(sf) {
+			if sub := fieldIndex(sf.Type, key); sub != nil {
+				return append([]int{i}, sub...)
+			}
+		} else if k := yamlKey(sf); k != "" && k == key {
+			return []int{i}
+		}
+	}
+	return nil
 }
 
 func joinPath(prefix, key string) string {
@@ -208,19 +243,20 @@ func Fields() []Field {
 // reservedEnv reports whether a NERSTREAM_* variable belongs to another
 // part of nerstream and so is no configuration override:
 // NERSTREAM_HOME, NERSTREAM_MODEL_DIR (the model cache),
-// NERSTREAM_REQUIRE_KCAT and NERSTREAM_WRITE_PERTURBED (tests), and
-// every NERSTREAM_TEST_* variable.
+// NERSTREAM_WRITE_PERTURBED, every NERSTREAM_REQUIRE_* (tests that must
+// not skip) and every NERSTREAM_TEST_* variable.
 func reservedEnv(name string) bool {
 	switch name {
-	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_REQUIRE_KCAT", "NERSTREAM_WRITE_PERTURBED":
+	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_WRITE_PERTURBED":
 		return true
 	}
-	return strings.HasPrefix(name, "NERSTREAM_TEST_")
+	return strings.HasPrefix(name, "NERSTREAM_TEST_") || strings.HasPrefix(name, "NERSTREAM_REQUIRE_")
 }
 
 // Redacted returns a copy of c with every non-empty secret value replaced
 // by "[redacted]", for printing. Secrets are the fields tagged
-// secret:"true" (today telemetry.headers, where API keys go); in a map,
+// secret:"true" (kafka.sasl.password, model.openai.api_key and
+// telemetry.headers, where API keys go); in a map,
 // every value is a secret and the keys stay. c itself is untouched.
 func (c Config) Redacted() Config {
 	redact(reflect.ValueOf(&c).Elem(), theSchema().fields)
@@ -269,40 +305,4 @@ func redact(v reflect.Value, fields []field) {
 			panic("config: secret:\"true\" on a " + fv.Type().String() + " field, " + f.Path)
 		}
 	}
-}
-
-// configSource is this package's config.go, for the fields' doc comments.
-//
-//go:embed config.go
-var configSource string
-
-// fieldDocs maps "Type.Field" to the field's doc comment on one line. A
-// source that does not parse gives no docs, not a failure.
-func fieldDocs() map[string]string {
-	docs := map[string]string{}
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", configSource, parser.ParseComments)
-	if err != nil {
-		return docs
-	}
-	ast.Inspect(f, func(n ast.Node) bool {
-		ts, ok := n.(*ast.TypeSpec)
-		if !ok {
-			return true
-		}
-		st, ok := ts.Type.(*ast.StructType)
-		if !ok {
-			return false
-		}
-		for _, fl := range st.Fields.List {
-			if fl.Doc == nil {
-				continue
-			}
-			doc := strings.Join(strings.Fields(fl.Doc.Text()), " ")
-			for _, name := range fl.Names {
-				docs[ts.Name.Name+"."+name.Name] = doc
-			}
-		}
-		return false
-	})
-	return docs
 }

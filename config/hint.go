@@ -21,11 +21,7 @@ func hintKey(section, key string, full bool) string {
 	}
 	var siblings []string
 	if t, ok := s.sections[section]; ok {
-		for i := range t.NumField() {
-			if k := yamlKey(t.Field(i)); k != "" {
-				siblings = append(siblings, k)
-			}
-		}
+		siblings = keys(t)
 	}
 	// A sibling one typo away; else the same name in another section
 	// (batch.brokers is kafka.brokers); else a sibling a few typos away;

@@ -137,12 +137,12 @@ func decodeStruct(path string, n *yaml.Node, v reflect.Value, add func(path, msg
 		if msg := twice(seen, kv); msg != "" {
 			add(kp, msg)
 		}
-		i := fieldIndex(v.Type(), k.Value)
-		if i < 0 {
+		idx := fieldIndex(v.Type(), k.Value)
+		if idx == nil {
 			add(kp, "unknown key"+hintKey(path, k.Value, false))
 			continue
 		}
-		fv := v.Field(i)
+		fv := v.FieldByIndex(idx)
 		if fv.Kind() == reflect.Struct {
 			decodeStruct(kp, val, fv, add)
 			continue
@@ -203,17 +203,6 @@ func twice(seen map[string]int, p pair) string {
 		return fmt.Sprintf("given twice (line %d)", line)
 	}
 	return fmt.Sprintf("given twice (lines %d and %d)", line, p.key.Line)
-}
-
-// fieldIndex is the index of the field of struct type t with YAML key
-// key, or -1.
-func fieldIndex(t reflect.Type, key string) int {
-	for i := range t.NumField() {
-		if k := yamlKey(t.Field(i)); k != "" && k == key {
-			return i
-		}
-	}
-	return -1
 }
 
 func unalias(n *yaml.Node) *yaml.Node {

@@ -94,7 +94,7 @@ model: {entity_types: [person], prompt: {dataset: d}}
 		{"env list replaces the file's", file, Sources{Env: []string{"NERSTREAM_KAFKA_BROKERS=a:9092, b:9092"}},
 			func(c Config) bool { return slices.Equal(c.Kafka.Brokers, []string{"a:9092", "b:9092"}) }},
 		{"env empty list", file, Sources{Env: []string{"NERSTREAM_MODEL_ENTITY_TYPES="}},
-			func(c Config) bool { return c.Model.EntityTypes != nil && len(c.Model.EntityTypes) == 0 }},
+			func(c Config) bool { return c.Model.Types != nil && len(c.Model.Types) == 0 }},
 		{"env map", file, Sources{Env: []string{"NERSTREAM_TELEMETRY_HEADERS=x-api-key=k=1, b = c"}},
 			func(c Config) bool {
 				return reflect.DeepEqual(c.Telemetry.Headers, map[string]string{"x-api-key": "k=1", "b": "c"})

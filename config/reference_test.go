@@ -17,16 +17,16 @@ const (
 
 // referenceTable is the reference: every field with its variable, type,
 // default and doc comment.
-func referenceTable() string {
+func referenceTable(t *testing.T) string {
 	var b strings.Builder
 	b.WriteString("| key | environment variable | type | default | what it does |\n|---|---|---|---|---|\n")
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-	for _, f := range Fields() {
+	for _, f := range theSchema().fields {
 		def := "—"
 		if f.Default != "" {
 			def = "`" + cell(f.Default) + "`"
 		}
-		doc := cell(f.Doc)
+		doc := cell(fieldDoc(t, f))
 		if f.Secret {
 			doc += " **Secret**: `config print` redacts it."
 		}
@@ -47,7 +47,7 @@ func TestReadmeReference(t *testing.T) {
 		t.Fatalf("%s has no config reference markers", path)
 	}
 	start := i + len(referenceBegin) + 1
-	want := referenceTable()
+	want := referenceTable(t)
 	if string(readme[start:j]) == want {
 		return
 	}

@@ -1,8 +1,8 @@
 package consumers
 
 import (
+	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,53 +10,36 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
 // GroupOptions configure a [Group]. Zero values take the defaults.
 type GroupOptions struct {
-	// Brokers are the bootstrap brokers, host:port. Required.
-	Brokers []string
-	// GroupID is the consumer group. Required.
-	GroupID string
-	// ClientID names this member to the brokers. Default: "nerstream".
-	ClientID string
-	// Topics are the input topics. Required.
-	Topics []string
-	// StartAtEnd starts partitions that have no committed offset at the
-	// log end ("latest") instead of the log start ("earliest", default).
-	StartAtEnd bool
-	// SessionTimeout, HeartbeatInterval and RebalanceTimeout are the
-	// group's timers. Defaults: 30s, 3s, 30s (kafka-go's). A member that
-	// misses heartbeats for SessionTimeout is expelled; a rebalance is
-	// noticed within a HeartbeatInterval; members must rejoin within
-	// RebalanceTimeout, which bounds how long a claim may drain.
-	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
-	// FetchMaxBytes bounds one fetch from one partition. Default: 1 MiB.
-	FetchMaxBytes int
-	// FetchMaxWait is how long the broker may hold a fetch with no data.
-	// Default: 250ms.
-	FetchMaxWait time.Duration
+	// Kafka is the brokers, the group and the connections' security;
+	// Brokers and GroupID are required. Its timers are the group's:
+	// a member that misses heartbeats for SessionTimeout is expelled, a
+	// rebalance is noticed within a HeartbeatInterval, and members must
+	// rejoin within RebalanceTimeout, which bounds how long a claim may
+	// drain.
+	Kafka KafkaConfig
+	// Input is the topics (required) and how their records are fetched
+	// and decoded.
+	Input InputConfig
+	// MaxTypes bounds the entity types of one document; a record with
+	// more is refused (too_many_entity_types). Default: 0, no bound.
+	MaxTypes int
 	// QueueCapacity is how many fetched records a partition holds before
 	// they are taken. Default: 100.
 	QueueCapacity int
-	// Decode is how record values become documents.
-	Decode DecodeOptions
 	// Logger receives group events. Default: none.
 	Logger *slog.Logger
 	// Propagator extracts the trace context that producers put in the
 	// records' headers (Message.TraceContext). Default: none.
 	Propagator propagation.TextMapPropagator
-	// TLS, when set, encrypts every connection to the brokers. Default:
-	// none (plain text).
-	TLS *tls.Config
-	// SASL, when set, authenticates every connection (kafka-go's plain or
-	// scram mechanisms). Default: none.
-	SASL sasl.Mechanism
 	// Health hears whether the member holds a generation
 	// (telemetry.CheckConsumerGroup): ready once it joins, failing while
 	// it cannot join or between generations. Default: none.
@@ -70,35 +53,40 @@ type GroupOptions struct {
 // commit goes through the generation that handed out the partition, so a
 // late one is refused by the coordinator.
 type Group struct {
-	opts GroupOptions
-	log  *slog.Logger
+	opts   GroupOptions
+	log    *slog.Logger
+	dialer *kafka.Dialer
+	decode DecodeOptions
 }
 
-// NewGroup checks the options.
+// NewGroup checks the options and reads the files of the security
+// settings.
 func NewGroup(opts GroupOptions) (*Group, error) {
-	if len(opts.Brokers) == 0 || opts.GroupID == "" || len(opts.Topics) == 0 {
-		return nil, errors.New("consumers: brokers, group id and topics are required")
+	opts.Kafka = opts.Kafka.withDefaults()
+	opts.Input = opts.Input.withDefaults()
+	opts.QueueCapacity = cmp.Or(opts.QueueCapacity, 100)
+	var p problems.List
+	if len(opts.Kafka.Brokers) == 0 {
+		p.Addf("kafka.brokers", "required")
 	}
-	if opts.ClientID == "" {
-		opts.ClientID = "nerstream"
+	if len(opts.Input.Topics) == 0 {
+		p.Addf("input.topics", "required")
 	}
-	if opts.FetchMaxBytes <= 0 {
-		opts.FetchMaxBytes = 1 << 20
+	p.Add("kafka", opts.Kafka.Validate())
+	p.Add("input", opts.Input.Validate())
+	if err := p.Err(); err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
 	}
-	if opts.FetchMaxWait <= 0 {
-		opts.FetchMaxWait = 250 * time.Millisecond
-	}
-	if opts.QueueCapacity <= 0 {
-		opts.QueueCapacity = 100
-	}
-	if opts.Decode.Format == "" {
-		opts.Decode.Format = FormatJSON
+	tlsCfg, mech, err := opts.Kafka.Security()
+	if err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Group{opts: opts, log: log}, nil
+	return &Group{opts: opts, log: log, dialer: opts.Kafka.dialer(tlsCfg, mech),
+		decode: DecodeOptions{Format: opts.Input.Format, Limits: Limits{MaxBytes: opts.Input.MaxBytes, MaxTypes: opts.MaxTypes}}}, nil
 }
 
 // Handler processes one claimed partition. It must return soon after ctx
@@ -110,19 +98,20 @@ type Handler func(ctx context.Context, c *Claim) error
 // generation, each in its own goroutine, until ctx ends. Then it waits for
 // the handlers to return and leaves the group.
 func (g *Group) Run(ctx context.Context, handle Handler) error {
+	k := g.opts.Kafka
 	start := kafka.FirstOffset
-	if g.opts.StartAtEnd {
+	if k.StartOffset == StartLatest {
 		start = kafka.LastOffset
 	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                g.opts.GroupID,
-		Brokers:           g.opts.Brokers,
-		Dialer:            g.dialer(),
-		Topics:            g.opts.Topics,
+		ID:                k.GroupID,
+		Brokers:           k.Brokers,
+		Dialer:            g.dialer,
+		Topics:            g.opts.Input.Topics,
 		StartOffset:       start,
-		SessionTimeout:    g.opts.SessionTimeout,
-		HeartbeatInterval: g.opts.HeartbeatInterval,
-		RebalanceTimeout:  g.opts.RebalanceTimeout,
+		SessionTimeout:    k.SessionTimeout,
+		HeartbeatInterval: k.HeartbeatInterval,
+		RebalanceTimeout:  k.RebalanceTimeout,
 		JoinGroupBackoff:  time.Second,
 		Logger:            kafka.LoggerFunc(func(f string, a ...any) { g.log.Debug(fmt.Sprintf(f, a...)) }),
 		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { g.log.Warn(oneLine(fmt.Sprintf(f, a...))) }),
@@ -138,8 +127,8 @@ func (g *Group) Run(ctx context.Context, handle Handler) error {
 			return nil
 		case err != nil:
 			// kafka-go backs off and joins again by itself.
-			g.log.Warn("consumer group: joining failed; retrying", "group", g.opts.GroupID, "err", err)
-			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("joining group %q: %w", g.opts.GroupID, err))
+			g.log.Warn("consumer group: joining failed; retrying", "group", g.opts.Kafka.GroupID, "err", err)
+			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("joining group %q: %w", g.opts.Kafka.GroupID, err))
 			continue
 		}
 		g.opts.Health.Set(telemetry.CheckConsumerGroup, nil)
@@ -148,7 +137,7 @@ func (g *Group) Run(ctx context.Context, handle Handler) error {
 			// function of this one has returned, so this cannot
 			// overwrite the next generation's "ready".
 			<-gctx.Done()
-			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("generation %d ended; rejoining group %q", gen.ID, g.opts.GroupID))
+			g.opts.Health.Set(telemetry.CheckConsumerGroup, fmt.Errorf("generation %d ended; rejoining group %q", gen.ID, g.opts.Kafka.GroupID))
 		})
 		var parts []string
 		for topic, assigned := range gen.Assignments {
@@ -163,23 +152,19 @@ func (g *Group) Run(ctx context.Context, handle Handler) error {
 				})
 			}
 		}
-		g.log.Info("consumer group: generation", "group", g.opts.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", strings.Join(parts, " "))
+		g.log.Info("consumer group: generation", "group", g.opts.Kafka.GroupID, "generation", gen.ID, "member", gen.MemberID, "partitions", strings.Join(parts, " "))
 	}
-}
-
-func (g *Group) dialer() *kafka.Dialer {
-	return &kafka.Dialer{ClientID: g.opts.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: g.opts.TLS, SASLMechanism: g.opts.SASL}
 }
 
 func (g *Group) claim(gen *kafka.Generation, topic string, a kafka.PartitionAssignment) *Claim {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        g.opts.Brokers,
+		Brokers:        g.opts.Kafka.Brokers,
 		Topic:          topic,
 		Partition:      a.ID,
-		Dialer:         g.dialer(),
+		Dialer:         g.dialer,
 		MinBytes:       1,
-		MaxBytes:       g.opts.FetchMaxBytes,
-		MaxWait:        g.opts.FetchMaxWait,
+		MaxBytes:       g.opts.Input.FetchMaxBytes,
+		MaxWait:        g.opts.Input.FetchMaxWait,
 		QueueCapacity:  g.opts.QueueCapacity,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
@@ -187,7 +172,7 @@ func (g *Group) claim(gen *kafka.Generation, topic string, a kafka.PartitionAssi
 	})
 	// SetOffset cannot fail on a fresh reader that has no group.
 	_ = r.SetOffset(a.Offset)
-	return &Claim{Topic: topic, Partition: a.ID, Start: a.Offset, gen: gen, reader: r, decode: g.opts.Decode, prop: g.opts.Propagator}
+	return &Claim{Topic: topic, Partition: a.ID, Start: a.Offset, gen: gen, reader: r, decode: g.decode, prop: g.opts.Propagator}
 }
 
 // Claim is one partition handed to this member by one generation.

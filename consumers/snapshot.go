@@ -2,7 +2,6 @@ package consumers
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,24 +10,18 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/sasl"
+
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // SnapshotOptions configure [ReadSnapshot]. Zero values take the defaults.
 type SnapshotOptions struct {
-	// Brokers are the bootstrap brokers, host:port. Required.
-	Brokers []string
-	// Topics are the topics to read. Required.
-	Topics []string
-	// ClientID names the reader to the brokers. Default: "nerstream".
-	ClientID string
-	// FetchMaxBytes bounds one fetch from one partition. Default: 1 MiB.
-	FetchMaxBytes int
-	// Decode is how record values become documents.
-	Decode DecodeOptions
-	// TLS and SASL secure the connections, as for a [Group].
-	TLS  *tls.Config
-	SASL sasl.Mechanism
+	// Kafka is the brokers (required) and the connections' security; the
+	// group settings are not used.
+	Kafka KafkaConfig
+	// Input is the topics to read (required) and how their records are
+	// fetched and decoded.
+	Input InputConfig
 }
 
 // ReadSnapshot reads every record that the topics hold when it starts, from
@@ -39,26 +32,29 @@ type SnapshotOptions struct {
 // after the start are not read. A bad record comes to fn with Err set, as
 // from [Claim.Next]. fn's error stops the read and is returned.
 func ReadSnapshot(ctx context.Context, opts SnapshotOptions, fn func(Message) error) error {
-	if len(opts.Brokers) == 0 || len(opts.Topics) == 0 {
+	k, in := opts.Kafka.withDefaults(), opts.Input.withDefaults()
+	if len(k.Brokers) == 0 || len(in.Topics) == 0 {
 		return errors.New("consumers: brokers and topics are required")
 	}
-	if opts.ClientID == "" {
-		opts.ClientID = "nerstream"
+	var p problems.List
+	p.Add("kafka", k.Validate())
+	p.Add("input", in.Validate())
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("consumers: %w", err)
 	}
-	if opts.FetchMaxBytes <= 0 {
-		opts.FetchMaxBytes = 1 << 20
+	tlsCfg, mech, err := k.Security()
+	if err != nil {
+		return fmt.Errorf("consumers: %w", err)
 	}
-	if opts.Decode.Format == "" {
-		opts.Decode.Format = FormatJSON
-	}
-	dialer := &kafka.Dialer{ClientID: opts.ClientID, Timeout: 10 * time.Second, DualStack: true, TLS: opts.TLS, SASLMechanism: opts.SASL}
-	for _, topic := range opts.Topics {
-		parts, err := lookupPartitions(ctx, dialer, opts.Brokers, topic)
+	dialer := k.dialer(tlsCfg, mech)
+	read := snapshotRead{brokers: k.Brokers, input: in, decode: DecodeOptions{Format: in.Format, Limits: Limits{MaxBytes: in.MaxBytes}}}
+	for _, topic := range in.Topics {
+		parts, err := lookupPartitions(ctx, dialer, k.Brokers, topic)
 		if err != nil {
 			return err
 		}
 		for _, p := range parts {
-			if err := readPartition(ctx, dialer, opts, p, fn); err != nil {
+			if err := read.partition(ctx, dialer, p, fn); err != nil {
 				return err
 			}
 		}
@@ -87,9 +83,16 @@ func lookupPartitions(ctx context.Context, dialer *kafka.Dialer, brokers []strin
 	return nil, fmt.Errorf("consumers: looking up the partitions of %q: %w", topic, errors.Join(errs...))
 }
 
-// readPartition reads one partition from its first offset to the end
-// offset it has now.
-func readPartition(ctx context.Context, dialer *kafka.Dialer, opts SnapshotOptions, p kafka.Partition, fn func(Message) error) error {
+// snapshotRead is what reading a partition needs.
+type snapshotRead struct {
+	brokers []string
+	input   InputConfig
+	decode  DecodeOptions
+}
+
+// partition reads one partition from its first offset to the end offset it
+// has now.
+func (sr snapshotRead) partition(ctx context.Context, dialer *kafka.Dialer, p kafka.Partition, fn func(Message) error) error {
 	leader := net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))
 	conn, err := dialer.DialLeader(ctx, "tcp", leader, p.Topic, p.ID)
 	if err != nil {
@@ -104,13 +107,13 @@ func readPartition(ctx context.Context, dialer *kafka.Dialer, opts SnapshotOptio
 		return nil // empty
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        opts.Brokers,
+		Brokers:        sr.brokers,
 		Topic:          p.Topic,
 		Partition:      p.ID,
 		Dialer:         dialer,
 		MinBytes:       1,
-		MaxBytes:       opts.FetchMaxBytes,
-		MaxWait:        250 * time.Millisecond,
+		MaxBytes:       sr.input.FetchMaxBytes,
+		MaxWait:        sr.input.FetchMaxWait,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 	})
@@ -133,7 +136,7 @@ func readPartition(ctx context.Context, dialer *kafka.Dialer, opts SnapshotOptio
 			}
 			return fmt.Errorf("consumers: %s/%d: %w", p.Topic, p.ID, err)
 		}
-		if err := fn(toMessage(m, opts.Decode, nil)); err != nil {
+		if err := fn(toMessage(m, sr.decode, nil)); err != nil {
 			return err
 		}
 		if m.Offset+1 >= last {

@@ -48,7 +48,7 @@ func TestReadSnapshot(t *testing.T) {
 	}
 
 	var got []string
-	err = ReadSnapshot(ctx, SnapshotOptions{Brokers: brokers, Topics: []string{"a", "empty", "b"}}, func(m Message) error {
+	err = ReadSnapshot(ctx, SnapshotOptions{Kafka: KafkaConfig{Brokers: brokers}, Input: InputConfig{Topics: []string{"a", "empty", "b"}}}, func(m Message) error {
 		switch {
 		case m.Err != nil:
 			got = append(got, fmt.Sprintf("%s/%d@%d:%s", m.Topic, m.Partition, m.Offset, m.Err.Reason))
@@ -72,12 +72,12 @@ func TestReadSnapshot(t *testing.T) {
 	// fn's error stops the read.
 	stop := fmt.Errorf("stop (test)")
 	n := 0
-	err = ReadSnapshot(ctx, SnapshotOptions{Brokers: brokers, Topics: []string{"a"}}, func(Message) error { n++; return stop })
+	err = ReadSnapshot(ctx, SnapshotOptions{Kafka: KafkaConfig{Brokers: brokers}, Input: InputConfig{Topics: []string{"a"}}}, func(Message) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Errorf("after fn's error: %v, %d calls", err, n)
 	}
 	// A topic that does not exist is an error, not a hang.
-	err = ReadSnapshot(ctx, SnapshotOptions{Brokers: brokers, Topics: []string{"missing"}}, func(Message) error { return nil })
+	err = ReadSnapshot(ctx, SnapshotOptions{Kafka: KafkaConfig{Brokers: brokers}, Input: InputConfig{Topics: []string{"missing"}}}, func(Message) error { return nil })
 	if err == nil {
 		t.Error("a missing topic read without error")
 	}

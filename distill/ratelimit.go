@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/backoff"
 )
 
 // limiter is a token bucket that allows perMinute units a minute, with a
@@ -43,7 +43,7 @@ func newLimiter(perMinute int, now func() time.Time, sleep func(context.Context,
 		now = time.Now
 	}
 	if sleep == nil {
-		sleep = apiclient.Sleep
+		sleep = backoff.Sleep
 	}
 	return &limiter{
 		capacity: float64(perMinute),

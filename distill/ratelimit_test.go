@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/backoff"
 )
 
 // available returns the units in the bucket now (negative: debt).
@@ -160,7 +160,7 @@ func TestLimiterCancel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newFakeClock()
-			l := newLimiter(60, clock.now, apiclient.Sleep) // real sleeps: a unit a second
+			l := newLimiter(60, clock.now, backoff.Sleep) // real sleeps: a unit a second
 			if err := l.Wait(context.Background(), 60); err != nil {
 				t.Fatal(err)
 			}

@@ -2,19 +2,20 @@ package distill
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/backoff"
+	"github.com/nerstream/nerstream/internal/openaiapi"
 )
 
 const (
@@ -176,7 +177,7 @@ func (e *TeacherError) Error() string {
 		}
 	}
 	b.WriteString(e.Message)
-	b.WriteString(apiclient.StatusHint(e.StatusCode))
+	b.WriteString(openaiapi.StatusHint(e.StatusCode))
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " (giving up after %d attempts)", e.Attempts)
 	}
@@ -202,6 +203,7 @@ type Teacher struct {
 	target   string // the chat completions URL
 	name     string // target with any user information hidden
 	slots    chan struct{}
+	backoff  backoff.Policy
 	requests *limiter // nil: no limit
 	tokens   *limiter // nil: no limit
 
@@ -218,9 +220,9 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 	case opts.BaseURL == "":
 		return nil, errors.New("distill: teacher: no base URL")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return nil, fmt.Errorf("distill: teacher: base URL %q is not an http(s) URL", apiclient.HideUserinfoRaw(opts.BaseURL))
+		return nil, fmt.Errorf("distill: teacher: base URL %q is not an http(s) URL", openaiapi.HideUserinfoRaw(opts.BaseURL))
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return nil, fmt.Errorf("distill: teacher: base URL %s has a query or fragment", apiclient.HideUserinfo(u))
+		return nil, fmt.Errorf("distill: teacher: base URL %s has a query or fragment", openaiapi.HideUserinfo(u))
 	case opts.Model == "":
 		return nil, errors.New("distill: teacher: no model name")
 	}
@@ -238,11 +240,11 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 	if opts.Instruction == "" {
 		opts.Instruction = Instruction
 	}
-	defaultTo(&opts.MaxTokens, 1024)
-	defaultTo(&opts.Concurrency, 4)
-	defaultTo(&opts.Timeout, 120*time.Second)
-	defaultTo(&opts.BackoffInitial, 500*time.Millisecond)
-	defaultTo(&opts.BackoffMax, 30*time.Second)
+	opts.MaxTokens = cmp.Or(opts.MaxTokens, 1024)
+	opts.Concurrency = cmp.Or(opts.Concurrency, 4)
+	opts.Timeout = cmp.Or(opts.Timeout, 120*time.Second)
+	opts.BackoffInitial = cmp.Or(opts.BackoffInitial, 500*time.Millisecond)
+	opts.BackoffMax = cmp.Or(opts.BackoffMax, 30*time.Second)
 	switch {
 	case opts.Retries == 0:
 		opts.Retries = 5
@@ -253,14 +255,12 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 		opts.now = time.Now
 	}
 	if opts.sleep == nil {
-		opts.sleep = apiclient.Sleep
-	}
-	if opts.jitter == nil {
-		opts.jitter = rand.Float64
+		opts.sleep = backoff.Sleep
 	}
 
-	t := &Teacher{opts: opts, slots: make(chan struct{}, opts.Concurrency)}
-	key, err := apiclient.APIKey(opts.APIKey, opts.APIKeyFile)
+	t := &Teacher{opts: opts, slots: make(chan struct{}, opts.Concurrency),
+		backoff: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax, Jitter: true, Rand: opts.jitter}}
+	key, err := openaiapi.APIKey(opts.APIKey, opts.APIKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("distill: teacher: %w", err)
 	}
@@ -269,7 +269,7 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 	u.Path = strings.TrimRight(u.Path, "/") + "/chat/completions"
 	u.RawPath = ""
 	t.target = u.String()
-	t.name = apiclient.HideUserinfo(u)
+	t.name = openaiapi.HideUserinfo(u)
 	t.requests = newLimiter(opts.RequestsPerMinute, opts.now, opts.sleep)
 	t.tokens = newLimiter(opts.TokensPerMinute, opts.now, opts.sleep)
 	t.client = opts.HTTPClient
@@ -382,7 +382,7 @@ func (t *Teacher) Ask(ctx context.Context, passage string) (Answer, error) {
 		t.mu.Lock()
 		t.stats.Retries++
 		t.mu.Unlock()
-		wait = t.backoff(attempt)
+		wait = t.backoff.Delay(attempt)
 	}
 }
 
@@ -397,16 +397,6 @@ func (t *Teacher) waitTurn(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 	return t.opts.sleep(ctx, d)
-}
-
-// backoff is the wait before retry number attempt+1: full jitter over an
-// exponential ceiling.
-func (t *Teacher) backoff(attempt int) time.Duration {
-	ceiling := t.opts.BackoffMax
-	if attempt < 30 {
-		ceiling = min(ceiling, t.opts.BackoffInitial<<attempt)
-	}
-	return time.Duration(t.opts.jitter() * float64(ceiling))
 }
 
 // attempt takes a place and the rate limiters' units, and makes one
@@ -473,10 +463,10 @@ func (t *Teacher) send(ctx context.Context, payload []byte, estimate int) (Answe
 
 	code := resp.StatusCode
 	if code < 200 || code > 299 {
-		te := &TeacherError{URL: t.name, StatusCode: code, Message: apiclient.ErrorMessage(t.redact(string(body)))}
+		te := &TeacherError{URL: t.name, StatusCode: code, Message: openaiapi.ErrorMessage(t.redact(string(body)))}
 		var ra time.Duration
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			ra = min(apiclient.RetryAfter(resp.Header.Get("Retry-After"), t.opts.now()), maxRetryAfter)
+			ra = min(openaiapi.RetryAfter(resp.Header.Get("Retry-After"), t.opts.now()), maxRetryAfter)
 		}
 		t.mu.Lock()
 		if code == http.StatusTooManyRequests {
@@ -503,7 +493,7 @@ func (t *Teacher) send(ctx context.Context, payload []byte, estimate int) (Answe
 	switch {
 	case len(cr.Choices) == 0:
 		msg := "malformed answer: no choices"
-		if m := apiclient.ErrorMessage(t.redact(string(body))); strings.Contains(string(body), `"error"`) && m != "" {
+		if m := openaiapi.ErrorMessage(t.redact(string(body))); strings.Contains(string(body), `"error"`) && m != "" {
 			msg += ": " + m
 		}
 		return Answer{}, &TeacherError{URL: t.name, Message: msg}
@@ -523,11 +513,4 @@ func (t *Teacher) redact(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, t.apiKey, "[redacted]")
-}
-
-// defaultTo sets *v to d when it is zero.
-func defaultTo[T int | time.Duration](v *T, d T) {
-	if *v == 0 {
-		*v = d
-	}
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/backoff"
 )
 
 // teacherDouble is a test double of an OpenAI-compatible chat server: it
@@ -593,7 +593,7 @@ func TestTeacherCancel(t *testing.T) {
 				w.WriteHeader(http.StatusTooManyRequests)
 			},
 			edit: func(o *TeacherOptions) {
-				o.sleep = apiclient.Sleep
+				o.sleep = backoff.Sleep
 				o.BackoffInitial, o.BackoffMax = time.Minute, time.Minute
 				o.jitter = func() float64 { return 1 }
 			},
@@ -613,7 +613,7 @@ func TestTeacherCancel(t *testing.T) {
 			name:   "waiting for the rate limiter",
 			handle: func(w http.ResponseWriter, r *http.Request) { writeChat(w, doubleAnswer, 1, 1) },
 			edit: func(o *TeacherOptions) {
-				o.sleep = apiclient.Sleep
+				o.sleep = backoff.Sleep
 				o.RequestsPerMinute = 1
 			},
 			busy: true,

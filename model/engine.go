@@ -1,6 +1,19 @@
 package model
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// The errors an engine wraps, so that callers can tell them apart whichever
+// engine runs.
+var (
+	// ErrClosed is a call to an engine that was closed.
+	ErrClosed = errors.New("engine closed")
+	// ErrPromptTooLong is a prompt that, with room for its answer, does
+	// not fit the model's context: a Completion's Err.
+	ErrPromptTooLong = errors.New("prompt does not fit the context")
+)
 
 // DefaultMaxNewTokens is the official decoding limit: at most 256 new tokens.
 const DefaultMaxNewTokens = 256

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // Variant selects which of the released UniNER models the prompt is for.
@@ -150,18 +152,41 @@ func (p Prompt) Segments() []Segment {
 // PromptOptions configure a [Template]. The zero value is the default:
 // the type variant.
 type PromptOptions struct {
-	// Variant is the prompt variant. Default: [VariantType].
-	Variant Variant
-	// Dataset is the dataset's name for [VariantSupervised]; required there.
-	Dataset string
-	// SupervisedFormat is the user's first turn in [VariantSupervised], with
-	// the placeholders {dataset} (at most once) and {text} (exactly once).
-	// Default: [DefaultSupervisedFormat].
-	SupervisedFormat string
-	// Definitions maps an entity type to the sentence that defines it, for
-	// [VariantDefinition]. A type without a definition is asked about by
-	// its name, as in the type variant.
-	Definitions map[string]string
+	// Variant is "type" (default; UniNER-7B-type and -all), "definition"
+	// (UniNER-7B-definition) or "supervised" (UniNER-7B-type-sup).
+	Variant Variant `yaml:"variant"`
+	// Dataset is the dataset name that the supervised variant puts before
+	// the text. Required for that variant.
+	Dataset string `yaml:"dataset"`
+	// SupervisedFormat is the supervised variant's first user turn, with
+	// {dataset} (at most once) and {text} (exactly once). Default:
+	// "Dataset: {dataset}\nText: {text}" (the paper never published the
+	// exact white space).
+	SupervisedFormat string `yaml:"supervised_format"`
+	// Definitions maps an entity type to the sentence that defines it,
+	// for the definition variant. A type without a definition is asked
+	// about by its name, as in the type variant.
+	Definitions map[string]string `yaml:"definitions"`
+}
+
+// Validate reports every problem of the options, at their YAML keys.
+func (o PromptOptions) Validate() error {
+	var p problems.List
+	switch o.Variant {
+	case "", VariantType, VariantDefinition:
+	case VariantSupervised:
+		if strings.TrimSpace(o.Dataset) == "" {
+			p.Addf("dataset", "required by the supervised variant")
+		}
+	default:
+		p.Addf("variant", "%q is not one of type, definition, supervised", o.Variant)
+	}
+	if o.SupervisedFormat != "" {
+		if _, _, err := splitSupervisedFormat(o.SupervisedFormat); err != nil {
+			p.Addf("supervised_format", "%v", err)
+		}
+	}
+	return p.Err()
 }
 
 // Template renders UniNER prompts. It is safe for concurrent use.
@@ -195,7 +220,7 @@ func NewTemplate(opts PromptOptions) (*Template, error) {
 		}
 		before, after, err := splitSupervisedFormat(format)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("prompt: %w", err)
 		}
 		t.head = append([]Part{{PartFixed, promptHead}}, substituteDataset(before, opts.Dataset)...)
 		t.afterText = after
@@ -212,20 +237,20 @@ func (t *Template) Variant() Variant { return t.variant }
 // placeholder, and checks its placeholders.
 func splitSupervisedFormat(format string) (before, after string, err error) {
 	if n := strings.Count(format, "{text}"); n != 1 {
-		return "", "", fmt.Errorf("prompt: supervised format %q must hold {text} exactly once, not %d times", format, n)
+		return "", "", fmt.Errorf("supervised format %q must hold {text} exactly once, not %d times", format, n)
 	}
 	if n := strings.Count(format, "{dataset}"); n > 1 {
-		return "", "", fmt.Errorf("prompt: supervised format %q holds {dataset} %d times (at most once)", format, n)
+		return "", "", fmt.Errorf("supervised format %q holds {dataset} %d times (at most once)", format, n)
 	}
 	rest := strings.ReplaceAll(strings.ReplaceAll(format, "{text}", ""), "{dataset}", "")
 	if i := strings.IndexByte(rest, '{'); i >= 0 {
 		if j := strings.IndexByte(rest[i:], '}'); j > 0 {
-			return "", "", fmt.Errorf("prompt: supervised format %q has an unknown placeholder %s (known: {dataset}, {text})", format, rest[i:i+j+1])
+			return "", "", fmt.Errorf("supervised format %q has an unknown placeholder %s (known: {dataset}, {text})", format, rest[i:i+j+1])
 		}
 	}
 	before, after, _ = strings.Cut(format, "{text}")
 	if strings.Contains(after, "{dataset}") {
-		return "", "", fmt.Errorf("prompt: supervised format %q must put {dataset} before {text}", format)
+		return "", "", fmt.Errorf("supervised format %q must put {dataset} before {text}", format)
 	}
 	return before, after, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/record"
 )
 
@@ -39,32 +40,95 @@ func (a *Annotation) Record(modelName string, metadata json.RawMessage) record.A
 	return record.Annotation{ID: a.ID, Model: modelName, EntityTypes: a.Types, Entities: a.Entities, Unaligned: a.Unaligned, Metadata: metadata}
 }
 
-// RecognizerOptions configure a [Recognizer]. Zero values take the defaults.
+// RecognizerOptions configure a [Recognizer]. Zero values take the
+// defaults, which [DefaultRecognizerOptions] returns. The fields with YAML
+// keys are the task's part of the configuration's model section.
 type RecognizerOptions struct {
-	// Prompt selects the prompt variant. Default: the type variant.
-	Prompt PromptOptions
-	// Parse is how answers are read. Default: [ParseLenientMode].
-	Parse ParseMode
 	// Types are asked about when a document names none.
-	Types []string
-	// MaxNewTokens bounds each answer. Default: 256, as the official code.
-	MaxNewTokens int
-	// MaxTypes bounds the entity types of one document; each costs one
+	Types []string `yaml:"entity_types"`
+	// Prompt selects the prompt variant.
+	Prompt PromptOptions `yaml:"prompt"`
+	// Parse is how answers are read: "lenient" (default; recovers lists
+	// after chatter, cut short or holding non-strings) or "official"
+	// (exactly UniNER's evaluation parser).
+	Parse ParseMode `yaml:"parse"`
+	// MaxNewTokens bounds each answer. Default: 256, as the official
+	// decoding.
+	MaxNewTokens int `yaml:"max_new_tokens"`
+	// MaxTypes bounds the entity types of one document; each costs a
 	// prompt. Default: 64.
-	MaxTypes int
+	MaxTypes int `yaml:"max_entity_types"`
+	// WindowTokens caps the text of one prompt in tokens (long documents
+	// are split into overlapping windows). Default: 0, the context's
+	// room. UniNER was trained on passages of at most 256 tokens; a cap
+	// near that may suit long documents better.
+	WindowTokens int `yaml:"window_tokens"`
+	// OverlapTokens is the overlap of neighbouring windows. Default: 64.
+	OverlapTokens int `yaml:"overlap_tokens"`
 	// MaxTypeRunes bounds one entity type's length. Default: 256.
-	MaxTypeRunes int
+	MaxTypeRunes int `yaml:"-"`
 	// MaxTextBytes bounds one document's text; longer texts are refused
 	// rather than split into very many windows. Default: 1 MiB.
-	MaxTextBytes int
-	// WindowTokens caps a window's text in tokens, below what the
-	// context allows. UniNER saw passages of at most 256 tokens in
-	// training; a cap near that may suit long documents better. Default:
-	// 0, no cap: a window is as long as the context allows.
-	WindowTokens int
-	// OverlapTokens is the overlap between neighbouring windows of a long
-	// document. Default: 64.
-	OverlapTokens int
+	MaxTextBytes int `yaml:"-"`
+}
+
+// DefaultRecognizerOptions returns the options that zero values stand for.
+func DefaultRecognizerOptions() RecognizerOptions {
+	return RecognizerOptions{
+		Prompt:        PromptOptions{Variant: VariantType, SupervisedFormat: DefaultSupervisedFormat},
+		Parse:         ParseLenientMode,
+		MaxNewTokens:  DefaultMaxNewTokens,
+		MaxTypes:      64,
+		OverlapTokens: 64,
+		MaxTypeRunes:  256,
+		MaxTextBytes:  1 << 20,
+	}
+}
+
+// withDefaults fills the zero values with the defaults.
+func (o RecognizerOptions) withDefaults() RecognizerOptions {
+	d := DefaultRecognizerOptions()
+	o.Prompt.Variant = cmp.Or(o.Prompt.Variant, d.Prompt.Variant)
+	o.Prompt.SupervisedFormat = cmp.Or(o.Prompt.SupervisedFormat, d.Prompt.SupervisedFormat)
+	o.Parse = cmp.Or(o.Parse, d.Parse)
+	o.MaxNewTokens = cmp.Or(o.MaxNewTokens, d.MaxNewTokens)
+	o.MaxTypes = cmp.Or(o.MaxTypes, d.MaxTypes)
+	o.OverlapTokens = cmp.Or(o.OverlapTokens, d.OverlapTokens)
+	o.MaxTypeRunes = cmp.Or(o.MaxTypeRunes, d.MaxTypeRunes)
+	o.MaxTextBytes = cmp.Or(o.MaxTextBytes, d.MaxTextBytes)
+	return o
+}
+
+// Validate reports every problem of the options, at their YAML keys. Zero
+// values are problems here; [NewRecognizer] fills them with the defaults
+// first.
+func (o RecognizerOptions) Validate() error {
+	var p problems.List
+	for i, t := range o.Types {
+		if strings.TrimSpace(t) == "" {
+			p.Addf(fmt.Sprintf("entity_types[%d]", i), "must not be empty")
+		}
+	}
+	p.Add("prompt", o.Prompt.Validate())
+	if o.Parse != ParseLenientMode && o.Parse != ParseOfficialMode {
+		p.Addf("parse", "%q is not one of lenient, official", o.Parse)
+	}
+	if o.MaxNewTokens <= 0 {
+		p.Addf("max_new_tokens", "must be > 0")
+	}
+	if o.MaxTypes <= 0 {
+		p.Addf("max_entity_types", "must be > 0")
+	}
+	if o.WindowTokens < 0 {
+		p.Addf("window_tokens", "must be >= 0")
+	}
+	if o.OverlapTokens < 0 {
+		p.Addf("overlap_tokens", "must be >= 0")
+	}
+	if o.MaxTypeRunes <= 0 || o.MaxTextBytes <= 0 {
+		p.Addf("", "MaxTypeRunes and MaxTextBytes must be > 0")
+	}
+	return p.Err()
 }
 
 // promptMargin covers the tokens a prompt may gain where the text meets the
@@ -84,27 +148,13 @@ func NewRecognizer(engine Engine, opts RecognizerOptions) (*Recognizer, error) {
 	if engine == nil {
 		return nil, errors.New("recognizer: no engine")
 	}
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("recognizer: %w", err)
+	}
 	t, err := NewTemplate(opts.Prompt)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Parse == "" {
-		opts.Parse = ParseLenientMode
-	}
-	if opts.Parse != ParseLenientMode && opts.Parse != ParseOfficialMode {
-		return nil, fmt.Errorf("recognizer: unknown parse mode %q (want official or lenient)", opts.Parse)
-	}
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&opts.MaxNewTokens, DefaultMaxNewTokens)
-	def(&opts.MaxTypes, 64)
-	def(&opts.MaxTypeRunes, 256)
-	def(&opts.MaxTextBytes, 1<<20)
-	if opts.OverlapTokens == 0 {
-		opts.OverlapTokens = 64
 	}
 	if opts.MaxNewTokens >= engine.ContextTokens() {
 		return nil, fmt.Errorf("recognizer: max new tokens %d leave no room in a context of %d", opts.MaxNewTokens, engine.ContextTokens())

@@ -25,7 +25,7 @@
 //     A failure of the whole call (Recognize returns an error: the engine
 //     is closed, or a remote GPU tier is down) blames no document: the
 //     batch is retried without end, with back-off capped at
-//     Options.Retry.Max, held uncommitted while readiness is false. Sink
+//     Options.Retry.MaxBackoff, held uncommitted while readiness is false. Sink
 //     failures are likewise retried without end and never become dead
 //     letters.
 //   - When a claim's context ends (a rebalance or a shutdown), fetching

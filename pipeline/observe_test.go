@@ -132,8 +132,7 @@ func TestSpansMetricsAndHealth(t *testing.T) {
 		}
 		return anns, nil
 	})
-	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 4, MaxInFlight: 16,
-		Tracer: o.tracer, Metrics: o.m, Health: o.health, GroupName: "g", ModelName: "m.gguf"})
+	h := start(t, Options{Recognizer: rec, Sink: sink, Tracer: o.tracer, Metrics: o.m, Health: o.health, GroupName: "g", ModelName: "m.gguf", Batch: Batch{MaxDocs: 4, MaxInFlight: 16}})
 
 	claim := newMemClaim(0, 10, func(i int) string {
 		if i == 3 {
@@ -301,7 +300,7 @@ func TestLagAndModelHealth(t *testing.T) {
 		<-release
 		return instant(ctx, docs)
 	})
-	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, MaxDocs: 8, MaxInFlight: 8, Metrics: o.m, Health: o.health})
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, Metrics: o.m, Health: o.health, Batch: Batch{MaxDocs: 8, MaxInFlight: 8}})
 	claim := newMemClaim(0, 8, nil)
 	for range 8 {
 		in := <-claim.records
@@ -384,7 +383,7 @@ func TestNoDocumentTextInLogs(t *testing.T) {
 		}
 		return anns, nil
 	})
-	h := start(t, Options{Recognizer: rec, Sink: &memSink{fail: 2}, Encoder: textEncoder{}, Logger: log, MaxDocs: 2, MaxInFlight: 8})
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{fail: 2}, Encoder: textEncoder{}, Logger: log, Batch: Batch{MaxDocs: 2, MaxInFlight: 8}})
 	claim := newMemClaim(0, 4, nil)
 	for range 4 {
 		in := <-claim.records

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/nerstream/nerstream/internal/backoff"
+	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
@@ -24,26 +27,15 @@ type Options struct {
 	Recognizer Recognizer
 	Sink       Sink
 	Encoder    Encoder
-	// MaxDocs closes a micro-batch at this many documents. Default: 32.
-	MaxDocs int
-	// MaxBytes closes a micro-batch at this many bytes of text. Default:
-	// 1 MiB.
-	MaxBytes int
-	// Linger closes a micro-batch this long after its first document.
-	// Default: 20ms.
-	Linger time.Duration
-	// MaxInFlight bounds the documents fetched and not yet acknowledged,
-	// over all claims. Default: 256.
-	MaxInFlight int
-	// Workers is the number of micro-batches at the model at once.
-	// Default: 2.
-	Workers int
+	// Batch shapes the micro-batches and bounds the work in flight.
+	Batch Batch
+	// Retry is how model and sink failures are retried.
+	Retry Retry
 	// MaxWrite bounds the outputs of one Sink.Write. Default: 500.
 	MaxWrite int
-	// Retry is the back-off of model and sink failures.
-	Retry Retry
 	// DrainTimeout is how long a claim whose context ended may go on
-	// writing and committing the work in flight. Default: 10s.
+	// writing and committing the work in flight. Default:
+	// [DefaultDrainTimeout].
 	DrainTimeout time.Duration
 	// Logger receives warnings (retries) and debug lines. Lines about one
 	// record are logged with its span's context, so that a handler can add
@@ -65,22 +57,98 @@ type Options struct {
 	GroupName, ModelName string
 }
 
-// Retry is an exponential back-off.
-type Retry struct {
-	// MaxAttempts bounds the model calls that fail on one document (an
-	// error in its Annotation) before it becomes a dead letter. Calls that
-	// fail as a whole do not count: they are retried without end. Default: 3.
-	MaxAttempts int
-	// Initial is the first wait; it doubles up to Max. Defaults: 100ms, 5s.
-	Initial, Max time.Duration
+// DefaultDrainTimeout is [Options.DrainTimeout]'s default, and that of the
+// shutdown_timeout setting, which sets it.
+const DefaultDrainTimeout = 10 * time.Second
+
+// Batch configures micro-batching and the bound on work in flight (the
+// batch section of the configuration).
+type Batch struct {
+	// MaxDocs closes a micro-batch at this many documents. Default: 32.
+	MaxDocs int `yaml:"max_docs"`
+	// MaxBytes closes a micro-batch at this many bytes of text. Default:
+	// 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+	// Linger closes a micro-batch this long after its first document, so
+	// that a quiet stream is not held back. Default: 20ms.
+	Linger time.Duration `yaml:"linger"`
+	// MaxInFlight bounds the documents fetched but not yet acknowledged,
+	// over all partitions; fetching pauses at the bound (back-pressure,
+	// bounded memory, and a bound on duplicates after a crash). Default:
+	// 256.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Workers is how many micro-batches go to the model at once. Default:
+	// 2, so that the next batch forms while one runs.
+	Workers int `yaml:"workers"`
 }
 
-func (r Retry) delay(attempt int) time.Duration {
-	d := r.Initial
-	for i := 1; i < attempt && d < r.Max; i++ {
-		d *= 2
+// DefaultBatch returns the batch settings that zero values stand for.
+func DefaultBatch() Batch {
+	return Batch{MaxDocs: 32, MaxBytes: 1 << 20, Linger: 20 * time.Millisecond, MaxInFlight: 256, Workers: 2}
+}
+
+// Validate reports every problem of the settings, at their YAML keys.
+func (b Batch) Validate() error {
+	var p problems.List
+	if b.MaxDocs <= 0 {
+		p.Addf("max_docs", "must be > 0")
 	}
-	return min(d, r.Max)
+	if b.MaxBytes <= 0 {
+		p.Addf("max_bytes", "must be > 0")
+	}
+	if b.Linger <= 0 {
+		p.Addf("linger", "must be > 0")
+	}
+	if b.MaxInFlight < b.MaxDocs {
+		p.Addf("max_in_flight", "must be at least max_docs (%d)", b.MaxDocs)
+	}
+	if b.Workers <= 0 {
+		p.Addf("workers", "must be > 0")
+	}
+	return p.Err()
+}
+
+// Retry configures the retries of failed model calls and writes (the retry
+// section of the configuration).
+type Retry struct {
+	// MaxAttempts bounds the model calls that fail on one document; after
+	// the last, the record becomes a dead letter with reason
+	// inference_failed. A call that fails as a whole (the engine or the
+	// GPU tier down) does not count: it is retried without end, holding
+	// the records uncommitted. Default: 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialBackoff is the wait after the first failure; it doubles up to
+	// MaxBackoff. Default: 100ms. Broker failures and whole-model outages
+	// use the same back-off but are retried without end: they never
+	// become dead letters.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	// MaxBackoff caps the wait between tries. Default: 5s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// DefaultRetry returns the retry settings that zero values stand for.
+func DefaultRetry() Retry {
+	return Retry{MaxAttempts: 3, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
+}
+
+// Validate reports every problem of the settings, at their YAML keys.
+func (r Retry) Validate() error {
+	var p problems.List
+	if r.MaxAttempts <= 0 {
+		p.Addf("max_attempts", "must be > 0")
+	}
+	if r.InitialBackoff <= 0 {
+		p.Addf("initial_backoff", "must be > 0")
+	}
+	if r.MaxBackoff < r.InitialBackoff {
+		p.Addf("max_backoff", "must be at least initial_backoff")
+	}
+	return p.Err()
+}
+
+// delay is the wait before try attempt+1, after attempt failures.
+func (r Retry) delay(attempt int) time.Duration {
+	return backoff.Policy{Initial: r.InitialBackoff, Max: r.MaxBackoff}.Delay(attempt - 1)
 }
 
 // Stats count what the pipeline did since it started.
@@ -158,28 +226,22 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Recognizer == nil || opts.Sink == nil || opts.Encoder == nil {
 		return nil, errors.New("pipeline: Recognizer, Sink and Encoder are required")
 	}
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
+	db, dr := DefaultBatch(), DefaultRetry()
+	b, r := &opts.Batch, &opts.Retry
+	b.MaxDocs, b.MaxBytes, b.Linger = cmp.Or(b.MaxDocs, db.MaxDocs), cmp.Or(b.MaxBytes, db.MaxBytes), cmp.Or(b.Linger, db.Linger)
+	b.MaxInFlight, b.Workers = cmp.Or(b.MaxInFlight, db.MaxInFlight), cmp.Or(b.Workers, db.Workers)
+	r.MaxAttempts = cmp.Or(r.MaxAttempts, dr.MaxAttempts)
+	r.InitialBackoff, r.MaxBackoff = cmp.Or(r.InitialBackoff, dr.InitialBackoff), cmp.Or(r.MaxBackoff, dr.MaxBackoff)
+	opts.MaxWrite = cmp.Or(opts.MaxWrite, 500)
+	opts.DrainTimeout = cmp.Or(opts.DrainTimeout, DefaultDrainTimeout)
+	var bad problems.List
+	bad.Add("batch", opts.Batch.Validate())
+	bad.Add("retry", opts.Retry.Validate())
+	if opts.MaxWrite < 0 || opts.DrainTimeout < 0 {
+		bad.Addf("", "MaxWrite and DrainTimeout must not be negative")
 	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&opts.MaxDocs, 32)
-	def(&opts.MaxBytes, 1<<20)
-	defDur(&opts.Linger, 20*time.Millisecond)
-	def(&opts.MaxInFlight, 256)
-	def(&opts.Workers, 2)
-	def(&opts.MaxWrite, 500)
-	def(&opts.Retry.MaxAttempts, 3)
-	defDur(&opts.Retry.Initial, 100*time.Millisecond)
-	defDur(&opts.Retry.Max, 5*time.Second)
-	defDur(&opts.DrainTimeout, 10*time.Second)
-	if opts.MaxInFlight < opts.MaxDocs {
-		return nil, fmt.Errorf("pipeline: MaxInFlight %d is below MaxDocs %d", opts.MaxInFlight, opts.MaxDocs)
+	if err := bad.Err(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -191,7 +253,7 @@ func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{
 		opts:  opts,
 		log:   log,
-		slots: make(chan struct{}, opts.MaxInFlight),
+		slots: make(chan struct{}, opts.Batch.MaxInFlight),
 		in:    make(chan *item),
 		work:  make(chan []*item),
 	}
@@ -218,7 +280,7 @@ func (p *Pipeline) Stats() Stats {
 // only while it runs; end it after the last claim has returned.
 func (p *Pipeline) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for range p.opts.Workers {
+	for range p.opts.Batch.Workers {
 		wg.Go(func() {
 			for {
 				select {
@@ -256,12 +318,12 @@ func (p *Pipeline) batch(ctx context.Context) {
 			return
 		case it := <-in:
 			if len(cur) == 0 {
-				timer.Reset(p.opts.Linger)
+				timer.Reset(p.opts.Batch.Linger)
 				timerC = timer.C
 			}
 			cur = append(cur, it)
 			bytes += it.size
-			if len(cur) >= p.opts.MaxDocs || bytes >= p.opts.MaxBytes {
+			if len(cur) >= p.opts.Batch.MaxDocs || bytes >= p.opts.Batch.MaxBytes {
 				ready = true
 			}
 		case <-timerC:
@@ -321,7 +383,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			p.modelRetries.Add(int64(len(live)))
 			d := p.opts.Retry.delay(outage)
 			p.log.Warn("model failed; holding the batch and retrying", "docs", len(live), "in", d, "failures", outage, "err", err)
-			if !sleep(ctx, d) {
+			if backoff.Sleep(ctx, d) != nil {
 				return
 			}
 			batch = live
@@ -360,7 +422,7 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 		p.modelRetries.Add(int64(len(again)))
 		d := p.opts.Retry.delay(again[0].tries)
 		p.log.Warn("model failed; retrying", "docs", len(again), "in", d, "err", retryErr)
-		if !sleep(ctx, d) {
+		if backoff.Sleep(ctx, d) != nil {
 			return
 		}
 		batch = again
@@ -393,17 +455,6 @@ func (p *Pipeline) recognize(ctx context.Context, items []*item) ([]model.Annota
 	p.opts.Metrics.ModelBatch(ctx, len(docs), time.Since(start), in, out)
 	endInfer(span, in, out)
 	return anns, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // claim is the state of one claimed partition inside Consume.
@@ -440,7 +491,7 @@ func (p *Pipeline) Consume(ctx context.Context, c Claim, start int64) error {
 		case <-abandon.Done():
 		}
 	}()
-	cl := &claim{c: c, queue: make(chan *item, p.opts.MaxInFlight), abandon: abandon}
+	cl := &claim{c: c, queue: make(chan *item, p.opts.Batch.MaxInFlight), abandon: abandon}
 	cl.committed.Store(max(start, -1))
 	defer p.claims.Delete(cl) // fetch, which adds it, has returned by then
 	fetchErr := make(chan error, 1)
@@ -476,7 +527,7 @@ func (p *Pipeline) fetch(ctx context.Context, cl *claim) error {
 			d := p.opts.Retry.delay(attempt)
 			p.log.Warn("fetch failed; retrying", "in", d, "err", err)
 			attempt++
-			if !sleep(ctx, d) {
+			if backoff.Sleep(ctx, d) != nil {
 				return ctx.Err()
 			}
 			continue
@@ -555,7 +606,7 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 		// A failed commit is tried again while waiting.
 		var retry <-chan time.Time
 		if committed != tr.committable() {
-			retry = time.After(p.opts.Retry.Initial)
+			retry = time.After(p.opts.Retry.InitialBackoff)
 		}
 		// Take the head.
 		if len(pending) == 0 {
@@ -646,7 +697,7 @@ func (p *Pipeline) write(cl *claim, outs []Output) bool {
 		p.writeRetries.Add(1)
 		d := p.opts.Retry.delay(attempt)
 		p.log.Warn("write failed; retrying", "records", len(outs), "in", d, "err", err)
-		if !sleep(cl.abandon, d) {
+		if backoff.Sleep(cl.abandon, d) != nil {
 			return false
 		}
 	}

@@ -140,8 +140,8 @@ func start(t *testing.T, opts Options) *harness {
 	if opts.Encoder == nil {
 		opts.Encoder = textEncoder{}
 	}
-	opts.Retry.Initial = time.Millisecond
-	opts.Retry.Max = 5 * time.Millisecond
+	opts.Retry.InitialBackoff = time.Millisecond
+	opts.Retry.MaxBackoff = 5 * time.Millisecond
 	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func (h *harness) consumeUntil(t *testing.T, cond func() bool, claims ...*memCla
 
 func TestOrderAndCommits(t *testing.T) {
 	sink := &memSink{}
-	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, MaxDocs: 7, MaxInFlight: 20, Workers: 3})
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, Batch: Batch{MaxDocs: 7, MaxInFlight: 20, Workers: 3}})
 	claims := []*memClaim{newMemClaim(0, 300, nil), newMemClaim(1, 300, nil), newMemClaim(2, 300, nil)}
 	h.consumeUntil(t, func() bool {
 		for _, c := range claims {
@@ -218,9 +218,9 @@ func TestBatchesClose(t *testing.T) {
 		wantMax  int
 		lingered bool
 	}{
-		{"on max docs", Options{MaxDocs: 5, Linger: time.Hour}, 20, 5, false},
-		{"on max bytes", Options{MaxDocs: 100, MaxBytes: 30, Linger: time.Hour}, 21, 3, false},
-		{"on linger", Options{MaxDocs: 100, Linger: 10 * time.Millisecond}, 7, 7, true},
+		{"on max docs", Options{Batch: Batch{MaxDocs: 5, Linger: time.Hour}}, 20, 5, false},
+		{"on max bytes", Options{Batch: Batch{MaxDocs: 100, MaxBytes: 30, Linger: time.Hour}}, 21, 3, false},
+		{"on linger", Options{Batch: Batch{MaxDocs: 100, Linger: 10 * time.Millisecond}}, 7, 7, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,8 +233,8 @@ func TestBatchesClose(t *testing.T) {
 				return instant(ctx, docs)
 			})
 			c.opts.Sink = &memSink{}
-			c.opts.Workers = 1
-			c.opts.MaxInFlight = 200
+			c.opts.Batch.Workers = 1
+			c.opts.Batch.MaxInFlight = 200
 			h := start(t, c.opts)
 			claim := newMemClaim(0, c.docs, nil)
 			h.consumeUntil(t, func() bool { return claim.lastCommit() == int64(c.docs) }, claim)
@@ -257,7 +257,7 @@ func TestBackPressure(t *testing.T) {
 		}
 		return instant(ctx, docs)
 	})
-	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, MaxDocs: 4, MaxInFlight: 10, Workers: 1, Linger: time.Millisecond})
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, Batch: Batch{MaxDocs: 4, MaxInFlight: 10, Workers: 1, Linger: time.Millisecond}})
 	claim := newMemClaim(0, 100, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -304,7 +304,7 @@ func TestDeadLettersAndRetries(t *testing.T) {
 		return anns, nil
 	})
 	sink := &memSink{}
-	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 4, Linger: time.Millisecond, Retry: Retry{MaxAttempts: 3}})
+	h := start(t, Options{Recognizer: rec, Sink: sink, Retry: Retry{MaxAttempts: 3}, Batch: Batch{MaxDocs: 4, Linger: time.Millisecond}})
 	claim := newMemClaim(0, 8, func(i int) string {
 		if i == 1 {
 			return "invalid_json"
@@ -334,7 +334,7 @@ func TestDeadLettersAndRetries(t *testing.T) {
 
 func TestSinkFailuresAreRetriedNotDeadLettered(t *testing.T) {
 	sink := &memSink{fail: 5}
-	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, MaxDocs: 10, Linger: time.Millisecond})
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, Batch: Batch{MaxDocs: 10, Linger: time.Millisecond}})
 	claim := newMemClaim(0, 10, nil)
 	claim.failNext = 2
 	h.consumeUntil(t, func() bool { return claim.lastCommit() == 10 }, claim)
@@ -374,7 +374,7 @@ func TestDrain(t *testing.T) {
 				return instant(ctx, docs)
 			})
 			sink := &memSink{}
-			h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 6, MaxInFlight: 6, DrainTimeout: c.drain})
+			h := start(t, Options{Recognizer: rec, Sink: sink, DrainTimeout: c.drain, Batch: Batch{MaxDocs: 6, MaxInFlight: 6}})
 			claim := newMemClaim(0, 20, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -403,7 +403,7 @@ func TestDrain(t *testing.T) {
 // TestIdlePartitionsHoldNoSlots: partitions with nothing to fetch must not
 // hold the in-flight slots that a busy partition needs.
 func TestIdlePartitionsHoldNoSlots(t *testing.T) {
-	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, MaxDocs: 2, MaxInFlight: 2, Linger: time.Millisecond})
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, Batch: Batch{MaxDocs: 2, MaxInFlight: 2, Linger: time.Millisecond}})
 	idle1, idle2 := newMemClaim(1, 0, nil), newMemClaim(2, 0, nil)
 	busy := newMemClaim(0, 10, nil)
 	h.consumeUntil(t, func() bool { return busy.lastCommit() == 10 }, idle1, idle2, busy)
@@ -428,7 +428,7 @@ func (c *flakyClaim) Next(ctx context.Context) (Input, error) {
 }
 
 func TestFetchErrorsAreRetried(t *testing.T) {
-	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, MaxDocs: 4, Linger: time.Millisecond})
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: &memSink{}, Batch: Batch{MaxDocs: 4, Linger: time.Millisecond}})
 	c := &flakyClaim{memClaim: newMemClaim(0, 5, nil), fails: 3}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -461,7 +461,7 @@ func TestRecognizerPanicBecomesDeadLetters(t *testing.T) {
 		return instant(ctx, docs)
 	})
 	sink := &memSink{}
-	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 1, Linger: time.Millisecond})
+	h := start(t, Options{Recognizer: rec, Sink: sink, Batch: Batch{MaxDocs: 1, Linger: time.Millisecond}})
 	claim := newMemClaim(0, 4, nil)
 	h.consumeUntil(t, func() bool { return claim.lastCommit() == 4 }, claim)
 	var dlq []string
@@ -492,8 +492,7 @@ func TestModelOutageHoldsRecords(t *testing.T) {
 		return instant(ctx, docs)
 	})
 	sink := &memSink{}
-	h := start(t, Options{Recognizer: rec, Sink: sink, MaxDocs: 8, Linger: time.Millisecond,
-		Retry: Retry{MaxAttempts: 2, Initial: time.Millisecond, Max: 4 * time.Millisecond}})
+	h := start(t, Options{Recognizer: rec, Sink: sink, Retry: Retry{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}, Batch: Batch{MaxDocs: 8, Linger: time.Millisecond}})
 	claim := newMemClaim(0, 6, nil)
 	h.consumeUntil(t, func() bool { return claim.lastCommit() == 6 }, claim)
 	outs := sink.snapshot()

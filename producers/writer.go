@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
 )
@@ -340,4 +341,42 @@ func (e *writeError) Error() string { return e.msg }
 
 func (e *writeError) Unwrap() []error {
 	return append([]error{e.werrs}, e.causes...)
+}
+
+// OutputConfig is the output section of the configuration: where
+// annotations and dead letters go, and how the writer sends them.
+type OutputConfig struct {
+	// Topic receives the annotation records. Required by run.
+	Topic string `yaml:"topic"`
+	// DeadLetterTopic receives bad input with its reason. Required by run.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Compression is "snappy" (default), "none", "gzip", "lz4" or "zstd".
+	Compression string `yaml:"compression"`
+	// BatchTimeout is how long the writer waits to fill a batch. Default:
+	// 2ms (kafka-go's own default of 1s would add a second to every write).
+	BatchTimeout time.Duration `yaml:"batch_timeout"`
+	// CreateTopics lets writes create missing output topics. Default:
+	// false, so a typo in a topic name is an error, not a new topic.
+	CreateTopics bool `yaml:"create_topics"`
+}
+
+// DefaultOutputConfig returns the output settings that zero values stand
+// for.
+func DefaultOutputConfig() OutputConfig {
+	return OutputConfig{Compression: DefaultCompression, BatchTimeout: DefaultBatchTimeout}
+}
+
+// Validate reports every problem of the settings, at their YAML keys.
+func (c OutputConfig) Validate() error {
+	var p problems.List
+	if _, ok := compressionCodecs[c.Compression]; !ok {
+		p.Addf("compression", "%q is not one of snappy, none, gzip, lz4, zstd", c.Compression)
+	}
+	if c.BatchTimeout <= 0 {
+		p.Addf("batch_timeout", "must be > 0")
+	}
+	if c.Topic != "" && c.Topic == c.DeadLetterTopic {
+		p.Addf("dead_letter_topic", "must differ from topic")
+	}
+	return p.Err()
 }

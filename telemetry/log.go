@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // Keys of the trace correlation attributes [NewLogHandler] adds.
@@ -32,6 +34,46 @@ type LogOptions struct {
 	//
 	// Default "": "json", which log collectors parse without configuration.
 	Format string
+}
+
+// LogConfig is the log section of the configuration: the logs on
+// standard error.
+type LogConfig struct {
+	// Level is "debug", "info" (default), "warn" or "error". No level
+	// above debug logs document text.
+	Level string `yaml:"level"`
+	// Format is "json" (default: one object per line, with trace_id and
+	// span_id when the line belongs to a span) or "text".
+	Format string `yaml:"format"`
+}
+
+// DefaultLogConfig returns the log settings of a process.
+func DefaultLogConfig() LogConfig { return LogConfig{Level: "info", Format: "json"} }
+
+// Validate reports every problem of the settings, at their YAML keys.
+func (c LogConfig) Validate() error {
+	var p problems.List
+	if _, err := ParseLogLevel(c.Level); err != nil {
+		p.Addf("level", "%q is not one of debug, info, warn, error", c.Level)
+	}
+	if c.Format != "json" && c.Format != "text" {
+		p.Addf("format", "%q is not one of json, text", c.Format)
+	}
+	return p.Err()
+}
+
+// NewLogger returns the logger that c describes, writing to w (os.Stderr
+// when w is nil), with the trace correlation of [NewLogHandler].
+func NewLogger(w io.Writer, c LogConfig) (*slog.Logger, error) {
+	level, err := ParseLogLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewLogHandler(w, LogOptions{Level: level, Format: c.Format})
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
 }
 
 // ParseLogLevel parses a level name: debug, info, warn or error, in any case.

@@ -38,6 +38,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // InstrumentationName is the instrumentation scope of the tracer and meter
@@ -77,17 +79,18 @@ const (
 )
 
 // Options configures [Setup]. The zero value is valid: no exporter (unless
-// the OTEL_* environment says otherwise), metrics on /metrics only.
+// the OTEL_* environment says otherwise), metrics on /metrics only. The
+// fields with YAML keys are the telemetry section of the configuration.
 type Options struct {
 	// Exporter is where spans and metrics go: "none", "stdout", "otlp-grpc"
-	// or "otlp-http" (see the Exporter* constants).
+	// or "otlp-http".
 	//
 	// Default "": taken from OTEL_TRACES_EXPORTER: "otlp" (with
 	// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL:
 	// "grpc", the default, or "http/protobuf"), "console" (stdout) or
 	// "none"; unset means none. With none, tracing costs nothing (a no-op
 	// tracer provider), which is why it is the default.
-	Exporter string
+	Exporter string `yaml:"exporter"`
 
 	// Endpoint is the OTLP receiver: host:port (gRPC: "collector:4317";
 	// HTTP: "collector:4318") or a URL. A URL is a base, like
@@ -98,23 +101,30 @@ type Options struct {
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
 	// then OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 (gRPC) or
 	// localhost:4318 (HTTP).
-	Endpoint string
+	Endpoint string `yaml:"endpoint"`
 
 	// Insecure sends OTLP without TLS (plain gRPC / http://).
 	//
 	// Default false: TLS, or whatever OTEL_EXPORTER_OTLP_INSECURE says.
 	// Only for a collector on the same host or a trusted network.
-	Insecure bool
+	Insecure bool `yaml:"insecure"`
 
 	// CAFile is a PEM bundle of the CAs to trust for the OTLP receiver's
-	// certificate; CertFile and KeyFile are a PEM client certificate and key
-	// for mutual TLS (both or neither). They replace the exporter's
-	// OTEL_EXPORTER_OTLP_*CERTIFICATE settings when any is set, and cannot be
+	// certificate. With CertFile and KeyFile, it replaces the exporter's
+	// OTEL_EXPORTER_OTLP_*CERTIFICATE settings when any is set; none can be
 	// combined with Insecure.
 	//
-	// Default "": the system roots and no client certificate (or the
-	// exporter's environment settings).
-	CAFile, CertFile, KeyFile string
+	// Default "": the system roots (or the exporter's environment
+	// settings).
+	CAFile string `yaml:"ca_file"`
+
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// mutual TLS (both or neither).
+	//
+	// Default "": no client certificate (or the exporter's environment
+	// settings).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 
 	// Headers are sent with every OTLP export, e.g. an API key for a hosted
 	// backend. They are merged over OTEL_EXPORTER_OTLP_HEADERS (or the
@@ -122,7 +132,7 @@ type Options struct {
 	// OTEL_EXPORTER_OTLP_METRICS_HEADERS): a header set here wins.
 	//
 	// Default nil: only the environment's headers.
-	Headers map[string]string
+	Headers map[string]string `yaml:"headers" secret:"true"`
 
 	// SamplingRatio is the fraction (0..1) of new traces that are sampled.
 	// It is applied under a parent-based sampler: a trace continued from an
@@ -134,18 +144,18 @@ type Options struct {
 	// parentbased_always_on, parentbased_always_off), else 1.0 under a parent
 	// (every trace). At high rates a ratio well below 1 keeps the exporter's
 	// cost bounded.
-	SamplingRatio *float64
+	SamplingRatio *float64 `yaml:"sampling_ratio"`
 
 	// ServiceName is the resource's service.name, what backends group by.
 	//
 	// Default "": OTEL_SERVICE_NAME, else service.name in
 	// OTEL_RESOURCE_ATTRIBUTES, else "nerstream".
-	ServiceName string
+	ServiceName string `yaml:"service_name"`
 
 	// ServiceVersion is the resource's service.version.
 	//
 	// Default "": left out.
-	ServiceVersion string
+	ServiceVersion string `yaml:"-"`
 
 	// ResourceAttributes are added to the resource (e.g.
 	// deployment.environment.name), over OTEL_RESOURCE_ATTRIBUTES: on the
@@ -153,20 +163,20 @@ type Options struct {
 	// service.name and service.version here.
 	//
 	// Default nil: only the environment's and the detected attributes.
-	ResourceAttributes map[string]string
+	ResourceAttributes map[string]string `yaml:"resource_attributes"`
 
 	// MetricInterval is how often metrics are pushed to the exporter. It does
 	// not affect /metrics, which Prometheus pulls whenever it scrapes.
 	//
 	// Default 0: OTEL_METRIC_EXPORT_INTERVAL (milliseconds), else 60s.
-	MetricInterval time.Duration
+	MetricInterval time.Duration `yaml:"metric_interval"`
 
 	// Stdout receives the stdout exporter's JSON, one object per line. The
 	// span and metric exporters' writes are serialized, so it need not be
 	// safe for concurrent use.
 	//
 	// Default nil: os.Stdout.
-	Stdout io.Writer
+	Stdout io.Writer `yaml:"-"`
 
 	// SpanExporter, when set, receives every span synchronously as it ends
 	// (sdktrace.WithSyncer), in place of Exporter for spans (metrics still
@@ -175,7 +185,28 @@ type Options struct {
 	// of a real stream would slow it down.
 	//
 	// Default nil: spans follow Exporter.
-	SpanExporter sdktrace.SpanExporter
+	SpanExporter sdktrace.SpanExporter `yaml:"-"`
+}
+
+// Validate reports the problems of the options that need no environment,
+// at their YAML keys; [Setup] checks the rest.
+func (o Options) Validate() error {
+	var p problems.List
+	switch o.Exporter {
+	case "", ExporterNone, ExporterStdout, ExporterOTLPGRPC, ExporterOTLPHTTP:
+	default:
+		p.Addf("exporter", "%q is not one of none, stdout, otlp-grpc, otlp-http", o.Exporter)
+	}
+	if r := o.SamplingRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		p.Addf("sampling_ratio", "must be between 0 and 1")
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		p.Addf("key_file", "cert_file and key_file go together")
+	}
+	if o.MetricInterval < 0 {
+		p.Addf("metric_interval", "must be >= 0")
+	}
+	return p.Err()
 }
 
 // Telemetry holds the process's tracer and meter providers, its propagator

@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // DefaultAddress is where [NewServer] listens when [ServerOptions.Address] is
@@ -19,6 +22,38 @@ const DefaultAddress = ":8080"
 // defaultShutdownTimeout bounds the graceful stop of [Server.Serve] when
 // [ServerOptions.ShutdownTimeout] is not set.
 const defaultShutdownTimeout = 5 * time.Second
+
+// HTTPConfig is the http section of the configuration: the server of
+// /healthz, /readyz, /metrics and, when enabled, /debug/pprof.
+type HTTPConfig struct {
+	// Address is where the server listens, host:port. Default: ":8080".
+	// "" turns the server off.
+	Address string `yaml:"address"`
+	// Pprof serves Go's profiler under /debug/pprof/. Default: false: it
+	// shows the process's internals, and a profile costs CPU while it
+	// runs.
+	Pprof bool `yaml:"pprof"`
+	// ReadinessInterval is how often readiness checks the brokers when no
+	// write has shown they work. Default: 5s.
+	ReadinessInterval time.Duration `yaml:"readiness_interval"`
+}
+
+// DefaultHTTPConfig returns the http settings of a process.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{Address: ":8080", ReadinessInterval: 5 * time.Second}
+}
+
+// Validate reports every problem of the settings, at their YAML keys.
+func (c HTTPConfig) Validate() error {
+	var p problems.List
+	if a := c.Address; a != "" && !strings.Contains(a, ":") {
+		p.Addf("address", "%q is not host:port (\":8080\", \"127.0.0.1:8080\")", a)
+	}
+	if c.ReadinessInterval <= 0 {
+		p.Addf("readiness_interval", "must be > 0")
+	}
+	return p.Err()
+}
 
 // ServerOptions configures [NewServer].
 type ServerOptions struct {

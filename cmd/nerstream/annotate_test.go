@@ -13,6 +13,7 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/modeltest"
+	"github.com/nerstream/nerstream/stream"
 )
 
 // mixedInput is a JSON-lines file of every kind of line annotate meets.
@@ -126,7 +127,7 @@ func TestAnnotateTinyModel(t *testing.T) {
 	}
 }
 
-// TestAnnotateAlignsEntities runs annotate's loop over a scripted engine
+// TestAnnotateAlignsEntities runs annotate's loop (stream.AnnotateLines) over a scripted engine
 // that names real mentions, so that the invariant is checked on many
 // entities, the long text's windows included.
 func TestAnnotateAlignsEntities(t *testing.T) {
@@ -145,8 +146,7 @@ func TestAnnotateAlignsEntities(t *testing.T) {
 	}
 	input, n := mixedInput()
 	var out bytes.Buffer
-	a := annotator{rec: rec, model: "scripted", name: "in.jsonl", out: bufio.NewWriter(&out), progress: newProgress(&bytes.Buffer{})}
-	if err := a.run(context.Background(), strings.NewReader(input), 4); err != nil {
+	if err := stream.AnnotateLines(context.Background(), rec, strings.NewReader(input), &out, stream.LinesOptions{Name: "in.jsonl", Model: "scripted", Batch: 4}); err != nil {
 		t.Fatal(err)
 	}
 	recs := checkAnnotateOutput(t, input, out.String(), n)

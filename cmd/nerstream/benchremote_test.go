@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/internal/bench"
 )
 
 // TestBenchEngineRemote runs bench engine --engine openai against nerstream
@@ -16,7 +18,7 @@ func TestBenchEngineRemote(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var res remoteBench
+	var res bench.RemoteResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,9 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/nerstream/nerstream/config"
-	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model/hub"
-	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/stream"
 )
 
 // demoDocs are the sample documents; the last two are bad input on
@@ -36,10 +37,8 @@ var demoDocs = []string{
 
 func runDemo(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	modelPath := fset.String("model", "", "GGUF model file, a model reference (hf://OWNER/REPO/FILE.gguf, https://…; pulled into the model cache on first use), or synth:tiny for a synthetic one (default: "+hub.DefaultModelRef+")")
-	threads := fset.Int("threads", 0, "CPU threads (default: all)")
-	gpuLayers := fset.Int("gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
-	maxNew := fset.Int("max-new-tokens", 64, "most tokens per answer")
+	ef := engines.Flags{Model: hub.DefaultModelRef, MaxNewTokens: 64}
+	ef.Register(fset, "the model (default: "+hub.DefaultModelRef+"; synth:tiny for a synthetic one)")
 	asJSON := fset.Bool("json", false, "print the output records as they are, one JSON per line")
 	timeout := fset.Duration("timeout", 10*time.Minute, "give up after this long")
 	verbose := fset.Bool("v", false, "log the member's warnings and group events")
@@ -48,17 +47,16 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	path := *modelPath
-	if path == "" {
-		path = hub.DefaultModelRef
-	}
 	// A model reference is pulled into the cache on first use; the line
 	// that says so goes to standard output, beside the annotations.
-	local, err := hub.Resolve(ctx, path, hub.Options{Progress: s.out, Bar: hub.IsTerminal(s.out)})
+	m, err := openModel(ctx, &ef, s.out, nil)
 	if err != nil {
-		return fmt.Errorf("getting the model %s: %w; pass --model FILE.gguf, or try the demo now with --model synth:tiny (random weights: its entities are meaningless)", path, err)
+		if errors.Is(err, engines.ErrSpec) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("getting the model %s: %w; pass --model FILE.gguf, or try the demo now with --model synth:tiny (random weights: its entities are meaningless)", ef.Model, err)
 	}
-	path = local
+	defer m.Close()
 
 	// The broker: kfake, an embedded Kafka-protocol broker, on loopback.
 	cluster, err := kfake.NewCluster(
@@ -72,15 +70,6 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
 
-	opts := llama.DefaultOptions()
-	opts.Threads = *threads
-	opts.GPULayers = *gpuLayers
-	eng, name, err := openModel(path, opts)
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.GroupID = "nerstream-demo"
@@ -91,29 +80,22 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 	cfg.Input.Topics = []string{"docs"}
 	cfg.Input.FetchMaxWait = 50 * time.Millisecond
 	cfg.Output.Topic, cfg.Output.DeadLetterTopic = "entities", "entities-dlq"
-	cfg.Model.Path = path
-	cfg.Model.EntityTypes = []string{"person", "organization", "location"}
-	cfg.Model.MaxNewTokens = *maxNew
-	if err := cfg.ValidateRun(); err != nil {
-		return usageError{err}
-	}
-	rec, err := model.NewRecognizer(eng, recognizerOptions(cfg.Model))
-	if err != nil {
-		return usageError{err}
-	}
+	cfg.Model.Types = []string{"person", "organization", "location"}
+	cfg.Model.MaxNewTokens = ef.MaxNewTokens
 	level := slog.LevelError
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	m, err := newMember(cfg, rec, name, slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level})), observability{})
+	st, err := stream.New(cfg, m.Engine, stream.WithModelName(m.Name),
+		stream.WithLogger(slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))))
 	if err != nil {
-		return err
+		return usageError{err}
 	}
-	fmt.Fprintf(s.err, "demo: broker on %s; topics docs → entities, entities-dlq; model %s\n", brokers[0], name)
+	fmt.Fprintf(s.err, "demo: broker on %s; topics docs → entities, entities-dlq; model %s\n", brokers[0], m.Name)
 
 	mctx, cancelMember := context.WithCancel(ctx)
 	memberDone := make(chan error, 1)
-	go func() { memberDone <- m.run(mctx) }()
+	go func() { memberDone <- st.Run(mctx) }()
 	// stopMember stops the member gracefully, once, and returns its error.
 	var stopOnce sync.Once
 	var memberErr error

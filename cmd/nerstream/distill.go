@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,9 +16,9 @@ import (
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/distill"
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/hub"
-	"github.com/nerstream/nerstream/model/llama"
 )
 
 // nerstream distill: teacher-labelled UniNER training data from a file or
@@ -86,7 +85,7 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	counter, closeCounter, err := distillTokenizer(*tokenizer)
+	counter, closeCounter, err := distillTokenizer(ctx, *tokenizer, s.err)
 	if err != nil {
 		return err
 	}
@@ -100,7 +99,7 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 			return usagef("--in: %v", err)
 		}
 		defer f.Close()
-		docs = fileDocuments(f, *in)
+		docs = distill.ReadFile(f, *in)
 	} else {
 		cfg, problems, err := cf.load(config.Config.Validate)
 		if err != nil {
@@ -115,12 +114,9 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 		if len(cfg.Kafka.Brokers) == 0 || len(topics) == 0 {
 			return usagef("%s: kafka.brokers and a topic (--topic or input.topics) are needed to read from Kafka", cf.name())
 		}
-		opts, err := snapshotOptions(cfg, topics)
-		if err != nil {
-			return err
-		}
+		cfg.Input.Topics = topics
 		skipped = new(int)
-		docs = topicDocuments(ctx, opts, skipped)
+		docs = distill.ReadTopics(ctx, consumers.SnapshotOptions{Kafka: cfg.Kafka, Input: cfg.Input}, skipped)
 	}
 
 	cp, err := distill.OpenCheckpoint(*checkpoint)
@@ -147,6 +143,9 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("distill: stopped with %d answers in %s; run the same command again to continue", cp.Len(), *checkpoint)
 	}
+	if errors.Is(err, distill.ErrInput) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err // distill.ErrIncomplete says how to go on
 	}
@@ -164,125 +163,19 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	return enc.Encode(summary)
 }
 
-// fileDocuments reads documents from an input file: JSON lines when its
-// first non-blank character is "{", else plain text, a document per block
-// of lines between blank lines. A document's source is FILE:LINE.
-func fileDocuments(r io.Reader, name string) iter.Seq2[distill.Document, error] {
-	return func(yield func(distill.Document, error) bool) {
-		br := bufio.NewReaderSize(r, 1<<20)
-		first, _ := br.Peek(512)
-		jsonLines := strings.HasPrefix(strings.TrimLeft(string(first), " \t\r\n\ufeff"), "{")
-		var block strings.Builder
-		start, n := 0, 0
-		flush := func() bool {
-			if strings.TrimSpace(block.String()) == "" {
-				block.Reset()
-				return true
-			}
-			d := distill.Document{Source: fmt.Sprintf("%s:%d", name, start), Text: block.String()}
-			block.Reset()
-			return yield(d, nil)
-		}
-		for {
-			line, err := br.ReadString('\n')
-			if len(line) > 0 {
-				n++
-				switch {
-				case jsonLines && strings.TrimSpace(line) == "":
-				case jsonLines:
-					doc, derr := consumers.DecodeJSON([]byte(line), consumers.Limits{})
-					if derr != nil {
-						yield(distill.Document{}, usagef("%s:%d: %v", name, n, derr))
-						return
-					}
-					src := doc.ID
-					if src == "" {
-						src = fmt.Sprintf("%s:%d", name, n)
-					}
-					if !yield(distill.Document{Source: src, Text: doc.Text}, nil) {
-						return
-					}
-				case strings.TrimSpace(line) == "":
-					if !flush() {
-						return
-					}
-				default:
-					if block.Len() == 0 {
-						start = n
-					}
-					block.WriteString(line)
-				}
-			}
-			if err == io.EOF {
-				if !jsonLines {
-					flush()
-				}
-				return
-			}
-			if err != nil {
-				yield(distill.Document{}, fmt.Errorf("reading %s: %w", name, err))
-				return
-			}
-		}
-	}
-}
-
-// snapshotOptions are the input settings of run, for reading topics once.
-func snapshotOptions(cfg config.Config, topics []string) (consumers.SnapshotOptions, error) {
-	format, err := consumers.ParseFormat(cfg.Input.Format)
-	if err != nil {
-		return consumers.SnapshotOptions{}, usageError{err}
-	}
-	tlsCfg, mech, err := kafkaSecurity(cfg.Kafka)
-	if err != nil {
-		return consumers.SnapshotOptions{}, usageError{err}
-	}
-	return consumers.SnapshotOptions{
-		Brokers: cfg.Kafka.Brokers, Topics: topics, ClientID: cfg.Kafka.ClientID, FetchMaxBytes: cfg.Input.FetchMaxBytes,
-		Decode: consumers.DecodeOptions{Format: format, Limits: consumers.Limits{MaxBytes: cfg.Input.MaxBytes}},
-		TLS:    tlsCfg, SASL: mech,
-	}, nil
-}
-
-// topicDocuments reads the topics' documents; records that are not valid
-// documents are counted in skipped and left out, as they would be
-// dead-lettered by run.
-func topicDocuments(ctx context.Context, opts consumers.SnapshotOptions, skipped *int) iter.Seq2[distill.Document, error] {
-	return func(yield func(distill.Document, error) bool) {
-		stop := errors.New("stop")
-		err := consumers.ReadSnapshot(ctx, opts, func(m consumers.Message) error {
-			if m.Err != nil {
-				*skipped++
-				return nil
-			}
-			src := m.Doc.ID
-			if src == "" {
-				src = fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
-			}
-			if !yield(distill.Document{Source: src, Text: m.Doc.Text}, nil) {
-				return stop
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, stop) {
-			yield(distill.Document{}, err)
-		}
-	}
-}
-
 // distillTokenizer returns the token counter that --tokenizer names: white
-// space, or a GGUF model's vocabulary (loaded without its weights).
-func distillTokenizer(name string) (model.TokenCounter, func(), error) {
+// space, or a model's vocabulary (a GGUF model is loaded without its
+// weights; any other model counts as its engine does).
+func distillTokenizer(ctx context.Context, name string, progress io.Writer) (model.TokenCounter, func(), error) {
 	if name == "" || name == "whitespace" {
 		return distill.WhitespaceTokens{}, func() {}, nil
 	}
-	opts := llama.DefaultOptions()
-	opts.VocabOnly = true
-	eng, err := loadEngine(name, opts)
+	f := engines.Flags{Model: name}
+	m, err := openModel(ctx, &f, progress, func(o *engines.Options) { o.Llama.VocabOnly = true })
 	if err != nil {
 		return nil, nil, usagef("--tokenizer: %v", err)
 	}
-	return eng, func() { eng.Close() }, nil
+	return m.Engine, func() { m.Close() }, nil
 }
 
 // distillBar draws the progress of the teacher's answers on a terminal:

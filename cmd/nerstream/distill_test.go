@@ -18,6 +18,7 @@ import (
 
 	"github.com/nerstream/nerstream/distill"
 	"github.com/nerstream/nerstream/eval"
+	"github.com/nerstream/nerstream/internal/kafkatest"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
 )
@@ -361,16 +362,16 @@ func TestDistillUsage(t *testing.T) {
 // broker, with run's input settings, and writes what the file gives; a
 // record that is no document is counted and left out.
 func TestDistillFromTopic(t *testing.T) {
-	c := startBroker(t, 1)
+	c := kafkatest.StartBroker(t, 1)
 	var msgs []kafka.Message
 	for _, d := range distillDocs {
 		msgs = append(msgs, kafka.Message{Value: []byte(d)})
 	}
 	msgs = append(msgs, kafka.Message{Value: []byte(`{"text": 42}`)})
-	produceRaw(t, c.ListenAddrs(), msgs...)
+	kafkatest.ProduceRaw(t, c.ListenAddrs(), msgs...)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "nerstream.yaml")
-	yaml := fmt.Sprintf("kafka:\n  brokers: [%q]\ninput:\n  topics: [%q]\n", c.ListenAddrs()[0], inTopic)
+	yaml := fmt.Sprintf("kafka:\n  brokers: [%q]\ninput:\n  topics: [%q]\n", c.ListenAddrs()[0], kafkatest.InTopic)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

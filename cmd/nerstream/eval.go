@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
 	"os"
 
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/eval"
 	"github.com/nerstream/nerstream/model"
-	"github.com/nerstream/nerstream/model/llama"
 )
 
 func runEval(ctx context.Context, s streams, args []string) error {
@@ -22,24 +20,28 @@ func runEval(ctx context.Context, s streams, args []string) error {
 	metric := fset.String("metric", "official", "official (UniNER's strict string metric) or span (strict on start, end, type)")
 	parse := fset.String("parse", "", "how outputs are read: official or lenient (default: official for --metric official, lenient for span)")
 	labelMap := fset.String("label-map", "", "CoNLL label=type pairs over the defaults, comma-separated; label= drops a label")
-	modelPath := fset.String("model", "", "run this GGUF model (or synth:tiny) on the data instead of reading --predictions")
-	threads := fset.Int("threads", 0, "with --model: CPU threads (default: all)")
-	gpuLayers := fset.Int("gpu-layers", -1, "with --model: layers to offload to a GPU: -1 all, 0 none")
-	maxNew := fset.Int("max-new-tokens", model.DefaultMaxNewTokens, "with --model: most tokens per answer")
+	ef := engines.Flags{MaxNewTokens: model.DefaultMaxNewTokens}
+	ef.Register(fset, "run this model on the data instead of reading --predictions")
 	variant := fset.String("variant", "type", "with --model: prompt variant type, definition or supervised (the dataset's name goes into the supervised prompt)")
 	batch := fset.Int("batch", 32, "with --model: passages per engine call")
 	savePath := fset.String("save-predictions", "", "with --model: also write the raw answers here, as --predictions reads them")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
+	useModel := ef.Model != "" || ef.Engine == "openai"
 	if *data == "" {
 		return usagef("--data is required")
 	}
-	if (*predPath == "") == (*modelPath == "") {
+	if (*predPath == "") == !useModel {
 		return usagef("one of --predictions and --model is required")
 	}
-	if *modelPath != "" && (*batch <= 0 || *maxNew <= 0) {
+	if useModel && (*batch <= 0 || ef.MaxNewTokens <= 0) {
 		return usagef("--batch and --max-new-tokens must be > 0")
+	}
+	switch model.Variant(*variant) {
+	case model.VariantType, model.VariantDefinition, model.VariantSupervised:
+	default:
+		return usagef("--variant %q: want type, definition or supervised", *variant)
 	}
 	opts := eval.Options{Metric: eval.Metric(*metric), Parse: model.ParseMode(*parse)}
 	if opts.Metric != eval.MetricOfficial && opts.Metric != eval.MetricSpan {
@@ -57,23 +59,9 @@ func runEval(ctx context.Context, s streams, args []string) error {
 		return inputError("--data", err)
 	}
 	var preds eval.Predictions
-	if *modelPath != "" {
-		opts := llama.DefaultOptions()
-		opts.Threads = *threads
-		opts.GPULayers = *gpuLayers
-		eng, _, err := openModel(*modelPath, opts)
-		if err != nil {
+	if useModel {
+		if preds, err = predict(ctx, s, &ef, datasets, eval.PredictOptions{Variant: model.Variant(*variant), Batch: *batch, MaxNewTokens: ef.MaxNewTokens}, *savePath); err != nil {
 			return err
-		}
-		defer eng.Close()
-		preds, err = predict(ctx, eng, datasets, model.Variant(*variant), *batch, *maxNew, s)
-		if err != nil {
-			return err
-		}
-		if *savePath != "" {
-			if err := savePredictions(*savePath, datasets, preds); err != nil {
-				return err
-			}
 		}
 	} else {
 		f, err := os.Open(*predPath)
@@ -95,12 +83,36 @@ func runEval(ctx context.Context, s streams, args []string) error {
 	if report.MissingPredictions > 0 {
 		fmt.Fprintf(s.err, "nerstream eval: warning: %d of %d queries have no prediction and count as []\n", report.MissingPredictions, report.Queries)
 	}
-	enc := json.NewEncoder(s.out)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(report); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
+	return writeJSON(s.out, report)
+}
+
+// predict runs the model of the flags on the datasets, and saves the
+// answers when save is set.
+func predict(ctx context.Context, s streams, ef *engines.Flags, datasets []eval.Dataset, opts eval.PredictOptions, save string) (eval.Predictions, error) {
+	m, err := openModel(ctx, ef, s.err, nil)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer m.Close()
+	preds, failed, err := eval.Predict(ctx, m.Engine, datasets, opts)
+	if err != nil {
+		return nil, err
+	}
+	if failed > 0 {
+		fmt.Fprintf(s.err, "nerstream eval: warning: %d queries failed in the engine (e.g. longer than the context) and count as []\n", failed)
+	}
+	if save == "" {
+		return preds, nil
+	}
+	f, err := os.Create(save)
+	if err != nil {
+		return nil, usagef("--save-predictions: %v", err)
+	}
+	err = eval.WritePredictions(f, datasets, preds)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return preds, err
 }
 
 // inputError makes a bad or missing input file an exit-2 error; other
@@ -111,81 +123,4 @@ func inputError(what string, err error) error {
 		return usagef("%s: %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// predict asks the model every query of the data, the queries of one
-// passage together so that the engine shares their prefix, and returns the
-// raw answers by query id. A query whose prompt fails (too long for the
-// context) gets no answer and counts as [].
-func predict(ctx context.Context, eng model.Engine, datasets []eval.Dataset, variant model.Variant, batch, maxNew int, s streams) (eval.Predictions, error) {
-	preds := eval.Predictions{}
-	failed := 0
-	for _, d := range datasets {
-		tmpl, err := model.NewTemplate(model.PromptOptions{Variant: variant, Dataset: d.Name})
-		if err != nil {
-			return nil, usageError{err}
-		}
-		// One group per passage, in order of first appearance.
-		var groups []model.PromptGroup
-		var ids [][]string
-		at := map[string]int{}
-		for _, q := range d.Queries {
-			g, ok := at[q.Text]
-			if !ok {
-				g = len(groups)
-				at[q.Text] = g
-				groups = append(groups, model.PromptGroup{})
-				ids = append(ids, nil)
-			}
-			groups[g].Prompts = append(groups[g].Prompts, tmpl.Prompt(q.Text, q.Type))
-			ids[g] = append(ids[g], q.ID)
-		}
-		for lo := 0; lo < len(groups); lo += batch {
-			hi := min(lo+batch, len(groups))
-			out, err := eng.Generate(ctx, groups[lo:hi], model.GenerateOptions{MaxNewTokens: maxNew})
-			if err != nil {
-				return nil, fmt.Errorf("running the model on %s: %w", d.Name, err)
-			}
-			for g, comps := range out {
-				for k, c := range comps {
-					if c.Err != nil {
-						failed++
-						continue
-					}
-					preds[ids[lo+g][k]] = c.Text
-				}
-			}
-		}
-	}
-	if failed > 0 {
-		fmt.Fprintf(s.err, "nerstream eval: warning: %d queries failed in the engine (e.g. longer than the context) and count as []\n", failed)
-	}
-	return preds, nil
-}
-
-// savePredictions writes the answers in the --predictions format, in the
-// data's order.
-func savePredictions(path string, datasets []eval.Dataset, preds eval.Predictions) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return usagef("--save-predictions: %v", err)
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for _, d := range datasets {
-		for _, q := range d.Queries {
-			if out, ok := preds[q.ID]; ok {
-				if err := enc.Encode(map[string]string{"id": q.ID, "output": out}); err != nil {
-					f.Close()
-					return err
-				}
-			}
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

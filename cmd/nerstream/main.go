@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/model/hub"
 )
 
 func main() {
@@ -112,6 +116,45 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  nerstream %s %s\n      %s\n", c.name, c.usage, c.summary)
 	}
 	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input file.")
+}
+
+// openModel opens the model that the engine flags name, pulling a
+// reference into the model cache with its progress on progress. A spec
+// that names no model is bad usage.
+func openModel(ctx context.Context, f *engines.Flags, progress io.Writer, adjust func(*engines.Options)) (*engines.Model, error) {
+	spec, err := f.Spec()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	opts, err := f.Options()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	opts.Pull = hub.Options{Progress: progress, Bar: hub.IsTerminal(progress)}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	m, err := engines.Open(ctx, spec, opts)
+	return checkModel("--model", m, err)
+}
+
+// checkModel makes a bad model spec a usage error naming the setting.
+func checkModel(setting string, m *engines.Model, err error) (*engines.Model, error) {
+	if errors.Is(err, engines.ErrSpec) {
+		return nil, usagef("%s: %v", setting, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	return m, nil
+}
+
+// writeJSON writes v as indented JSON, the output of the commands that
+// print figures.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // oneLine keeps an error message on one line.

@@ -20,9 +20,6 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	if cfg := os.Getenv("NERSTREAM_TEST_MEMBER"); cfg != "" {
-		os.Exit(testMemberMain(cfg))
-	}
 	os.Exit(m.Run())
 }
 

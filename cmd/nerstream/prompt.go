@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"unicode/utf8"
 
 	"github.com/nerstream/nerstream/config"
@@ -47,24 +48,19 @@ func runPrompt(_ context.Context, s streams, args []string) error {
 	}
 	p := cfg.Model.Prompt
 	if set["variant"] {
-		p.Variant = *variant
+		p.Variant = model.Variant(*variant)
 	}
 	if set["dataset"] {
 		p.Dataset = *dataset
 	}
-	defs := map[string]string{}
-	for k, v := range p.Definitions {
-		defs[k] = v
-	}
 	if set["definition"] {
-		defs[*typ] = *definition
+		p.Definitions = maps.Clone(p.Definitions)
+		if p.Definitions == nil {
+			p.Definitions = map[string]string{}
+		}
+		p.Definitions[*typ] = *definition
 	}
-	t, err := model.NewTemplate(model.PromptOptions{
-		Variant:          model.Variant(p.Variant),
-		Dataset:          p.Dataset,
-		SupervisedFormat: p.SupervisedFormat,
-		Definitions:      defs,
-	})
+	t, err := model.NewTemplate(p)
 	if err != nil {
 		return usageError{err}
 	}

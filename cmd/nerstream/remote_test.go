@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,11 +12,11 @@ import (
 	"testing"
 
 	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
 	"github.com/nerstream/nerstream/model/openai"
 	"github.com/nerstream/nerstream/record"
-	"github.com/nerstream/nerstream/telemetry"
 )
 
 // TestOpenAIEngineAgainstServe is issue 7's equivalence: the openai engine,
@@ -149,22 +147,21 @@ func TestConfiguredOpenAIEngine(t *testing.T) {
 	cfg.Model.Engine = "openai"
 	cfg.Model.OpenAI.Endpoints = []string{base + "/v1"}
 	cfg.Model.OpenAI.Dialect = "llama-server"
-	cfg.Model.EntityTypes = []string{"person"}
+	cfg.Model.Types = []string{"person"}
 	cfg.Model.MaxNewTokens = 8
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var errs syncBuffer
-	eng, name, err := openConfiguredEngine(context.Background(), cfg.Model, streams{out: io.Discard, err: &errs},
-		slog.New(slog.NewTextHandler(&errs, nil)), telemetry.NewHealth(telemetry.CheckModel), nil)
+	spec, opts := engines.FromConfig(cfg.Model)
+	m, err := engines.Open(context.Background(), spec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
-	if name != "openai" {
-		t.Errorf("name %q", name)
+	defer m.Close()
+	if m.Name != "openai" {
+		t.Errorf("name %q", m.Name)
 	}
-	rec, err := model.NewRecognizer(eng, recognizerOptions(cfg.Model))
+	rec, err := model.NewRecognizer(m.Engine, cfg.Model.RecognizerOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

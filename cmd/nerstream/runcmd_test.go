@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/internal/kafkatest"
 	"github.com/nerstream/nerstream/model/gguf"
 )
 
@@ -20,9 +21,9 @@ import (
 // annotates everything, commits, leaves the group and exits 0.
 func TestRunCommand(t *testing.T) {
 	const n = 40
-	c := startBroker(t, 3)
+	c := kafkatest.StartBroker(t, 3)
 	brokers := c.ListenAddrs()
-	produceDocs(t, brokers, 0, n)
+	kafkatest.ProduceDocs(t, brokers, 0, n)
 	// The model is a reference: run pulls it into the cache on first use.
 	var model bytes.Buffer
 	if err := gguf.Synth(&model, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
@@ -33,11 +34,11 @@ func TestRunCommand(t *testing.T) {
 	}))
 	defer srv.Close()
 	cacheDir := t.TempDir()
-	cfg := streamConfig(brokers)
+	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Model.Path = srv.URL + "/models/tiny.gguf"
 	cfg.Model.MaxNewTokens = 8
 	cfg.Model.Threads = 1
-	cmd := exec.Command(os.Args[0], "run", "--config", writeConfig(t, cfg))
+	cmd := exec.Command(os.Args[0], "run", "--config", kafkatest.WriteConfig(t, cfg))
 	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1", "NERSTREAM_MODEL_DIR="+cacheDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -50,7 +51,7 @@ func TestRunCommand(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	})
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 3, 60*time.Second)
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 3, 60*time.Second)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestRunCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "nerstream: stopped") || !strings.Contains(stderr.String(), `"annotated":40`) {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
-	recs := readTopic(t, brokers, outTopic, 3)
+	recs := kafkatest.ReadTopic(t, brokers, kafkatest.OutTopic, 3)
 	if len(recs) != n {
 		t.Fatalf("%d annotation records, want %d", len(recs), n)
 	}

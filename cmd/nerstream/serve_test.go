@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/record"
@@ -126,14 +125,12 @@ func doRequest(t *testing.T, req *http.Request) (int, []byte) {
 // server, to compare answers with.
 func openTestEngine(t *testing.T) (*llama.Engine, string) {
 	t.Helper()
-	opts := llama.DefaultOptions()
-	opts.Threads = 1
-	eng, name, err := openModel("synth:tiny", opts)
+	m, err := engines.Open(context.Background(), "synth:tiny", engines.Options{Llama: llama.Options{Threads: 1, GPULayers: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Close() })
-	return eng, name
+	t.Cleanup(func() { m.Close() })
+	return m.Local, m.Name
 }
 
 // checkRecord checks an annotation record against its document.
@@ -163,38 +160,30 @@ func checkRecord(t *testing.T, rec record.Annotation, id, text string, types []s
 }
 
 // apiErrorBody is the OpenAI error shape.
+// completionResponse is the answer of /v1/completions as a client reads it.
+type completionResponse struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index        int    `json:"index"`
+		Text         string `json:"text"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	} `json:"usage"`
+}
+
 type apiErrorBody struct {
 	Error struct {
 		Message string `json:"message"`
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 	} `json:"error"`
-}
-
-func TestServeTextPromptTokenizesAsTemplate(t *testing.T) {
-	eng, _ := openTestEngine(t)
-	tmpl, err := model.NewTemplate(model.PromptOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, text := range []string{"Ada Lovelace met Charles Babbage in London.", "x", "tab\tand\nnewline, ünïcode"} {
-		p := tmpl.Prompt(text, "person")
-		want, err := eng.Tokenize(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := eng.Tokenize(textPrompt(p.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%q: text prompt tokens %v, want the template's %v", text, got, want)
-		}
-	}
-	// "</s>" at the edges and twice in a row.
-	if got := textPrompt("</s>a</s></s>b").String(); got != "</s>a</s></s>b" {
-		t.Errorf("textPrompt changed the text: %q", got)
-	}
 }
 
 func TestServe(t *testing.T) {
@@ -509,59 +498,5 @@ func TestServeUsageErrors(t *testing.T) {
 	} {
 		code, _, errs := runCLI(t, "", tc.args...)
 		checkOneLineError(t, code, 2, errs, tc.contains)
-	}
-}
-
-// TestServeInFlightCap: past --max-in-flight requests, the next one gets
-// 429 with Retry-After at once, and is answered again once one finishes.
-func TestServeInFlightCap(t *testing.T) {
-	api := &serveAPI{opts: serveOptions{maxInFlight: 2, maxBodyBytes: 1 << 10, timeout: time.Minute}, log: slog.New(slog.DiscardHandler)}
-	api.backend.Store(&serveBackend{name: "test"})
-	entered, release := make(chan struct{}, 2), make(chan struct{})
-	srv := httptest.NewServer(api.handle(http.MethodPost, func(ctx context.Context, _ *serveBackend, _ []byte) (any, *apiError) {
-		entered <- struct{}{}
-		<-release
-		return map[string]string{"ok": "yes"}, nil
-	}))
-	defer srv.Close()
-	post := func() *http.Response {
-		resp, err := http.Post(srv.URL, "application/json", strings.NewReader("{}"))
-		if err != nil {
-			t.Error(err)
-			return nil
-		}
-		return resp
-	}
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			if resp := post(); resp != nil {
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					t.Errorf("held request: %d", resp.StatusCode)
-				}
-			}
-		})
-	}
-	<-entered
-	<-entered
-	resp := post()
-	if resp == nil {
-		t.FailNow()
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "server_busy") {
-		t.Errorf("third request: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
-	}
-	close(release)
-	wg.Wait()
-	if resp := post(); resp == nil || resp.StatusCode != 200 {
-		t.Errorf("after the held requests finished: %v", resp)
-	} else {
-		resp.Body.Close()
-	}
-	if n := api.inFlight.Load(); n != 0 {
-		t.Errorf("%d requests counted in flight after all finished", n)
 	}
 }

@@ -130,12 +130,13 @@ type Stats struct {
 	GeneratedTokens int
 }
 
-// ErrClosed is returned by an engine that was closed.
-var ErrClosed = errors.New("llama: engine closed")
+// ErrClosed is returned by an engine that was closed; it wraps
+// [model.ErrClosed].
+var ErrClosed = fmt.Errorf("llama: %w", model.ErrClosed)
 
 // ErrPromptTooLong is a prompt that, with room for its answer, does not fit
-// the model's context.
-var ErrPromptTooLong = errors.New("llama: prompt does not fit the context")
+// the model's context; it wraps [model.ErrPromptTooLong].
+var ErrPromptTooLong = fmt.Errorf("llama: %w", model.ErrPromptTooLong)
 
 // Load loads a GGUF model and starts its scheduler.
 func Load(path string, opts Options) (*Engine, error) {

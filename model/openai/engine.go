@@ -1,10 +1,10 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +15,9 @@ import (
 
 	"github.com/nerstream/nerstream/model"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/backoff"
+	"github.com/nerstream/nerstream/internal/openaiapi"
+	"github.com/nerstream/nerstream/internal/problems"
 )
 
 // Dialect names a server's extensions to the OpenAI API.
@@ -61,80 +63,82 @@ type Options struct {
 	// them: http://host:8000/v1. Requests go to {base}/completions;
 	// /tokenize goes to the server's root (the base without a trailing
 	// /v1). Required: at least one.
-	Endpoints []string
+	Endpoints []string `yaml:"endpoints"`
 	// Model is the served model's name, sent as "model". vLLM checks it
 	// against --served-model-name (default: the model path given to vllm
 	// serve); llama-server ignores it. Default: empty, and the field is
 	// left out.
-	Model string
+	Model string `yaml:"model"`
 	// APIKey is sent as "Authorization: Bearer <key>". Default: none.
-	APIKey string
+	APIKey string `yaml:"api_key" secret:"true"`
 	// APIKeyFile names a file that holds the API key (white space at the
-	// ends is dropped), read once by [New]; for keys mounted as secrets.
-	// Set at most one of APIKey and APIKeyFile.
-	APIKeyFile string
-	// Dialect says which server extensions to use: [DialectVLLM],
-	// [DialectLlamaServer], or [DialectGeneric] (default), none.
-	Dialect Dialect
+	// ends is dropped), read once when the engine starts; for keys mounted
+	// as secrets. Set at most one of APIKey and APIKeyFile.
+	APIKeyFile string `yaml:"api_key_file"`
+	// Dialect is the servers' extensions: "llama-server" (llama.cpp's
+	// server, and nerstream serve), "vllm", or "" (default: the plain
+	// OpenAI API, whose token counts are estimated from bytes, which makes
+	// long documents' windows smaller than they need be).
+	Dialect Dialect `yaml:"dialect"`
 	// GuidedJSON asks the server to hold each answer to a JSON array of
 	// strings, as the in-process engine's grammar does: vLLM's
 	// "structured_outputs" {"json": schema} (vLLM 0.10.2 and later; it
 	// replaced "guided_json", removed in 0.12), llama-server's GBNF
 	// "grammar". It needs Dialect vllm or llama-server. Default: false, as
 	// the official decoding.
-	GuidedJSON bool
+	GuidedJSON bool `yaml:"-"`
 	// Tokenize is how TokenCount counts. Default: the dialect's /tokenize
 	// for vllm and llama-server, else [TokenizeEstimate] (the generic API
 	// has no tokenizer endpoint).
-	Tokenize Tokenize
+	Tokenize Tokenize `yaml:"-"`
 	// ContextTokens is the model's context window, which the recognizer
 	// fits prompts and answers into. Default: 2048, UniNER's context. Set
 	// it no larger than the servers' (vLLM --max-model-len; llama-server's
 	// context per slot): a longer prompt comes back as a 400, and its
 	// document is dead-lettered.
-	ContextTokens int
-	// Routing spreads requests over the endpoints. Default:
-	// [RoutingLeastInFlight], which keeps a slow server from piling up
-	// work.
-	Routing Routing
+	ContextTokens int `yaml:"-"`
+	// Routing spreads requests over the endpoints: "least-in-flight"
+	// (default), which keeps a slow server from piling up work, or
+	// "round-robin".
+	Routing Routing `yaml:"routing"`
 	// MaxInFlightPerEndpoint bounds the requests in flight on each
 	// endpoint; more wait in nerstream, where they can still go to the
 	// next free endpoint, rather than in one server's queue. Default: 8.
-	MaxInFlightPerEndpoint int
+	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
 	// Timeout bounds each request (each attempt, not the retries
 	// together). Default: 60s: one group is up to 64 prompts of up to 256
 	// new tokens, which a loaded GPU answers in seconds.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// Retries is how many times a failed request is sent again. Default:
 	// 3, which rides over one server's restart in a pool of several;
 	// negative: none.
-	Retries int
+	Retries int `yaml:"-"`
 	// BackoffInitial and BackoffMax shape the wait before a retry: a
 	// random time between 0 and min(BackoffMax, BackoffInitial×2^retry)
 	// ("full jitter", so retries from many callers spread out). Defaults:
 	// 100ms and 5s.
-	BackoffInitial, BackoffMax time.Duration
+	BackoffInitial, BackoffMax time.Duration `yaml:"-"`
 	// MaxRetryAfter caps how long a server's Retry-After (on 429 and 503)
 	// keeps requests off its endpoint, so that a server that asks for an
 	// hour is tried again soon. Default: 30s.
-	MaxRetryAfter time.Duration
+	MaxRetryAfter time.Duration `yaml:"-"`
 	// FailureThreshold is the number of consecutive failures after which
 	// an endpoint is ejected. Default: 3: one failure can be chance,
 	// three in a row rarely are.
-	FailureThreshold int
+	FailureThreshold int `yaml:"-"`
 	// Cooldown is how long an ejected endpoint gets no requests before a
 	// probe is tried. Default: 10s, about a server process's restart.
-	Cooldown time.Duration
+	Cooldown time.Duration `yaml:"-"`
 	// AllowSpecialTokenText sends prompts whose user parts hold
 	// special-token text ("<s>", "</s>", "<unk>"), which the server would
 	// parse as special tokens. Default: false: such prompts are refused
 	// with [ErrSpecialTokenText] (see the package doc).
-	AllowSpecialTokenText bool
+	AllowSpecialTokenText bool `yaml:"-"`
 	// HTTPClient sends the requests; pass one with an instrumented
 	// transport to trace them. Its Timeout should be zero or above
 	// Timeout. Default: a client whose transport keeps
 	// MaxInFlightPerEndpoint idle connections per host.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 
 	// now, sleep and jitter are replaced by tests.
 	now    func() time.Time
@@ -160,6 +164,7 @@ type Engine struct {
 	client   *http.Client
 	apiKey   string
 	capacity int
+	backoff  backoff.Policy
 
 	mu       sync.Mutex
 	eps      []*endpoint
@@ -168,68 +173,116 @@ type Engine struct {
 	stats    counters
 }
 
+// DefaultOptions returns the options that zero values stand for. Tokenize
+// is left empty: its default depends on the dialect.
+func DefaultOptions() Options {
+	return Options{
+		Routing:                RoutingLeastInFlight,
+		ContextTokens:          2048,
+		MaxInFlightPerEndpoint: 8,
+		Timeout:                60 * time.Second,
+		Retries:                3,
+		BackoffInitial:         100 * time.Millisecond,
+		BackoffMax:             5 * time.Second,
+		MaxRetryAfter:          30 * time.Second,
+		FailureThreshold:       3,
+		Cooldown:               10 * time.Second,
+	}
+}
+
+// withDefaults fills the zero values with the defaults.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	o.Routing = cmp.Or(o.Routing, d.Routing)
+	o.ContextTokens = cmp.Or(o.ContextTokens, d.ContextTokens)
+	o.MaxInFlightPerEndpoint = cmp.Or(o.MaxInFlightPerEndpoint, d.MaxInFlightPerEndpoint)
+	o.Timeout = cmp.Or(o.Timeout, d.Timeout)
+	o.Retries = cmp.Or(o.Retries, d.Retries)
+	o.BackoffInitial = cmp.Or(o.BackoffInitial, d.BackoffInitial)
+	o.BackoffMax = cmp.Or(o.BackoffMax, d.BackoffMax)
+	o.MaxRetryAfter = cmp.Or(o.MaxRetryAfter, d.MaxRetryAfter)
+	o.FailureThreshold = cmp.Or(o.FailureThreshold, d.FailureThreshold)
+	o.Cooldown = cmp.Or(o.Cooldown, d.Cooldown)
+	if o.Tokenize == "" {
+		switch o.Dialect {
+		case DialectVLLM:
+			o.Tokenize = TokenizeVLLM
+		case DialectLlamaServer:
+			o.Tokenize = TokenizeLlamaServer
+		default:
+			o.Tokenize = TokenizeEstimate
+		}
+	}
+	return o
+}
+
+// Validate reports every problem of the options, at their YAML keys (the
+// Go field's name for a field that has none). Endpoints may be empty here:
+// [New] requires them, and the configuration only when the openai engine
+// is chosen.
+func (o Options) Validate() error {
+	var p problems.List
+	for i, e := range o.Endpoints {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			p.Addf(fmt.Sprintf("endpoints[%d]", i), "%q is not an http:// or https:// URL", openaiapi.HideUserinfoRaw(e))
+		}
+	}
+	switch o.Dialect {
+	case DialectGeneric, DialectVLLM, DialectLlamaServer:
+	default:
+		p.Addf("dialect", "%q is not one of llama-server, vllm or empty", o.Dialect)
+	}
+	if o.GuidedJSON && o.Dialect == DialectGeneric {
+		p.Addf("GuidedJSON", "needs a dialect (vllm or llama-server): the plain OpenAI API has no grammar")
+	}
+	switch o.Tokenize {
+	case "", TokenizeVLLM, TokenizeLlamaServer, TokenizeEstimate:
+	default:
+		p.Addf("Tokenize", "%q is not one of vllm, llama-server, estimate", o.Tokenize)
+	}
+	switch o.Routing {
+	case RoutingLeastInFlight, RoutingRoundRobin:
+	default:
+		p.Addf("routing", "%q is not one of least-in-flight, round-robin", o.Routing)
+	}
+	if o.MaxInFlightPerEndpoint <= 0 {
+		p.Addf("max_in_flight_per_endpoint", "must be > 0")
+	}
+	if o.Timeout <= 0 {
+		p.Addf("timeout", "must be > 0")
+	}
+	if o.APIKey != "" && o.APIKeyFile != "" {
+		p.Addf("api_key_file", "set api_key or api_key_file, not both")
+	}
+	if o.ContextTokens <= 0 || o.BackoffInitial <= 0 || o.BackoffMax <= 0 || o.MaxRetryAfter <= 0 || o.FailureThreshold <= 0 || o.Cooldown <= 0 {
+		p.Addf("", "ContextTokens, BackoffInitial, BackoffMax, MaxRetryAfter, FailureThreshold and Cooldown must be > 0")
+	}
+	return p.Err()
+}
+
 // New checks the options and returns an engine. It sends no request.
 func New(opts Options) (*Engine, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("openai: no endpoints")
 	}
-	switch opts.Dialect {
-	case DialectGeneric, DialectVLLM, DialectLlamaServer:
-	default:
-		return nil, fmt.Errorf("openai: unknown dialect %q (want vllm, llama-server or empty)", opts.Dialect)
+	// Retries < 0 means none; 0 is the default.
+	noRetries := opts.Retries < 0
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
 	}
-	if opts.GuidedJSON && opts.Dialect == DialectGeneric {
-		return nil, errors.New("openai: guided JSON needs a dialect (vllm or llama-server): the plain OpenAI API has no grammar")
-	}
-	if opts.Tokenize == "" {
-		switch opts.Dialect {
-		case DialectVLLM:
-			opts.Tokenize = TokenizeVLLM
-		case DialectLlamaServer:
-			opts.Tokenize = TokenizeLlamaServer
-		default:
-			opts.Tokenize = TokenizeEstimate
-		}
-	}
-	switch opts.Tokenize {
-	case TokenizeVLLM, TokenizeLlamaServer, TokenizeEstimate:
-	default:
-		return nil, fmt.Errorf("openai: unknown tokenize %q (want vllm, llama-server or estimate)", opts.Tokenize)
-	}
-	if opts.Routing == "" {
-		opts.Routing = RoutingLeastInFlight
-	}
-	if opts.Routing != RoutingLeastInFlight && opts.Routing != RoutingRoundRobin {
-		return nil, fmt.Errorf("openai: unknown routing %q (want least-in-flight or round-robin)", opts.Routing)
-	}
-	if opts.ContextTokens < 0 || opts.MaxInFlightPerEndpoint < 0 || opts.Timeout < 0 || opts.BackoffInitial < 0 ||
-		opts.BackoffMax < 0 || opts.MaxRetryAfter < 0 || opts.FailureThreshold < 0 || opts.Cooldown < 0 {
-		return nil, errors.New("openai: negative option (only Retries may be negative)")
-	}
-	setDefault(&opts.ContextTokens, 2048)
-	setDefault(&opts.MaxInFlightPerEndpoint, 8)
-	setDefault(&opts.Timeout, 60*time.Second)
-	if opts.Retries == 0 {
-		opts.Retries = 3
-	} else if opts.Retries < 0 {
+	if noRetries {
 		opts.Retries = 0
 	}
-	setDefault(&opts.BackoffInitial, 100*time.Millisecond)
-	setDefault(&opts.BackoffMax, 5*time.Second)
-	setDefault(&opts.MaxRetryAfter, 30*time.Second)
-	setDefault(&opts.FailureThreshold, 3)
-	setDefault(&opts.Cooldown, 10*time.Second)
 	if opts.now == nil {
 		opts.now = time.Now
 	}
 	if opts.sleep == nil {
-		opts.sleep = apiclient.Sleep
-	}
-	if opts.jitter == nil {
-		opts.jitter = rand.Float64
+		opts.sleep = backoff.Sleep
 	}
 
-	e := &Engine{opts: opts, released: make(chan struct{})}
+	e := &Engine{opts: opts, released: make(chan struct{}),
+		backoff: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax, Jitter: true, Rand: opts.jitter}}
 	seen := map[string]bool{}
 	for _, raw := range opts.Endpoints {
 		ep, err := newEndpoint(raw)
@@ -244,7 +297,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.capacity = len(e.eps) * opts.MaxInFlightPerEndpoint
 
-	key, err := apiclient.APIKey(opts.APIKey, opts.APIKeyFile)
+	key, err := openaiapi.APIKey(opts.APIKey, opts.APIKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("openai: %w", err)
 	}
@@ -270,17 +323,11 @@ func NewTransport(idlePerEndpoint int) *http.Transport {
 	return tr
 }
 
-func setDefault[T int | time.Duration](v *T, d T) {
-	if *v == 0 {
-		*v = d
-	}
-}
-
 // newEndpoint checks a base URL.
 func newEndpoint(raw string) (*endpoint, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", apiclient.HideUserinfoRaw(raw))
+		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", openaiapi.HideUserinfoRaw(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("openai: endpoint %s has a query or fragment", u.Redacted())

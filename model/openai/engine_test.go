@@ -841,11 +841,11 @@ func TestBackoff(t *testing.T) {
 	e, _ := newTestEngine(t, Options{Endpoints: []string{"http://127.0.0.1:1/v1"}})
 	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000}
 	for i, w := range want {
-		if got := e.backoff(i); got != w*time.Millisecond {
+		if got := e.backoff.Delay(i); got != w*time.Millisecond {
 			t.Errorf("backoff(%d) = %v, want %v", i, got, w*time.Millisecond)
 		}
 	}
-	if got := e.backoff(100); got != 5*time.Second {
+	if got := e.backoff.Delay(100); got != 5*time.Second {
 		t.Errorf("backoff(100) = %v", got)
 	}
 

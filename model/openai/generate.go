@@ -9,43 +9,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/model"
 )
 
+// stopAtEOS is the stop list of every request.
+var stopAtEOS = json.RawMessage(`["` + model.EOS + `"]`)
+
 // answerSchema is the JSON schema of an answer, for vLLM.
 var answerSchema = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
-
-// completionRequest is the body of POST /v1/completions.
-type completionRequest struct {
-	Model       string   `json:"model,omitempty"`
-	Prompt      []string `json:"prompt"`
-	MaxTokens   int      `json:"max_tokens"`
-	Temperature float64  `json:"temperature"`
-	Stop        []string `json:"stop"`
-	// vLLM's structured outputs.
-	StructuredOutputs map[string]any `json:"structured_outputs,omitempty"`
-	// llama-server's grammar.
-	Grammar string `json:"grammar,omitempty"`
-}
-
-type usage struct {
-	PromptTokens     *int `json:"prompt_tokens"`
-	CompletionTokens *int `json:"completion_tokens"`
-}
-
-type choice struct {
-	Index *int    `json:"index"`
-	Text  *string `json:"text"`
-	// Usage is per choice: no server is known to send it here, but a
-	// multi-prompt answer that comes as a list of completions (below)
-	// has one per completion.
-	Usage *usage `json:"usage"`
-}
-
-type completionResponse struct {
-	Choices []choice `json:"choices"`
-	Usage   *usage   `json:"usage"`
-}
 
 // Generate implements [model.Engine]. Each group is one request; the groups
 // run concurrently, at most as many as the pool has places.
@@ -90,15 +62,16 @@ feed:
 // generateGroup answers one group into *out. Its error fails the whole call.
 func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxNew int, out *[]model.Completion) error {
 	comps := make([]model.Completion, len(prompts))
-	req := completionRequest{Model: e.opts.Model, MaxTokens: maxNew, Temperature: 0, Stop: []string{model.EOS}}
-	var sent []int // indices into prompts of req.Prompt
+	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &maxNew, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS}
+	var sent []int     // indices into prompts of texts
+	var texts []string // the prompts sent
 	for p, prompt := range prompts {
 		if err := e.checkPrompt(prompt); err != nil {
 			comps[p].Err = err
 			continue
 		}
 		sent = append(sent, p)
-		req.Prompt = append(req.Prompt, prompt.String())
+		texts = append(texts, prompt.String())
 	}
 	if len(sent) > 0 {
 		if e.opts.GuidedJSON {
@@ -109,6 +82,10 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 				req.Grammar = model.AnswerGrammar
 			}
 		}
+		var err error
+		if req.Prompt, err = json.Marshal(texts); err != nil {
+			return fmt.Errorf("openai: encoding a request: %w", err)
+		}
 		payload, err := json.Marshal(req)
 		if err != nil {
 			return fmt.Errorf("openai: encoding a request: %w", err)
@@ -116,7 +93,7 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 		var got []model.Completion
 		err = e.call(ctx, func(ep *endpoint) string { return ep.base + "/completions" }, payload, func(body []byte) error {
 			var err error
-			got, err = decodeCompletions(body, req.Prompt)
+			got, err = decodeCompletions(body, texts)
 			return err
 		})
 		if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
@@ -139,7 +116,7 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 // one completion object, or (llama-server, for a list of prompts) a list
 // of them, one per prompt. Every prompt must have exactly one choice.
 func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error) {
-	var resps []completionResponse
+	var resps []openaiapi.CompletionResponse
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
 		if err := json.Unmarshal(body, &resps); err != nil {
@@ -153,16 +130,16 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 			}
 		}
 	} else {
-		var r completionResponse
+		var r openaiapi.CompletionResponse
 		if err := json.Unmarshal(body, &r); err != nil {
 			return nil, err
 		}
-		resps = []completionResponse{r}
+		resps = []openaiapi.CompletionResponse{r}
 	}
 	n := len(prompts)
 	texts := make([]*string, n)
-	per := make([]*usage, n)
-	var total usage
+	per := make([]*openaiapi.Usage, n)
+	var total openaiapi.Usage
 	count := 0
 	for _, r := range resps {
 		if r.Usage != nil {
@@ -223,7 +200,7 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 	return out, nil
 }
 
-func addUsage(a, b usage) usage {
+func addUsage(a, b openaiapi.Usage) openaiapi.Usage {
 	add := func(x, y *int) *int {
 		if y == nil {
 			return x
@@ -234,7 +211,7 @@ func addUsage(a, b usage) usage {
 		}
 		return &v
 	}
-	return usage{add(a.PromptTokens, b.PromptTokens), add(a.CompletionTokens, b.CompletionTokens)}
+	return openaiapi.Usage{PromptTokens: add(a.PromptTokens, b.PromptTokens), CompletionTokens: add(a.CompletionTokens, b.CompletionTokens)}
 }
 
 // spread divides total in proportion to weights, by largest remainder, so

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/apiclient"
+	"github.com/nerstream/nerstream/internal/openaiapi"
 )
 
 // maxBody bounds an answer's body: a group's answers are a few KiB.
@@ -36,7 +36,7 @@ func (e *StatusError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
-	b.WriteString(apiclient.StatusHint(e.StatusCode))
+	b.WriteString(openaiapi.StatusHint(e.StatusCode))
 	return b.String()
 }
 
@@ -90,28 +90,18 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 		}
 		// Back off; and when every endpoint that is not ejected asked
 		// for time (Retry-After), give it that time.
-		wait := max(e.backoff(attempt), e.readyIn())
+		wait := max(e.backoff.Delay(attempt), e.readyIn())
 		if err := e.opts.sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
 }
 
-// backoff is the wait before retry number attempt+1: full jitter over an
-// exponential ceiling.
-func (e *Engine) backoff(attempt int) time.Duration {
-	ceiling := e.opts.BackoffMax
-	if attempt < 30 {
-		ceiling = min(ceiling, e.opts.BackoffInitial<<attempt)
-	}
-	return time.Duration(e.opts.jitter() * float64(ceiling))
-}
-
 // send makes one attempt.
 func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload []byte, decode func([]byte) error) (result, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	name := apiclient.HideUserinfoRaw(target)
+	name := openaiapi.HideUserinfoRaw(target)
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
 		return resultFailure, 0, fmt.Errorf("openai: %s: %w", name, err)
@@ -149,12 +139,12 @@ func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload 
 		}
 		return resultOK, 0, nil
 	}
-	se := &StatusError{StatusCode: code, URL: name, Message: apiclient.ErrorMessage(e.redact(string(body)))}
+	se := &StatusError{StatusCode: code, URL: name, Message: openaiapi.ErrorMessage(e.redact(string(body)))}
 	switch {
 	case code == http.StatusTooManyRequests:
-		return resultBusy, apiclient.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+		return resultBusy, openaiapi.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
 	case code == http.StatusServiceUnavailable:
-		return resultFailure, apiclient.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
+		return resultFailure, openaiapi.RetryAfter(resp.Header.Get("Retry-After"), e.opts.now()), se
 	case se.permanent():
 		return resultOK, 0, se // the server is up; the request is at fault
 	}

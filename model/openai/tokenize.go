@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/record"
 )
 
@@ -16,22 +17,14 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var req any
+	req := openaiapi.TokenizeRequest{}
 	switch e.opts.Tokenize {
 	case TokenizeEstimate:
 		return EstimateTokens(text), nil
 	case TokenizeVLLM:
-		req = struct {
-			Model            string `json:"model,omitempty"`
-			Prompt           string `json:"prompt"`
-			AddSpecialTokens bool   `json:"add_special_tokens"`
-		}{e.opts.Model, text, false}
+		req.Model, req.Prompt, req.AddSpecialTokens = e.opts.Model, &text, openaiapi.Ptr(false)
 	case TokenizeLlamaServer:
-		req = struct {
-			Content      string `json:"content"`
-			AddSpecial   bool   `json:"add_special"`
-			ParseSpecial bool   `json:"parse_special"`
-		}{text, false, false}
+		req.Content, req.AddSpecial, req.ParseSpecial = &text, openaiapi.Ptr(false), openaiapi.Ptr(false)
 	}
 	payload, err := json.Marshal(req)
 	if err != nil {
@@ -39,10 +32,7 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	}
 	n := 0
 	err = e.call(ctx, func(ep *endpoint) string { return ep.root + "/tokenize" }, payload, func(body []byte) error {
-		var v struct {
-			Count  *int              `json:"count"`
-			Tokens []json.RawMessage `json:"tokens"`
-		}
+		var v openaiapi.TokenizeResponse
 		if err := json.Unmarshal(body, &v); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package stream
 
 import (
 	"context"
@@ -24,7 +24,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/consumers"
+	"github.com/nerstream/nerstream/internal/kafkatest"
 )
 
 // testCA is a certificate authority and a broker certificate for
@@ -84,8 +85,8 @@ func TestSecurePipeline(t *testing.T) {
 		t.Run(fmt.Sprintf("%s tls=%v", c.mechanism, c.tls), func(t *testing.T) {
 			const user, password, n = "nerstream", "s3cret-pass", 25
 			opts := []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(c.mechanism, user, password)}
-			cfg := streamConfig(nil)
-			cfg.Kafka.SASL = config.KafkaSASL{Mechanism: c.mechanism, Username: user, Password: password}
+			cfg := kafkatest.StreamConfig(nil)
+			cfg.Kafka.SASL = consumers.SASLConfig{Mechanism: c.mechanism, Username: user, Password: password}
 			if c.fromFile {
 				f := filepath.Join(t.TempDir(), "password")
 				os.WriteFile(f, []byte(password+"\n"), 0o600)
@@ -94,28 +95,28 @@ func TestSecurePipeline(t *testing.T) {
 			if c.tls {
 				ca := newTestCA(t)
 				opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.server}, MinVersion: tls.VersionTLS12}))
-				cfg.Kafka.TLS = config.KafkaTLS{Enabled: true, CAFile: ca.caFile}
+				cfg.Kafka.TLS = consumers.TLSConfig{Enabled: true, CAFile: ca.caFile}
 			}
-			cluster := startBroker(t, 3, opts...)
+			cluster := kafkatest.StartBroker(t, 3, opts...)
 			cfg.Kafka.Brokers = cluster.ListenAddrs()
 			if err := cfg.ValidateRun(); err != nil {
 				t.Fatal(err)
 			}
-			tlsCfg, mech, err := kafkaSecurity(cfg.Kafka)
+			tlsCfg, mech, err := cfg.Kafka.Security()
 			if err != nil {
 				t.Fatal(err)
 			}
 			secureProduce(t, cfg.Kafka.Brokers, tlsCfg, mech, n)
-			rec := &instantRecognizer{}
+			rec := &kafkatest.InstantRecognizer{}
 			runMember(t, cfg, rec, "secure")
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				got := secureCount(t, cfg.Kafka.Brokers, tlsCfg, mech, outTopic, 3)
+				got := secureCount(t, cfg.Kafka.Brokers, tlsCfg, mech, kafkatest.OutTopic, 3)
 				if got == n {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("%d annotations after 30s, want %d (recognizer saw %d)", got, n, rec.seen())
+					t.Fatalf("%d annotations after 30s, want %d (recognizer saw %d)", got, n, rec.Seen())
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
@@ -128,34 +129,34 @@ func TestSecurePipeline(t *testing.T) {
 // password.
 func TestSecurityRefusals(t *testing.T) {
 	ca := newTestCA(t)
-	cluster := startBroker(t, 1, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "u", "right-pass"),
+	cluster := kafkatest.StartBroker(t, 1, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "u", "right-pass"),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.server}, MinVersion: tls.VersionTLS12}))
 	other := newTestCA(t) // a CA that did not sign the broker
 	cases := []struct {
 		name string
-		k    config.Kafka
+		k    consumers.KafkaConfig
 		want string
 	}{
-		{"wrong password", config.Kafka{TLS: config.KafkaTLS{Enabled: true, CAFile: ca.caFile},
+		{"wrong password", consumers.KafkaConfig{TLS: consumers.TLSConfig{Enabled: true, CAFile: ca.caFile},
 			// kfake closes the connection on a failed login, where Kafka
 			// answers SASL_AUTHENTICATION_FAILED, so the error says little.
-			SASL: config.KafkaSASL{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "wrong-pass"}}, ""},
-		{"untrusted certificate", config.Kafka{TLS: config.KafkaTLS{Enabled: true, CAFile: other.caFile},
-			SASL: config.KafkaSASL{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "right-pass"}}, "certificate"},
-		{"no TLS", config.Kafka{SASL: config.KafkaSASL{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "right-pass"}}, ""},
+			SASL: consumers.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "wrong-pass"}}, ""},
+		{"untrusted certificate", consumers.KafkaConfig{TLS: consumers.TLSConfig{Enabled: true, CAFile: other.caFile},
+			SASL: consumers.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "right-pass"}}, "certificate"},
+		{"no TLS", consumers.KafkaConfig{SASL: consumers.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "u", Password: "right-pass"}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := streamConfig(cluster.ListenAddrs())
+			cfg := kafkatest.StreamConfig(cluster.ListenAddrs())
 			cfg.Kafka.TLS, cfg.Kafka.SASL = c.k.TLS, c.k.SASL
-			m, err := newMember(cfg, &instantRecognizer{}, "test-double", slog.New(slog.DiscardHandler), observability{})
+			m, err := New(cfg, nil, WithRecognizer(&kafkatest.InstantRecognizer{}), WithModelName("test-double"), WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.writer.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			err = m.writer.Check(ctx, outTopic)
+			err = m.writer.Check(ctx, kafkatest.OutTopic)
 			if err == nil {
 				t.Fatal("the brokers were reached")
 			}
@@ -165,9 +166,9 @@ func TestSecurityRefusals(t *testing.T) {
 		})
 	}
 	// A file that is not there is a usage error naming its field.
-	cfg := streamConfig(cluster.ListenAddrs())
-	cfg.Kafka.TLS = config.KafkaTLS{Enabled: true, CAFile: filepath.Join(t.TempDir(), "none.pem")}
-	if _, err := newMember(cfg, &instantRecognizer{}, "x", slog.New(slog.DiscardHandler), observability{}); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
+	cfg := kafkatest.StreamConfig(cluster.ListenAddrs())
+	cfg.Kafka.TLS = consumers.TLSConfig{Enabled: true, CAFile: filepath.Join(t.TempDir(), "none.pem")}
+	if _, err := New(cfg, nil, WithRecognizer(&kafkatest.InstantRecognizer{}), WithModelName("x"), WithLogger(slog.New(slog.DiscardHandler))); err == nil || !strings.Contains(err.Error(), "kafka.tls.ca_file") {
 		t.Errorf("missing CA file: %v", err)
 	}
 }
@@ -178,7 +179,7 @@ func secureTransport(tlsCfg *tls.Config, mech sasl.Mechanism) *kafka.Transport {
 
 func secureProduce(t *testing.T, brokers []string, tlsCfg *tls.Config, mech sasl.Mechanism, n int) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: inTopic, Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond,
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: kafkatest.InTopic, Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond,
 		RequiredAcks: kafka.RequireAll, Transport: secureTransport(tlsCfg, mech)}
 	defer w.Close()
 	var msgs []kafka.Message

@@ -1,14 +1,14 @@
-package main
+package bench
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,9 +34,9 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
-	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/pipeline"
 	"github.com/nerstream/nerstream/record"
+	"github.com/nerstream/nerstream/stream"
 	"github.com/nerstream/nerstream/telemetry"
 )
 
@@ -85,8 +85,8 @@ const (
 	bpPipelineGroup = "bench-pipeline"
 )
 
-// pipelineBench is what `nerstream bench pipeline` prints.
-type pipelineBench struct {
+// PipelineResult is what `nerstream bench pipeline` prints.
+type PipelineResult struct {
 	Docs        int     `json:"docs"`
 	Partitions  int     `json:"partitions"`
 	DocBytes    int     `json:"doc_bytes"`
@@ -148,36 +148,49 @@ type pipelineBench struct {
 	*BenchTelemetry
 }
 
-func runBenchPipeline(ctx context.Context, s streams, args []string) error {
-	fset := flag.NewFlagSet("bench pipeline", flag.ContinueOnError)
-	docs := fset.Int("docs", 10000, "documents in the backlog")
-	partitions := fset.Int("partitions", 6, "partitions of the input and output topics")
-	docBytes := fset.Int("doc-bytes", 200, "bytes of one JSON document")
-	maxDocs := fset.Int("max-docs", 32, "batch.max_docs")
-	maxInFlight := fset.Int("max-in-flight", 256, "batch.max_in_flight")
-	workers := fset.Int("workers", 2, "batch.workers")
-	rawBatch := fset.Int("raw-batch", 0, "records one raw-loop write gathers at most (default: --max-docs)")
-	rawFirst := fset.Bool("raw-first", false, "run the raw phase before the pipeline phases (default: after them)")
-	withTelemetry := fset.Bool("telemetry", false, "also measure the pipeline with tracing (sampling ratio 1) and metrics exported over OTLP/HTTP to a receiver in the broker process; every input record then carries a traceparent header")
-	rounds := fset.Int("rounds", 0, "pipeline phases (and, with --telemetry, telemetry phases) to run, alternating; the figures are their medians (default 1, or 2 with --telemetry)")
-	modelPath := fset.String("model", "", "run this model (a GGUF file or synth:PRESET) in the pipeline phases instead of the instant echo model, to see the stream's costs beside real inference")
-	maxNew := fset.Int("max-new-tokens", 16, "with --model: model.max_new_tokens")
-	timeout := fset.Duration("timeout", 10*time.Minute, "limit of one phase")
-	poll := fset.Duration("poll", 5*time.Millisecond, "how often the committed offsets are read to see a phase's end")
-	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of each phase to PREFIX.PHASE.pprof (PREFIX.pipeline.pprof, PREFIX.raw.pprof, PREFIX.telemetry.pprof, …)")
-	if err := parseNoArgs(fset, args); err != nil {
-		return err
+// PipelineOptions are the settings of [Pipeline] (the flags of `nerstream
+// bench pipeline`).
+type PipelineOptions struct {
+	Docs, Partitions, DocBytes    int
+	MaxDocs, MaxInFlight, Workers int
+	// RawBatch is the records one raw-loop write gathers at most; 0 is
+	// MaxDocs.
+	RawBatch int
+	// RawFirst runs the raw phase first instead of last.
+	RawFirst bool
+	// Telemetry adds telemetry phases (see the file's comment).
+	Telemetry bool
+	// Rounds is the pipeline (and telemetry) phases; 0 is 1, or 2 with
+	// Telemetry.
+	Rounds int
+	// Model, when set, answers in the pipeline phases in place of the
+	// instant echo model; MaxNewTokens bounds its answers.
+	Model        model.Engine
+	MaxNewTokens int
+	// Timeout limits one phase; Poll is how often the committed offsets
+	// are read.
+	Timeout, Poll time.Duration
+	// CPUProfile, when set, is the prefix of a CPU profile per phase.
+	CPUProfile string
+	// Stderr receives the broker process's errors and the member's
+	// warnings.
+	Stderr io.Writer
+}
+
+// Pipeline measures the stream against the raw loop (see the file's
+// comment). The broker runs in a child process: this executable, started
+// as `bench broker`, which must answer as [RunBroker] (nerstream does).
+func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
+	if o.Docs <= 0 || o.Partitions <= 0 || o.DocBytes < 40 || o.Timeout <= 0 || o.Poll <= 0 || o.Rounds < 0 {
+		return nil, fmt.Errorf("%w: docs, partitions, timeout and poll must be > 0, rounds >= 0, and doc bytes >= 40", ErrOptions)
 	}
-	if *docs <= 0 || *partitions <= 0 || *docBytes < 40 || *timeout <= 0 || *poll <= 0 || *rounds < 0 {
-		return usagef("--docs, --partitions, --timeout and --poll must be > 0, --rounds >= 0, and --doc-bytes >= 40")
+	if o.RawBatch <= 0 {
+		o.RawBatch = o.MaxDocs
 	}
-	if *rawBatch <= 0 {
-		*rawBatch = *maxDocs
-	}
-	if *rounds == 0 {
-		*rounds = 1
-		if *withTelemetry {
-			*rounds = 2
+	if o.Rounds == 0 {
+		o.Rounds = 1
+		if o.Telemetry {
+			o.Rounds = 2
 		}
 	}
 	cfg := config.Default()
@@ -186,29 +199,25 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	cfg.Input.Topics = []string{bpInputTopic}
 	cfg.Output.Topic = bpOutTopic
 	cfg.Output.DeadLetterTopic = bpDeadTopic
-	cfg.Model.EntityTypes = []string{"person", "organization", "location"}
-	cfg.Batch.MaxDocs, cfg.Batch.MaxInFlight, cfg.Batch.Workers = *maxDocs, *maxInFlight, *workers
-	cfg.Model.MaxNewTokens = *maxNew
+	cfg.Model.Types = []string{"person", "organization", "location"}
+	cfg.Batch.MaxDocs, cfg.Batch.MaxInFlight, cfg.Batch.Workers = o.MaxDocs, o.MaxInFlight, o.Workers
+	cfg.Model.MaxNewTokens = cmp.Or(o.MaxNewTokens, cfg.Model.MaxNewTokens)
 	if err := cfg.Validate(); err != nil {
-		return usagef("%v", err)
+		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
 	}
 	var inner pipeline.Recognizer
-	if *modelPath != "" {
-		eng, name, err := openModel(*modelPath, llama.DefaultOptions())
+	if o.Model != nil {
+		rec, err := model.NewRecognizer(o.Model, cfg.Model.RecognizerOptions)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("bench: %w", err)
 		}
-		defer eng.Close()
-		if inner, err = model.NewRecognizer(eng, recognizerOptions(cfg.Model)); err != nil {
-			return usageError{err}
-		}
-		fmt.Fprintf(s.err, "bench pipeline: model %s\n", name)
+		inner = rec
 	}
 
-	broker, err := startBenchBroker(benchBrokerOptions{partitions: *partitions, docs: *docs, docBytes: *docBytes,
-		traceparent: *withTelemetry, otlp: *withTelemetry}, s.err)
+	broker, err := startBenchBroker(benchBrokerOptions{partitions: o.Partitions, docs: o.Docs, docBytes: o.DocBytes,
+		traceparent: o.Telemetry, otlp: o.Telemetry}, o.Stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer broker.stop()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -224,32 +233,32 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 
 	cl := &kafka.Client{Addr: kafka.TCP(broker.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{ClientID: "nerstream-bench"}}
 	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
-	end, err := bpEndOffsets(ctx, cl, bpInputTopic, *partitions)
+	end, err := bpEndOffsets(ctx, cl, bpInputTopic, o.Partitions)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var total int64
 	for _, e := range end {
 		total += e
 	}
-	if total != int64(*docs) {
-		return fmt.Errorf("the input topic holds %d records, want %d", total, *docs)
+	if total != int64(o.Docs) {
+		return nil, fmt.Errorf("the input topic holds %d records, want %d", total, o.Docs)
 	}
 
-	res := pipelineBench{Docs: *docs, Partitions: *partitions, DocBytes: *docBytes, MeanValueB: broker.meanBytes,
+	res := &PipelineResult{Docs: o.Docs, Partitions: o.Partitions, DocBytes: o.DocBytes, MeanValueB: broker.meanBytes,
 		MaxDocs: cfg.Batch.MaxDocs, MaxInFlight: cfg.Batch.MaxInFlight, Workers: cfg.Batch.Workers,
-		LingerMS: float64(cfg.Batch.Linger) / float64(time.Millisecond), RawBatch: *rawBatch, Rounds: *rounds,
-		PollMS: float64(*poll) / float64(time.Millisecond), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), RSSPeakFrom: "vmhwm"}
-	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		LingerMS: float64(cfg.Batch.Linger) / float64(time.Millisecond), RawBatch: o.RawBatch, Rounds: o.Rounds,
+		PollMS: float64(o.Poll) / float64(time.Millisecond), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), RSSPeakFrom: "vmhwm"}
+	log := slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// The phases, in order: the pipeline phases (with --telemetry, rounds
 	// of plain and telemetry phases, alternating A B B A … so that a drift
 	// of the machine over the run weighs on both alike), and the raw phase
 	// last, or first with --raw-first.
 	var kinds []string
-	for r := range *rounds {
+	for r := range o.Rounds {
 		switch {
-		case !*withTelemetry:
+		case !o.Telemetry:
 			kinds = append(kinds, bpKindPipeline)
 		case r%2 == 0:
 			kinds = append(kinds, bpKindPipeline, bpKindTelemetry)
@@ -257,7 +266,7 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 			kinds = append(kinds, bpKindTelemetry, bpKindPipeline)
 		}
 	}
-	if *rawFirst {
+	if o.RawFirst {
 		kinds = append([]string{bpKindRaw}, kinds...)
 	} else {
 		kinds = append(kinds, bpKindRaw)
@@ -275,29 +284,29 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 			label += "-" + strconv.Itoa(seen[kind])
 		}
 		order = append(order, label)
-		opts := phaseOpts{timeout: *timeout, poll: *poll, cpuProfile: profilePath(*cpuProfile, label), brokerPID: broker.cmd.Process.Pid, model: inner}
+		opts := phaseOpts{timeout: o.Timeout, poll: o.Poll, cpuProfile: profilePath(o.CPUProfile, label), brokerPID: broker.cmd.Process.Pid, model: inner}
 		switch kind {
 		case bpKindRaw:
 			m, err := runPhase(ctx, cl, bpRawGroup, end, opts, func(pctx context.Context, mark func(), abort func(error)) (func() (int64, error), error) {
-				return startRawLoop(pctx, broker.addr, *rawBatch, cfg, mark, abort), nil
+				return startRawLoop(pctx, broker.addr, o.RawBatch, cfg, mark, abort), nil
 			})
 			if err != nil {
-				return fmt.Errorf("raw phase: %w", err)
+				return nil, fmt.Errorf("raw phase: %w", err)
 			}
-			raw = newPhaseReport(label, *docs, m)
+			raw = newPhaseReport(label, o.Docs, m)
 			raw.Group = bpRawGroup
 			res.Phases = append(res.Phases, raw)
 		case bpKindPipeline:
-			r, err := runPipelinePhase(ctx, cl, cfg, label, *docs, end, opts, log, nil, broker)
+			r, err := runPipelinePhase(ctx, cl, cfg, label, o.Docs, end, opts, log, nil, broker)
 			if err != nil {
-				return fmt.Errorf("%s phase: %w", label, err)
+				return nil, fmt.Errorf("%s phase: %w", label, err)
 			}
 			plain = append(plain, r)
 			res.Phases = append(res.Phases, r)
 		case bpKindTelemetry:
-			r, err := runPipelinePhase(ctx, cl, cfg, label, *docs, end, opts, log, telemetryPhaseOptions(broker.otlpAddr), broker)
+			r, err := runPipelinePhase(ctx, cl, cfg, label, o.Docs, end, opts, log, telemetryPhaseOptions(broker.otlpAddr), broker)
 			if err != nil {
-				return fmt.Errorf("%s phase: %w", label, err)
+				return nil, fmt.Errorf("%s phase: %w", label, err)
 			}
 			traced = append(traced, r)
 			res.Phases = append(res.Phases, r)
@@ -337,16 +346,14 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	}
 	res.Ratio = res.PipelineMsgsPerS / res.RawMsgsPerS
 	res.AfterJoinRatio = res.PipelineAfterJoin / res.RawAfterJoin
-	if *withTelemetry {
+	if o.Telemetry {
 		tb, err := telemetryFigures(ctx, plain, traced, broker)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		res.BenchTelemetry = tb
 	}
-	enc := json.NewEncoder(s.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	return res, nil
 }
 
 // Kinds of phase.
@@ -441,7 +448,7 @@ func runPipelinePhase(ctx context.Context, cl *kafka.Client, cfg config.Config, 
 	group := "bench-" + label // bench-pipeline (bpPipelineGroup), bench-telemetry-2, …
 	cfg.Kafka.GroupID = group
 	var (
-		obs    observability
+		obs    []stream.Option
 		t      *telemetry.Telemetry
 		before otlpStats
 		err    error
@@ -460,9 +467,7 @@ func runPipelinePhase(ctx context.Context, cl *kafka.Client, cfg config.Config, 
 		}()
 		health := telemetry.NewHealth(telemetry.CheckModel, telemetry.CheckConsumerGroup, telemetry.CheckProducer)
 		health.Set(telemetry.CheckModel, nil)
-		if obs, err = newObservability(t, health); err != nil {
-			return phaseReport{}, err
-		}
+		obs = append(obs, stream.WithTelemetry(t, health))
 	}
 	var (
 		st       pipeline.Stats
@@ -471,16 +476,16 @@ func runPipelinePhase(ctx context.Context, cl *kafka.Client, cfg config.Config, 
 		flushCPU float64
 	)
 	m, err := runPhase(ctx, cl, group, end, opts, func(pctx context.Context, mark func(), _ func(error)) (func() (int64, error), error) {
-		rec := &echoRecognizer{types: cfg.Model.EntityTypes, first: mark, model: opts.model}
-		mem, err := newMember(cfg, rec, "bench-echo", log, obs)
+		rec := &echoRecognizer{types: cfg.Model.Types, first: mark, model: opts.model}
+		mem, err := stream.New(cfg, nil, append(obs, stream.WithRecognizer(rec), stream.WithModelName("bench-echo"), stream.WithLogger(log))...)
 		if err != nil {
 			return nil, err
 		}
 		done := make(chan error, 1)
-		go func() { done <- mem.run(pctx) }()
+		go func() { done <- mem.Run(pctx) }()
 		return func() (int64, error) {
 			err := <-done
-			st, calls = mem.pipe.Stats(), rec.calls.Load()
+			st, calls = mem.Stats(), rec.calls.Load()
 			if t != nil {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bpFlushTimeout)
 				cpu0, t0 := selfCPUSeconds(), time.Now()
@@ -527,8 +532,8 @@ func diffCounts(after, before map[string]int64) map[string]int64 {
 // bpFlushTimeout bounds a telemetry phase's Shutdown.
 const bpFlushTimeout = 30 * time.Second
 
-// telemetryPhaseOptions are the telemetry of a telemetry phase, through
-// the telemetry section's mapping that `nerstream run` uses: every trace
+// telemetryPhaseOptions are the telemetry of a telemetry phase, the
+// telemetry section as `nerstream run` passes it to telemetry.Setup: every trace
 // sampled, spans and metrics over OTLP/HTTP to the receiver at addr.
 // The batch span processor keeps the telemetry package's settings (queue
 // 16,384, batches of 2,048, unless OTEL_BSP_* say otherwise); metrics are
@@ -536,14 +541,13 @@ const bpFlushTimeout = 30 * time.Second
 // within a phase only at Shutdown.
 func telemetryPhaseOptions(addr string) *telemetry.Options {
 	one := 1.0
-	o := telemetryOptions(config.Telemetry{
+	return &telemetry.Options{
 		Exporter:      telemetry.ExporterOTLPHTTP,
 		Endpoint:      "http://" + addr,
 		Insecure:      true,
 		SamplingRatio: &one,
 		ServiceName:   "nerstream-bench",
-	})
-	return &o
+	}
 }
 
 // BenchTelemetry is what `bench pipeline --telemetry` adds to the output.
@@ -1168,34 +1172,41 @@ func (b *benchBroker) otlpStats(ctx context.Context) (otlpStats, error) {
 // with the benchmark's topics and backlog, and with --otlp an OTLP/HTTP
 // receiver. It prints {"addr": …} on one line once seeded and runs until
 // its stdin closes.
-func runBenchBroker(ctx context.Context, s streams, args []string) error {
-	fset := flag.NewFlagSet("bench broker", flag.ContinueOnError)
-	partitions := fset.Int("partitions", 6, "partitions of each topic")
-	docs := fset.Int("docs", 10000, "documents to seed")
-	docBytes := fset.Int("doc-bytes", 200, "bytes of one JSON document")
-	traceparent := fset.Bool("traceparent", false, "give every document a W3C traceparent header (a sampled trace of its own)")
-	otlp := fset.Bool("otlp", false, "also serve an OTLP/HTTP receiver on loopback that counts what it gets and discards it")
-	if _, err := parseFlags(fset, args); err != nil {
-		return err
-	}
-	if *partitions <= 0 || *docs < 0 || *docBytes <= 0 {
-		return usagef("--partitions and --doc-bytes must be > 0, --docs >= 0")
+// BrokerOptions are the settings of [RunBroker] (the flags of `nerstream
+// bench broker`).
+type BrokerOptions struct {
+	Partitions, Docs, DocBytes int
+	// Traceparent gives every document a W3C traceparent header (a
+	// sampled trace of its own).
+	Traceparent bool
+	// OTLP also serves an OTLP/HTTP receiver on loopback that counts what
+	// it gets and discards it.
+	OTLP bool
+}
+
+// RunBroker is the broker process of [Pipeline]: kfake on loopback with the
+// benchmark's topics and backlog, and an OTLP receiver with o.OTLP. It
+// writes {"addr": …} on one line to out once seeded and runs until in
+// reaches its end (the parent closed it) or ctx ends.
+func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer) error {
+	if o.Partitions <= 0 || o.Docs < 0 || o.DocBytes <= 0 {
+		return errors.New("bench: partitions and doc bytes must be > 0, docs >= 0")
 	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(int32(*partitions), bpInputTopic, bpRawOutTopic, bpOutTopic, bpDeadTopic),
+		kfake.SeedTopics(int32(o.Partitions), bpInputTopic, bpRawOutTopic, bpOutTopic, bpDeadTopic),
 	)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	addr := c.ListenAddrs()[0]
-	mean, err := seedBenchDocs(ctx, addr, *docs, *docBytes, *traceparent)
+	mean, err := seedBenchDocs(ctx, addr, o.Docs, o.DocBytes, o.Traceparent)
 	if err != nil {
 		return err
 	}
 	ready := map[string]any{"addr": addr, "mean_value_bytes": mean}
-	if *otlp {
+	if o.OTLP {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("OTLP receiver: %w", err)
@@ -1206,11 +1217,11 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 		ready["otlp_addr"] = ln.Addr().String()
 	}
 	line, _ := json.Marshal(ready)
-	if _, err := fmt.Fprintf(s.out, "%s\n", line); err != nil {
+	if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
 		return err
 	}
 	stdinClosed := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, s.in); close(stdinClosed) }()
+	go func() { _, _ = io.Copy(io.Discard, in); close(stdinClosed) }()
 	select {
 	case <-stdinClosed:
 	case <-ctx.Done():

@@ -1,13 +1,15 @@
-package main
+package stream
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,25 +19,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/internal/kafkatest"
+	"github.com/nerstream/nerstream/pipeline"
 )
 
 // TestStreamManyDocsTwoMembers: 10,000 documents through 6 partitions and 2
-// group members. Every id reaches the output, and the committed offsets end
+// group members. Every id reaches the output, and the kafkatest.Committed offsets end
 // at the log end.
 func TestStreamManyDocsTwoMembers(t *testing.T) {
 	const n = 10000
-	c := startBroker(t, 6)
+	c := kafkatest.StartBroker(t, 6)
 	brokers := c.ListenAddrs()
-	produceDocs(t, brokers, 0, n)
-	cfg := streamConfig(brokers)
-	r1, r2 := &instantRecognizer{}, &instantRecognizer{}
+	kafkatest.ProduceDocs(t, brokers, 0, n)
+	cfg := kafkatest.StreamConfig(brokers)
+	r1, r2 := &kafkatest.InstantRecognizer{}, &kafkatest.InstantRecognizer{}
 	runMember(t, cfg, r1, "a")
 	runMember(t, cfg, r2, "b")
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
-	dups := checkAllIDs(t, annotationIDs(t, brokers), n)
-	t.Logf("members saw %d and %d documents; %d duplicates", r1.seen(), r2.seen(), dups)
-	if r1.seen() == 0 || r2.seen() == 0 {
-		t.Errorf("one member did all the work (%d, %d): the group did not share the partitions", r1.seen(), r2.seen())
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
+	dups := kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), n)
+	t.Logf("members saw %d and %d documents; %d duplicates", r1.Seen(), r2.Seen(), dups)
+	if r1.Seen() == 0 || r2.Seen() == 0 {
+		t.Errorf("one member did all the work (%d, %d): the group did not share the partitions", r1.Seen(), r2.Seen())
 	}
 }
 
@@ -45,14 +51,14 @@ func TestStreamManyDocsTwoMembers(t *testing.T) {
 // bound.
 func TestStreamMemberKilled(t *testing.T) {
 	const n = 3000
-	c := startBroker(t, 6)
+	c := kafkatest.StartBroker(t, 6)
 	brokers := c.ListenAddrs()
-	produceDocs(t, brokers, 0, n)
-	cfg := streamConfig(brokers)
+	kafkatest.ProduceDocs(t, brokers, 0, n)
+	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Batch.MaxDocs = 16
 	cfg.Batch.MaxInFlight = 64
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MEMBER="+writeConfig(t, cfg))
+	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MEMBER="+kafkatest.WriteConfig(t, cfg))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -69,7 +75,7 @@ func TestStreamMemberKilled(t *testing.T) {
 	// commit some of its work, then kill it mid-stream.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, _ := committed(brokers, cfg.Kafka.GroupID, 6)
+		got, _ := kafkatest.Committed(brokers, cfg.Kafka.GroupID, 6)
 		var sum int64
 		for _, off := range got {
 			sum += max(off, 0)
@@ -78,7 +84,7 @@ func TestStreamMemberKilled(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the member committed nothing; its stderr: %s", stderr.String())
+			t.Fatalf("the member kafkatest.Committed nothing; its stderr: %s", stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -87,69 +93,69 @@ func TestStreamMemberKilled(t *testing.T) {
 	}
 	cmd.Wait()
 	killed = true
-	atKill, _ := committed(brokers, cfg.Kafka.GroupID, 6)
+	atKill, _ := kafkatest.Committed(brokers, cfg.Kafka.GroupID, 6)
 	t.Logf("killed the member with %v committed", atKill)
 	var sum int64
 	for _, off := range atKill {
 		sum += max(off, 0)
 	}
 	if sum >= n {
-		t.Fatalf("the member finished before it was killed (%d committed); the test proves nothing", sum)
+		t.Fatalf("the member finished before it was killed (%d kafkatest.Committed); the test proves nothing", sum)
 	}
-	survivor := &instantRecognizer{}
+	survivor := &kafkatest.InstantRecognizer{}
 	runMember(t, cfg, survivor, "survivor")
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
-	dups := checkAllIDs(t, annotationIDs(t, brokers), n)
-	t.Logf("%d duplicates after the kill; the survivor saw %d documents", dups, survivor.seen())
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
+	dups := kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), n)
+	t.Logf("%d duplicates after the kill; the survivor saw %d documents", dups, survivor.Seen())
 	if dups > cfg.Batch.MaxInFlight {
 		t.Fatalf("%d duplicates, over the in-flight bound %d", dups, cfg.Batch.MaxInFlight)
 	}
 }
 
 // TestStreamRebalanceWithSlowBatch: a second member joins while the first
-// has a slow batch at the model, then leaves again. The committed offsets
+// has a slow batch at the model, then leaves again. The kafkatest.Committed offsets
 // never move backwards, in polls all along and after each step, and
 // nothing is lost.
 func TestStreamRebalanceWithSlowBatch(t *testing.T) {
 	const n = 2000
-	c := startBroker(t, 6)
+	c := kafkatest.StartBroker(t, 6)
 	brokers := c.ListenAddrs()
-	produceDocs(t, brokers, 0, n)
-	cfg := streamConfig(brokers)
+	kafkatest.ProduceDocs(t, brokers, 0, n)
+	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Batch.MaxDocs = 50
 	cfg.Batch.MaxInFlight = 100
 	group := cfg.Kafka.GroupID
-	watch := watchOffsets(brokers, group, 6)
+	watch := kafkatest.WatchOffsets(brokers, group, 6)
 	steps := []map[int]int64{}
 	step := func(name string) {
-		got := watch.snapshot(t, brokers, group, 6)
+		got := watch.Snapshot(t, brokers, group, 6)
 		if len(steps) > 0 {
 			for p, off := range got {
 				if off < steps[len(steps)-1][p] {
-					t.Fatalf("after %s: partition %d committed %d, before it was %d", name, p, off, steps[len(steps)-1][p])
+					t.Fatalf("after %s: partition %d kafkatest.Committed %d, before it was %d", name, p, off, steps[len(steps)-1][p])
 				}
 			}
 		}
 		steps = append(steps, got)
-		t.Logf("after %s: committed %v", name, got)
+		t.Logf("after %s: kafkatest.Committed %v", name, got)
 	}
 
-	slow := &instantRecognizer{delay: 400 * time.Millisecond}
+	slow := &kafkatest.InstantRecognizer{Delay: 400 * time.Millisecond}
 	runMember(t, cfg, slow, "slow")
-	for slow.seen() == 0 || sumOffsets(watch.snapshot(t, brokers, group, 6)) == 0 {
+	for slow.Seen() == 0 || sumOffsets(watch.Snapshot(t, brokers, group, 6)) == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	step("the slow member's first commits")
 	// A batch is at the model now; the join below rebalances under it.
-	stopFast := runMember(t, cfg, &instantRecognizer{delay: 5 * time.Millisecond}, "joiner")
+	stopFast := runMember(t, cfg, &kafkatest.InstantRecognizer{Delay: 5 * time.Millisecond}, "joiner")
 	time.Sleep(1500 * time.Millisecond)
 	step("the join")
 	stopFast()
 	step("the joiner's graceful leave")
-	waitCommittedAtEnd(t, brokers, group, 6, 60*time.Second)
+	kafkatest.WaitCommittedAtEnd(t, brokers, group, 6, 60*time.Second)
 	step("the end")
-	watch.check(t)
-	checkAllIDs(t, annotationIDs(t, brokers), n)
+	watch.Check(t)
+	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), n)
 }
 
 func sumOffsets(m map[int]int64) int64 {
@@ -166,15 +172,15 @@ func sumOffsets(m map[int]int64) int64 {
 func TestStreamBrokerFaults(t *testing.T) {
 	const n = 2000
 	dir := t.TempDir()
-	port := freePort(t)
+	port := kafkatest.FreePort(t)
 	opts := []kfake.Opt{kfake.Ports(port), kfake.DataDir(dir)}
-	c := startBroker(t, 6, opts...)
+	c := kafkatest.StartBroker(t, 6, opts...)
 	brokers := c.ListenAddrs()
-	produceDocs(t, brokers, 0, n)
-	notLeader := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: outTopic, Err: kerr.NotLeaderForPartition, Count: 6})
+	kafkatest.ProduceDocs(t, brokers, 0, n)
+	notLeader := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: kafkatest.OutTopic, Err: kerr.NotLeaderForPartition, Count: 6})
 	rebalancing := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.RebalanceInProgress, Count: 6})
-	cfg := streamConfig(brokers)
-	rec := &instantRecognizer{delay: 2 * time.Millisecond}
+	cfg := kafkatest.StreamConfig(brokers)
+	rec := &kafkatest.InstantRecognizer{Delay: 2 * time.Millisecond}
 	stop := runMember(t, cfg, rec, "member")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -184,31 +190,31 @@ func TestStreamBrokerFaults(t *testing.T) {
 	if err := rebalancing.Wait(ctx, 6); err != nil {
 		t.Fatalf("the commit faults never fired: %v", err)
 	}
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 60*time.Second)
 
 	// Stop the broker under the running member, and bring it back on the
 	// same port from its data folder with more input waiting.
 	c.Close()
 	time.Sleep(time.Second)
-	c2 := startBroker(t, 6, opts...)
+	c2 := kafkatest.StartBroker(t, 6, opts...)
 	if got := c2.ListenAddrs(); got[0] != brokers[0] {
 		t.Fatalf("restarted broker at %v, want %v", got, brokers)
 	}
-	produceDocs(t, brokers, n, n)
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 90*time.Second)
+	kafkatest.ProduceDocs(t, brokers, n, n)
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 6, 90*time.Second)
 	stop()
-	checkAllIDs(t, annotationIDs(t, brokers), 2*n)
+	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), 2*n)
 }
 
 // TestStreamDeadLetters: every kind of bad input lands in the dead-letter
 // topic with its reason and its source, between good documents that all
-// get their annotations; the committed offset reaches the end.
+// get their annotations; the kafkatest.Committed offset reaches the end.
 func TestStreamDeadLetters(t *testing.T) {
-	c := startBroker(t, 1)
+	c := kafkatest.StartBroker(t, 1)
 	brokers := c.ListenAddrs()
-	cfg := streamConfig(brokers)
+	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Input.MaxBytes = 1000
-	cfg.Model.MaxEntityTypes = 3
+	cfg.Model.MaxTypes = 3
 	snappyHeader := []kafka.Header{{Key: "content-encoding", Value: []byte("snappy")}}
 	good := func(i int) kafka.Message {
 		return kafka.Message{Key: fmt.Appendf(nil, "doc-%d", i), Value: fmt.Appendf(nil, `{"id":"doc-%d","text":"Ada wrote note %d."}`, i, i)}
@@ -235,11 +241,11 @@ func TestStreamDeadLetters(t *testing.T) {
 	// A good document compressed with snappy, at the end.
 	compressed := snappy.Encode(nil, good(len(bad)).Value)
 	msgs = append(msgs, kafka.Message{Key: []byte("doc-8"), Value: compressed, Headers: snappyHeader})
-	produceRaw(t, brokers, msgs...)
-	runMember(t, cfg, &instantRecognizer{}, "member")
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 1, 30*time.Second)
-	checkAllIDs(t, annotationIDs(t, brokers), len(bad)+1)
-	dlq := readTopic(t, brokers, dlqTopic, 3)
+	kafkatest.ProduceRaw(t, brokers, msgs...)
+	runMember(t, cfg, &kafkatest.InstantRecognizer{}, "member")
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 1, 30*time.Second)
+	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), len(bad)+1)
+	dlq := kafkatest.ReadTopic(t, brokers, kafkatest.DLQTopic, 3)
 	if len(dlq) != len(bad) {
 		t.Fatalf("%d dead letters, want %d", len(dlq), len(bad))
 	}
@@ -257,13 +263,13 @@ func TestStreamDeadLetters(t *testing.T) {
 		if !bytes.Equal(r.Value, want) {
 			t.Errorf("dead letter for %s: value %q, want the original %q", reason, r.Value, want)
 		}
-		if r.Headers["nerstream-source-topic"] != inTopic || r.Headers["nerstream-source-partition"] != "0" || r.Headers["nerstream-source-offset"] == "" {
+		if r.Headers["nerstream-source-topic"] != kafkatest.InTopic || r.Headers["nerstream-source-partition"] != "0" || r.Headers["nerstream-source-offset"] == "" {
 			t.Errorf("dead letter for %s: source headers %v", reason, r.Headers)
 		}
 	}
 }
 
-// TestStreamKcat: a non-Go client on both ends. kcat (librdkafka) produces
+// TestStreamKcat: a non-Go kafkatest.Client on both ends. kcat (librdkafka) produces
 // snappy-compressed input and reads the snappy-compressed output.
 func TestStreamKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
@@ -274,22 +280,22 @@ func TestStreamKcat(t *testing.T) {
 		t.Skip("kcat is not installed (apt-get install kcat); .ci/run installs it and sets NERSTREAM_REQUIRE_KCAT")
 	}
 	const n = 200
-	c := startBroker(t, 3)
+	c := kafkatest.StartBroker(t, 3)
 	brokers := c.ListenAddrs()
 	var in strings.Builder
 	for i := range n {
 		fmt.Fprintf(&in, "doc-%d\t{\"id\":\"doc-%d\",\"text\":\"Ada wrote note %d.\"}\n", i, i, i)
 	}
-	produce := exec.Command(kcat, "-b", brokers[0], "-t", inTopic, "-P", "-K", "\t", "-z", "snappy")
+	produce := exec.Command(kcat, "-b", brokers[0], "-t", kafkatest.InTopic, "-P", "-K", "\t", "-z", "snappy")
 	produce.Stdin = strings.NewReader(in.String())
 	if out, err := produce.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P: %v: %s", err, out)
 	}
-	cfg := streamConfig(brokers)
+	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Output.Compression = "snappy"
-	runMember(t, cfg, &instantRecognizer{}, "member")
-	waitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 3, 30*time.Second)
-	consume := exec.Command(kcat, "-b", brokers[0], "-t", outTopic, "-C", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+	runMember(t, cfg, &kafkatest.InstantRecognizer{}, "member")
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 3, 30*time.Second)
+	consume := exec.Command(kcat, "-b", brokers[0], "-t", kafkatest.OutTopic, "-C", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
 	out, err := consume.Output()
 	if err != nil {
 		t.Fatalf("kcat -C: %v", err)
@@ -306,5 +312,63 @@ func TestStreamKcat(t *testing.T) {
 		}
 		ids[a.ID]++
 	}
-	checkAllIDs(t, ids, n)
+	kafkatest.CheckAllIDs(t, ids, n)
+}
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv("NERSTREAM_TEST_MEMBER"); cfg != "" {
+		os.Exit(testMemberMain(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+// testMemberMain runs a member with a slow test-double model in this
+// process until it is killed. NERSTREAM_TEST_MEMBER names its config.
+func testMemberMain(cfgPath string) int {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := New(cfg, nil, WithRecognizer(&kafkatest.InstantRecognizer{Delay: 30 * time.Millisecond}), WithModelName("test-double"), WithLogger(log))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := s.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// runMember runs a member in the background until the returned stop is
+// called (gracefully) or the test ends.
+func runMember(t *testing.T, cfg config.Config, rec pipeline.Recognizer, name string) (stop func()) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(kafkatest.LogWriter{T: t, Name: name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := New(cfg, nil, WithRecognizer(rec), WithModelName("test-double"), WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("member %s: %v", name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("member %s did not stop", name)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -1,7 +1,6 @@
-package apiclient
+package openaiapi
 
 import (
-	"context"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -64,18 +63,6 @@ func TestHideUserinfo(t *testing.T) {
 	u, _ := url.Parse("https://k:secret@api.example/v1")
 	if got := HideUserinfo(u); strings.Contains(got, "secret") || got != "https://api.example/v1" {
 		t.Errorf("HideUserinfo = %q", got)
-	}
-}
-
-func TestSleep(t *testing.T) {
-	if err := Sleep(context.Background(), time.Millisecond); err != nil {
-		t.Errorf("full wait: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := Sleep(ctx, time.Hour); err != context.Canceled || time.Since(start) > time.Second {
-		t.Errorf("cancelled wait: %v after %v", err, time.Since(start))
 	}
 }
 

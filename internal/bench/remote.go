@@ -1,29 +1,32 @@
-package main
+package bench
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
-	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
 )
 
-// remoteBenchOptions are the flags of `nerstream bench engine --engine
-// openai`.
-type remoteBenchOptions struct {
-	modelPath                      string
-	endpoints                      []string
-	dialect                        string
-	clients                        int
-	docs, types, docTokens, maxNew int
-	threads, gpuLayers             int
+// RemoteOptions are the settings of [Remote] (the flags of `nerstream bench
+// engine --engine openai`).
+type RemoteOptions struct {
+	EngineOptions
+	// Endpoints and Dialect are the servers'; Clients is the concurrent
+	// callers, each with one request in flight.
+	Endpoints []string
+	Dialect   string
+	Clients   int
+	// Baseline, when set, is an in-process model that answers the same
+	// documents first, in this process, for the ratio.
+	Baseline *engines.Model
 }
 
-// remoteBench is what `nerstream bench engine --engine openai` prints.
-type remoteBench struct {
+// RemoteResult is what `nerstream bench engine --engine openai` prints.
+type RemoteResult struct {
 	Model        string   `json:"model,omitempty"`
 	Endpoints    []string `json:"endpoints"`
 	Clients      int      `json:"clients"`
@@ -48,7 +51,7 @@ type remoteBench struct {
 	AnswersDiffer *int `json:"answers_differ,omitempty"`
 }
 
-// runBenchRemote measures the openai engine against servers: clients
+// Remote measures the openai engine against servers: clients
 // concurrent callers, each an engine of its own with one request in flight,
 // as that many nerstream run instances with one document each in flight
 // would be. With --model it first runs the same documents through the
@@ -57,47 +60,44 @@ type remoteBench struct {
 // Where the servers are nerstream serve on this machine, the two runs take
 // turns: the server is idle while the in-process engine runs, and the
 // in-process engine is idle while the server runs.
-func runBenchRemote(ctx context.Context, s streams, o remoteBenchOptions) error {
-	engines := make([]*openai.Engine, o.clients)
+func Remote(ctx context.Context, o RemoteOptions) (*RemoteResult, error) {
+	if len(o.Endpoints) == 0 || o.Clients <= 0 || o.Docs <= 0 || o.Types <= 0 || o.Types > len(benchTypes) || o.DocTokens <= 0 || o.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("%w: endpoints, clients, docs, doc tokens and max new tokens must be > 0, and types within 1..%d", ErrOptions, len(benchTypes))
+	}
+	engines := make([]*openai.Engine, o.Clients)
 	for i := range engines {
-		e, err := openai.New(openai.Options{Endpoints: o.endpoints, Dialect: openai.Dialect(o.dialect), MaxInFlightPerEndpoint: 1, Timeout: 10 * time.Minute})
+		e, err := openai.New(openai.Options{Endpoints: o.Endpoints, Dialect: openai.Dialect(o.Dialect), MaxInFlightPerEndpoint: 1, Timeout: 10 * time.Minute})
 		if err != nil {
-			return usageError{err}
+			return nil, fmt.Errorf("bench: %w", err)
 		}
 		defer e.Close()
 		engines[i] = e
 	}
 	var (
-		res   remoteBench
-		local *llama.Engine
+		res   = &RemoteResult{}
+		local model.Engine
 	)
 	counter := model.TokenCounter(engines[0])
-	if o.modelPath != "" {
-		opts := llama.DefaultOptions()
-		opts.Threads, opts.GPULayers = o.threads, o.gpuLayers
-		var err error
-		if local, res.Model, err = openModel(o.modelPath, opts); err != nil {
-			return err
-		}
-		defer local.Close()
+	if o.Baseline != nil {
+		local, res.Model = o.Baseline.Engine, o.Baseline.Name
 		counter = local
 	}
 	tmpl, _ := model.NewTemplate(model.PromptOptions{})
-	texts, tokens, err := benchTexts(ctx, counter, o.docs, o.docTokens)
+	texts, tokens, err := benchTexts(ctx, counter, o.Docs, o.DocTokens)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.Endpoints, res.Clients, res.Docs, res.Types, res.DocTokens, res.MaxNewTokens = o.endpoints, o.clients, o.docs, o.types, tokens, o.maxNew
-	w := benchWork{texts: texts, types: benchTypes[:o.types], tmpl: tmpl, gen: model.GenerateOptions{MaxNewTokens: o.maxNew}}
+	res.Endpoints, res.Clients, res.Docs, res.Types, res.DocTokens, res.MaxNewTokens = o.Endpoints, o.Clients, o.Docs, o.Types, tokens, o.MaxNewTokens
+	w := benchWork{texts: texts, types: benchTypes[:o.Types], tmpl: tmpl, gen: model.GenerateOptions{MaxNewTokens: o.MaxNewTokens}}
 
 	var want [][]string
 	if local != nil {
 		w.chunk = 8
 		start := time.Now()
 		if want, _, err = w.feed(ctx, slices.Repeat([]generateFunc{local.Generate}, 4)); err != nil {
-			return err
+			return nil, err
 		}
-		res.InProcessDocsPerS = float64(o.docs) / time.Since(start).Seconds()
+		res.InProcessDocsPerS = float64(o.Docs) / time.Since(start).Seconds()
 	}
 
 	w.chunk = 1
@@ -108,9 +108,9 @@ func runBenchRemote(ctx context.Context, s streams, o remoteBenchOptions) error 
 	start := time.Now()
 	got, prompts, err := w.feed(ctx, callers)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.RemoteDocsPerS = float64(o.docs) / time.Since(start).Seconds()
+	res.RemoteDocsPerS = float64(o.Docs) / time.Since(start).Seconds()
 	res.PromptTokens = prompts
 	for _, e := range engines {
 		st := e.Stats()
@@ -129,7 +129,5 @@ func runBenchRemote(ctx context.Context, s streams, o remoteBenchOptions) error 
 		}
 		res.AnswersDiffer = &differ
 	}
-	enc := json.NewEncoder(s.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	return res, nil
 }

@@ -1,12 +1,13 @@
-// Package apiclient holds what nerstream's clients of OpenAI-compatible
-// HTTP APIs share: the UniNER engine for completions servers (model/openai)
-// and the distillation teacher (distill). Both read a server's Retry-After
-// and error bodies, keep credentials out of what they report, and wait
-// with a context.
-package apiclient
+// Package openaiapi is the OpenAI-compatible HTTP API as nerstream speaks
+// it, on both sides: the wire types of /v1/completions and /tokenize, which
+// the openai engine (model/openai) sends and nerstream serve (server)
+// answers, the error body, and what the clients (model/openai and the
+// distillation teacher, distill) need besides: Retry-After, error messages,
+// API keys, and credentials kept out of what they report. Clients back off
+// with internal/backoff.
+package openaiapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,22 +97,6 @@ func HideUserinfoRaw(raw string) string {
 		return "…" + raw[i+1:]
 	}
 	return raw
-}
-
-// Sleep waits for d, or until ctx ends; it returns ctx's error then, and
-// nil after a full wait.
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // APIKey returns the API key to send: key, or the contents of file (white

@@ -1,10 +1,14 @@
-package main
+// Package kafkatest holds the helpers of nerstream's Kafka tests: an
+// embedded Kafka-protocol broker (kfake) on loopback, kafka-go clients that
+// talk TCP to it as any other client would, readers of what a stream wrote,
+// a watch on the group's committed offsets, and InstantRecognizer, a test
+// double of the model. The tests of stream and cmd/nerstream share them.
+package kafkatest
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,24 +27,20 @@ import (
 	"github.com/nerstream/nerstream/record"
 )
 
-// This file holds the helpers of the streaming tests: an embedded
-// Kafka-protocol broker (kfake) on loopback, and kafka-go clients that talk
-// TCP to it, as any other client would.
-
 const (
-	inTopic  = "docs"
-	outTopic = "entities"
-	dlqTopic = "entities-dlq"
+	InTopic  = "docs"
+	OutTopic = "entities"
+	DLQTopic = "entities-dlq"
 )
 
-// startBroker starts kfake with the input topic (partitions) and the two
+// StartBroker starts kfake with the input topic (partitions) and the two
 // output topics (3 partitions each).
-func startBroker(t *testing.T, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
+func StartBroker(t testing.TB, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, inTopic),
-		kfake.SeedTopics(3, outTopic, dlqTopic),
+		kfake.SeedTopics(partitions, InTopic),
+		kfake.SeedTopics(3, OutTopic, DLQTopic),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
 	}, opts...)
 	c, err := kfake.NewCluster(opts...)
@@ -51,21 +51,21 @@ func startBroker(t *testing.T, partitions int32, opts ...kfake.Opt) *kfake.Clust
 	return c
 }
 
-// streamConfig is a configuration for a test member: short group timers,
+// StreamConfig is a configuration for a test member: short group timers,
 // so that rebalances take a fraction of a second.
-func streamConfig(brokers []string) config.Config {
+func StreamConfig(brokers []string) config.Config {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
 	cfg.Kafka.GroupID = "nerstream-test"
 	cfg.Kafka.SessionTimeout = 2 * time.Second
 	cfg.Kafka.HeartbeatInterval = 100 * time.Millisecond
 	cfg.Kafka.RebalanceTimeout = 5 * time.Second
-	cfg.Input.Topics = []string{inTopic}
+	cfg.Input.Topics = []string{InTopic}
 	cfg.Input.FetchMaxWait = 50 * time.Millisecond
-	cfg.Output.Topic = outTopic
-	cfg.Output.DeadLetterTopic = dlqTopic
+	cfg.Output.Topic = OutTopic
+	cfg.Output.DeadLetterTopic = DLQTopic
 	cfg.Model.Path = "test double"
-	cfg.Model.EntityTypes = []string{"person"}
+	cfg.Model.Types = []string{"person"}
 	cfg.Retry.InitialBackoff = 20 * time.Millisecond
 	cfg.Retry.MaxBackoff = 200 * time.Millisecond
 	cfg.ShutdownTimeout = 1500 * time.Millisecond
@@ -73,23 +73,23 @@ func streamConfig(brokers []string) config.Config {
 	return cfg
 }
 
-// instantRecognizer is a test double of the model: it finds every "Ada" in
+// InstantRecognizer is a test double of the model: it finds every "Ada" in
 // the text as a person, at once.
-type instantRecognizer struct {
-	delay time.Duration // per call, to keep a batch in flight
+type InstantRecognizer struct {
+	Delay time.Duration // per call, to keep a batch in flight
 	mu    sync.Mutex
 	calls int
 	docs  int
 }
 
-func (r *instantRecognizer) Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
+func (r *InstantRecognizer) Recognize(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 	r.mu.Lock()
 	r.calls++
 	r.docs += len(docs)
 	r.mu.Unlock()
-	if r.delay > 0 {
+	if r.Delay > 0 {
 		select {
-		case <-time.After(r.delay):
+		case <-time.After(r.Delay):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -107,59 +107,30 @@ func (r *instantRecognizer) Recognize(ctx context.Context, docs []record.Documen
 	return anns, nil
 }
 
-// seen is the documents the recognizer was given so far.
-func (r *instantRecognizer) seen() int {
+// Seen is the documents the recognizer was given so far.
+func (r *InstantRecognizer) Seen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.docs
 }
 
-// runMember runs a member in the background until the returned stop is
-// called (gracefully) or the test ends.
-func runMember(t *testing.T, cfg config.Config, rec *instantRecognizer, name string) (stop func()) {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(testLogWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := newMember(cfg, rec, "test-double", log, observability{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("member %s: %v", name, err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("member %s did not stop", name)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+// LogWriter sends a member's log lines to the test log, each behind the
+// member's name.
+type LogWriter struct {
+	T    testing.TB
+	Name string
 }
 
-// testLogWriter sends a member's log lines to the test log.
-type testLogWriter struct {
-	t    *testing.T
-	name string
-}
-
-func (w testLogWriter) Write(p []byte) (int, error) {
-	w.t.Logf("[%s] %s", w.name, strings.TrimSpace(string(p)))
+func (w LogWriter) Write(p []byte) (int, error) {
+	w.T.Logf("[%s] %s", w.Name, strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-// produceDocs writes n JSON documents "doc-i" keyed by id, spread over the
+// ProduceDocs writes n JSON documents "doc-i" keyed by id, spread over the
 // partitions by kafka-go's round robin.
-func produceDocs(t *testing.T, brokers []string, from, n int) {
+func ProduceDocs(t testing.TB, brokers []string, from, n int) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: inTopic, Balancer: &kafka.RoundRobin{}, BatchSize: 1000, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: InTopic, Balancer: &kafka.RoundRobin{}, BatchSize: 1000, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i := from; i < from+n; i++ {
@@ -177,10 +148,10 @@ func produceDocs(t *testing.T, brokers []string, from, n int) {
 	}
 }
 
-// produceRaw writes the given records to the input topic's partition 0.
-func produceRaw(t *testing.T, brokers []string, msgs ...kafka.Message) {
+// ProduceRaw writes the given records to the input topic's partition 0.
+func ProduceRaw(t testing.TB, brokers []string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: inTopic, Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 }), BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: InTopic, Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 }), BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -189,18 +160,19 @@ func produceRaw(t *testing.T, brokers []string, msgs ...kafka.Message) {
 	}
 }
 
-func client(brokers []string) *kafka.Client {
+// Client is a kafka-go client of the brokers.
+func Client(brokers []string) *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 }
 
-// endOffsets returns each partition's log end.
-func endOffsets(t *testing.T, brokers []string, topic string, partitions int) map[int]int64 {
+// EndOffsets returns each partition's log end.
+func EndOffsets(t testing.TB, brokers []string, topic string, partitions int) map[int]int64 {
 	t.Helper()
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for p := range partitions {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
 	}
-	resp, err := client(brokers).ListOffsets(context.Background(), req)
+	resp, err := Client(brokers).ListOffsets(context.Background(), req)
 	if err != nil {
 		t.Fatalf("list offsets: %v", err)
 	}
@@ -214,16 +186,16 @@ func endOffsets(t *testing.T, brokers []string, topic string, partitions int) ma
 	return out
 }
 
-// committed returns the group's committed offsets of the input topic; -1
+// Committed returns the group's committed offsets of the input topic; -1
 // for none. An error (a broker down) comes back rather than failing.
-func committed(brokers []string, group string, partitions int) (map[int]int64, error) {
+func Committed(brokers []string, group string, partitions int) (map[int]int64, error) {
 	ps := make([]int, partitions)
 	for i := range ps {
 		ps[i] = i
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := client(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{inTopic: ps}})
+	resp, err := Client(brokers).OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{InTopic: ps}})
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +203,7 @@ func committed(brokers []string, group string, partitions int) (map[int]int64, e
 		return nil, resp.Error
 	}
 	out := map[int]int64{}
-	for _, p := range resp.Topics[inTopic] {
+	for _, p := range resp.Topics[InTopic] {
 		if p.Error != nil {
 			return nil, p.Error
 		}
@@ -240,16 +212,16 @@ func committed(brokers []string, group string, partitions int) (map[int]int64, e
 	return out, nil
 }
 
-// waitCommittedAtEnd waits until the group's committed offsets reach the
+// WaitCommittedAtEnd waits until the group's committed offsets reach the
 // input topic's log end on every partition.
-func waitCommittedAtEnd(t *testing.T, brokers []string, group string, partitions int, timeout time.Duration) {
+func WaitCommittedAtEnd(t testing.TB, brokers []string, group string, partitions int, timeout time.Duration) {
 	t.Helper()
-	end := endOffsets(t, brokers, inTopic, partitions)
+	end := EndOffsets(t, brokers, InTopic, partitions)
 	deadline := time.Now().Add(timeout)
 	var got map[int]int64
 	for time.Now().Before(deadline) {
 		var err error
-		if got, err = committed(brokers, group, partitions); err == nil && fmt.Sprint(got) == fmt.Sprint(end) {
+		if got, err = Committed(brokers, group, partitions); err == nil && fmt.Sprint(got) == fmt.Sprint(end) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -257,8 +229,8 @@ func waitCommittedAtEnd(t *testing.T, brokers []string, group string, partitions
 	t.Fatalf("committed offsets %v never reached the log end %v", got, end)
 }
 
-// outRecord is one record read back from an output topic.
-type outRecord struct {
+// Record is one record read back from an output topic.
+type Record struct {
 	Partition int
 	Offset    int64
 	Key       string
@@ -268,11 +240,11 @@ type outRecord struct {
 	HeaderList []kafka.Header
 }
 
-// readTopic reads every record of a topic up to its current end.
-func readTopic(t *testing.T, brokers []string, topic string, partitions int) []outRecord {
+// ReadTopic reads every record of a topic up to its current end.
+func ReadTopic(t testing.TB, brokers []string, topic string, partitions int) []Record {
 	t.Helper()
-	end := endOffsets(t, brokers, topic, partitions)
-	var out []outRecord
+	end := EndOffsets(t, brokers, topic, partitions)
+	var out []Record
 	for p := range partitions {
 		if end[p] == 0 {
 			continue
@@ -286,7 +258,7 @@ func readTopic(t *testing.T, brokers []string, topic string, partitions int) []o
 				r.Close()
 				t.Fatalf("reading %s/%d: %v", topic, p, err)
 			}
-			rec := outRecord{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}, HeaderList: m.Headers}
+			rec := Record{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: map[string]string{}, HeaderList: m.Headers}
 			for _, h := range m.Headers {
 				rec.Headers[h.Key] = string(h.Value)
 			}
@@ -301,13 +273,13 @@ func readTopic(t *testing.T, brokers []string, topic string, partitions int) []o
 	return out
 }
 
-// annotationIDs reads the output topic and counts each document id, and
+// AnnotationIDs reads the output topic and counts each document id, and
 // checks every record's spans against its source text ("Ada wrote note
 // N.").
-func annotationIDs(t *testing.T, brokers []string) map[string]int {
+func AnnotationIDs(t testing.TB, brokers []string) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
-	for _, r := range readTopic(t, brokers, outTopic, 3) {
+	for _, r := range ReadTopic(t, brokers, OutTopic, 3) {
 		var a struct {
 			ID       string `json:"id"`
 			Entities []struct {
@@ -323,7 +295,7 @@ func annotationIDs(t *testing.T, brokers []string) map[string]int {
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatalf("output record %q: %v", r.Value, err)
 		}
-		if a.ID != r.Key || a.Source.Topic != inTopic {
+		if a.ID != r.Key || a.Source.Topic != InTopic {
 			t.Fatalf("output record key %q, value %s", r.Key, r.Value)
 		}
 		if len(a.Entities) != 1 || a.Entities[0].Text != "Ada" || a.Entities[0].Start != 0 || a.Entities[0].End != 3 {
@@ -334,9 +306,9 @@ func annotationIDs(t *testing.T, brokers []string) map[string]int {
 	return ids
 }
 
-// checkAllIDs checks that doc-0 … doc-(n-1) are all in ids, and returns
+// CheckAllIDs checks that doc-0 … doc-(n-1) are all in ids, and returns
 // how many records were duplicates.
-func checkAllIDs(t *testing.T, ids map[string]int, n int) (duplicates int) {
+func CheckAllIDs(t testing.TB, ids map[string]int, n int) (duplicates int) {
 	t.Helper()
 	var missing []string
 	for i := range n {
@@ -359,29 +331,8 @@ func checkAllIDs(t *testing.T, ids map[string]int, n int) (duplicates int) {
 	return duplicates
 }
 
-// testMemberMain runs a member with a slow test-double model in this
-// process until it is killed. NERSTREAM_TEST_MEMBER names its config.
-func testMemberMain(cfgPath string) int {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := newMember(cfg, &instantRecognizer{delay: 30 * time.Millisecond}, "test-double", log, observability{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := m.run(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// writeConfig writes cfg as YAML for a member process.
-func writeConfig(t *testing.T, cfg config.Config) string {
+// WriteConfig writes cfg as YAML for a member process.
+func WriteConfig(t testing.TB, cfg config.Config) string {
 	t.Helper()
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -394,9 +345,9 @@ func writeConfig(t *testing.T, cfg config.Config) string {
 	return path
 }
 
-// offsetWatch polls the group's committed offsets and records any that
+// OffsetWatch polls the group's committed offsets and records any that
 // moves backwards.
-type offsetWatch struct {
+type OffsetWatch struct {
 	mu        sync.Mutex
 	last      map[int]int64
 	backwards []string
@@ -405,8 +356,8 @@ type offsetWatch struct {
 	done      chan struct{}
 }
 
-func watchOffsets(brokers []string, group string, partitions int) *offsetWatch {
-	w := &offsetWatch{last: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+func WatchOffsets(brokers []string, group string, partitions int) *OffsetWatch {
+	w := &OffsetWatch{last: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for {
@@ -415,7 +366,7 @@ func watchOffsets(brokers []string, group string, partitions int) *offsetWatch {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			got, err := committed(brokers, group, partitions)
+			got, err := Committed(brokers, group, partitions)
 			if err != nil {
 				continue
 			}
@@ -425,7 +376,7 @@ func watchOffsets(brokers []string, group string, partitions int) *offsetWatch {
 	return w
 }
 
-func (w *offsetWatch) observe(got map[int]int64) {
+func (w *OffsetWatch) observe(got map[int]int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.polls++
@@ -439,8 +390,8 @@ func (w *offsetWatch) observe(got map[int]int64) {
 	}
 }
 
-// check stops the watch and fails the test if an offset moved backwards.
-func (w *offsetWatch) check(t *testing.T) {
+// Check stops the watch and fails the test if an offset moved backwards.
+func (w *OffsetWatch) Check(t testing.TB) {
 	t.Helper()
 	close(w.stop)
 	<-w.done
@@ -454,10 +405,10 @@ func (w *offsetWatch) check(t *testing.T) {
 	}
 }
 
-// snapshot is the committed offsets now; it fails the test on an error.
-func (w *offsetWatch) snapshot(t *testing.T, brokers []string, group string, partitions int) map[int]int64 {
+// Snapshot is the committed offsets now; it fails the test on an error.
+func (w *OffsetWatch) Snapshot(t testing.TB, brokers []string, group string, partitions int) map[int]int64 {
 	t.Helper()
-	got, err := committed(brokers, group, partitions)
+	got, err := Committed(brokers, group, partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,8 +416,8 @@ func (w *offsetWatch) snapshot(t *testing.T, brokers []string, group string, par
 	return got
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

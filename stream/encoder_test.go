@@ -1,4 +1,4 @@
-package main
+package stream
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 )
 
 func TestRecordEncoderLimits(t *testing.T) {
-	e := recordEncoder{topic: "out", deadLetters: "dlq", model: "m"}
+	e := encoder{topic: "out", deadLetters: "dlq", model: "m"}
 	cases := []struct {
 		name      string
 		value     []byte
@@ -37,8 +37,8 @@ func TestRecordEncoderLimits(t *testing.T) {
 			if c.wantValue != bytes.Equal(out.Value, c.value) {
 				t.Fatalf("value kept = %v, want %v", bytes.Equal(out.Value, c.value), c.wantValue)
 			}
-			if size, _ := strconv.Atoi(hs[headerValueOmitted]); !c.wantValue && (size <= len(c.value) || hs["trace"] != "" || out.Key != nil) {
-				t.Fatalf("no %s header: %v", headerValueOmitted, hs)
+			if size, _ := strconv.Atoi(hs[HeaderValueOmitted]); !c.wantValue && (size <= len(c.value) || hs["trace"] != "" || out.Key != nil) {
+				t.Fatalf("no %s header: %v", HeaderValueOmitted, hs)
 			}
 		})
 	}

@@ -1,0 +1,118 @@
+package engines
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/model/openai"
+)
+
+// Flags are the model flags of every command that runs a model, declared
+// once. Register them on a command's flag set, parse, then call
+// [Flags.Open] (or [Flags.Spec] and [Flags.Options]).
+type Flags struct {
+	// Model is the spec (--model); see the package doc. With --engine
+	// openai it is the served model's name instead, as earlier versions
+	// took it.
+	Model string
+	// Engine is "llama" (any spec) or "openai" (--endpoint URLs, the
+	// same as --model openai:URL,…).
+	Engine    string
+	Endpoints []string
+	// Dialect, APIKeyFile and Timeout configure the openai engine.
+	Dialect    string
+	APIKeyFile string
+	Timeout    time.Duration
+	// Threads and GPULayers configure the in-process engine.
+	Threads, GPULayers int
+	// MaxNewTokens bounds each answer.
+	MaxNewTokens int
+}
+
+// Register declares the flags on fs; modelHelp describes --model for the
+// command. --model and --max-new-tokens default to f's values, --engine to
+// llama, --request-timeout to the openai engine's 60s and --gpu-layers to
+// -1 (all). A flag that fs defines already is the command's own and is
+// left alone (nerstream serve's --request-timeout bounds a whole request).
+func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
+	define := func(name string, def func()) {
+		if fs.Lookup(name) == nil {
+			def()
+		}
+	}
+	define("model", func() {
+		fs.StringVar(&f.Model, "model", f.Model, modelHelp+": a GGUF file, synth:PRESET, hf://OWNER/REPO/FILE.gguf, https://…/FILE.gguf or openai:URL[,URL…]")
+	})
+	define("engine", func() {
+		fs.StringVar(&f.Engine, "engine", cmp.Or(f.Engine, "llama"), "llama (any --model) or openai (servers at --endpoint; --model then names the served model)")
+	})
+	define("endpoint", func() {
+		fs.Func("endpoint", "an OpenAI-compatible server's base URL, like http://gpu-1:8000/v1; repeatable, for a pool (the same as --model openai:URL)", func(s string) error {
+			f.Endpoints = append(f.Endpoints, s)
+			return nil
+		})
+	})
+	define("dialect", func() {
+		fs.StringVar(&f.Dialect, "dialect", f.Dialect, "openai engine: the servers' extensions, llama-server (and nerstream serve) or vllm; empty for plain OpenAI")
+	})
+	define("api-key-file", func() {
+		fs.StringVar(&f.APIKeyFile, "api-key-file", f.APIKeyFile, "openai engine: a file holding the API key (else $OPENAI_API_KEY)")
+	})
+	define("request-timeout", func() {
+		fs.DurationVar(&f.Timeout, "request-timeout", cmp.Or(f.Timeout, openai.DefaultOptions().Timeout), "openai engine: the longest one request may take before it is retried")
+	})
+	define("threads", func() {
+		fs.IntVar(&f.Threads, "threads", f.Threads, "CPU threads of the in-process engine (default: all)")
+	})
+	define("gpu-layers", func() {
+		fs.IntVar(&f.GPULayers, "gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
+	})
+	define("max-new-tokens", func() {
+		fs.IntVar(&f.MaxNewTokens, "max-new-tokens", f.MaxNewTokens, "most tokens per answer")
+	})
+}
+
+// Spec is the spec that the flags name.
+func (f *Flags) Spec() (string, error) {
+	switch f.Engine {
+	case "", "llama":
+		if len(f.Endpoints) > 0 {
+			return "", errors.New("--endpoint needs --engine openai (or give --model openai:URL)")
+		}
+		return f.Model, nil
+	case "openai":
+		if len(f.Endpoints) == 0 {
+			return "", errors.New("--engine openai needs at least one --endpoint")
+		}
+		return OpenAIPrefix + strings.Join(f.Endpoints, ","), nil
+	}
+	return "", fmt.Errorf("--engine %q is not one of llama, openai", f.Engine)
+}
+
+// Options are the options that the flags set.
+func (f *Flags) Options() (Options, error) {
+	if f.Timeout < 0 || f.MaxNewTokens < 0 || f.Threads < 0 || f.GPULayers < -1 {
+		return Options{}, errors.New("--request-timeout, --max-new-tokens and --threads must be >= 0, and --gpu-layers -1 (all) or more")
+	}
+	o := Options{
+		Llama: llama.Options{Threads: f.Threads, GPULayers: f.GPULayers},
+		OpenAI: openai.Options{
+			Dialect:    openai.Dialect(f.Dialect),
+			APIKeyFile: f.APIKeyFile,
+			Timeout:    f.Timeout,
+		},
+	}
+	if f.APIKeyFile == "" {
+		o.OpenAI.APIKey = os.Getenv("OPENAI_API_KEY")
+	}
+	if f.Engine == "openai" {
+		o.OpenAI.Model = f.Model
+	}
+	return o, nil
+}

@@ -1,0 +1,245 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/model"
+)
+
+// EngineResult is what `nerstream bench engine` prints.
+type EngineResult struct {
+	Model        string `json:"model"`
+	Docs         int    `json:"docs"`
+	Types        int    `json:"types"`
+	DocTokens    int    `json:"doc_tokens"`
+	PromptTokens int    `json:"prompt_tokens"`
+	MaxNewTokens int    `json:"max_new_tokens"`
+	Threads      int    `json:"threads"`
+	Sequences    int    `json:"sequences"`
+	BatchTokens  int    `json:"batch_tokens"`
+	Substring    bool   `json:"substring_answers"`
+
+	NaiveDocsPerS  float64 `json:"naive_docs_per_s,omitempty"`
+	EngineDocsPerS float64 `json:"engine_docs_per_s"`
+	Speedup        float64 `json:"speedup,omitempty"`
+
+	PrefillLimitTokensPerS  float64 `json:"prefill_limit_tokens_per_s"`
+	EnginePrefillTokensPerS float64 `json:"engine_prefill_tokens_per_s"`
+	PrefillRatio            float64 `json:"prefill_ratio"`
+
+	EngineDecodeCalls    int     `json:"engine_decode_calls"`
+	EngineAvgBatchTokens float64 `json:"engine_avg_batch_tokens"`
+	SharedPrefixTokens   int     `json:"shared_prefix_tokens"`
+	GeneratedTokens      int     `json:"generated_tokens"`
+
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	ModelMB     float64 `json:"model_mb"`
+	KVCacheMB   float64 `json:"kv_cache_mb"`
+	RSSOverBase float64 `json:"rss_over_model_and_kv"`
+}
+
+// benchTypes are entity types of UniNER's test sets.
+var benchTypes = [...]string{"person", "organization", "location", "award", "event", "country", "algorithm", "programming language",
+	"conference", "product", "researcher", "field", "task", "metrics", "university", "misc"}
+
+// benchWords make the benchmark's passages.
+var benchWords = strings.Fields(`the of and a to in is was for on that with as by at from his her which it an were are this be has had
+	Ada Lovelace Charles Babbage Analytical Engine London Royal Society Grace Hopper Navy Harvard COBOL Alan Turing Bletchley
+	Park naive Bayes classifier Gaussian mixture model conference neural network research university award program language
+	published paper algorithm learning data system theory computer science mathematics machine translation speech`)
+
+// EngineOptions are the settings of [Engine] (the flags of `nerstream bench
+// engine`).
+type EngineOptions struct {
+	// Docs documents of about DocTokens tokens, each asked about Types
+	// entity types (at most len(Types)), with answers of at most
+	// MaxNewTokens tokens.
+	Docs, Types, DocTokens, MaxNewTokens int
+	// SkipNaive leaves out the one-prompt-at-a-time baseline.
+	SkipNaive bool
+}
+
+// MaxTypes is the most entity types a benchmark document is asked about.
+const MaxTypes = len(benchTypes)
+
+// Engine measures the in-process engine of m against answering the same
+// prompts one at a time (see llama.Engine.GenerateUnbatched), and its
+// prefill against the one-batch ceiling.
+func Engine(ctx context.Context, m *engines.Model, o EngineOptions) (*EngineResult, error) {
+	eng := m.Local
+	if eng == nil {
+		return nil, fmt.Errorf("%w: the engine benchmark runs an in-process model (a file, synth: or a reference)", ErrOptions)
+	}
+	if o.Docs <= 0 || o.Types <= 0 || o.Types > len(benchTypes) || o.DocTokens <= 0 || o.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("%w: docs, doc tokens and max new tokens must be > 0, and types within 1..%d", ErrOptions, len(benchTypes))
+	}
+	name := m.Name
+	tmpl, _ := model.NewTemplate(model.PromptOptions{})
+	texts, tokens, err := benchTexts(ctx, eng, o.Docs, o.DocTokens)
+	if err != nil {
+		return nil, err
+	}
+	gen := model.GenerateOptions{MaxNewTokens: o.MaxNewTokens}
+	res := &EngineResult{Model: name, Docs: o.Docs, Types: o.Types, DocTokens: tokens, MaxNewTokens: o.MaxNewTokens,
+		Threads: eng.Options().Threads, Sequences: eng.Options().Sequences, BatchTokens: eng.Options().BatchTokens, Substring: eng.Options().SubstringAnswers}
+	if res.PrefillLimitTokensPerS, err = eng.PrefillLimit(ctx); err != nil {
+		return nil, err
+	}
+	before := eng.Stats()
+	start := time.Now()
+	w := benchWork{texts: texts, types: benchTypes[:o.Types], tmpl: tmpl, gen: gen, chunk: 8}
+	if _, res.PromptTokens, err = w.feed(ctx, slices.Repeat([]generateFunc{eng.Generate}, 4)); err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	st := eng.Stats()
+	res.EngineDocsPerS = float64(o.Docs) / took.Seconds()
+	calls, toks, dt := st.DecodeCalls-before.DecodeCalls, st.DecodeTokens-before.DecodeTokens, st.DecodeTime-before.DecodeTime
+	res.EngineDecodeCalls = calls
+	res.EngineAvgBatchTokens = float64(toks) / float64(max(calls, 1))
+	res.EnginePrefillTokensPerS = float64(toks) / dt.Seconds()
+	res.PrefillRatio = res.EnginePrefillTokensPerS / res.PrefillLimitTokensPerS
+	res.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
+	res.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
+	if !o.SkipNaive {
+		start = time.Now()
+		if _, _, err := w.feed(ctx, []generateFunc{eng.GenerateUnbatched}); err != nil {
+			return nil, err
+		}
+		res.NaiveDocsPerS = float64(o.Docs) / time.Since(start).Seconds()
+		res.Speedup = res.EngineDocsPerS / res.NaiveDocsPerS
+	}
+	res.PeakRSSMB = peakRSSMB()
+	res.ModelMB = float64(eng.ModelBytes()) / (1 << 20)
+	res.KVCacheMB = float64(eng.KVCacheBytes()) / (1 << 20)
+	res.RSSOverBase = res.PeakRSSMB / (res.ModelMB + res.KVCacheMB)
+	return res, nil
+}
+
+// generateFunc is an engine's Generate.
+type generateFunc func(context.Context, []model.PromptGroup, model.GenerateOptions) ([][]model.Completion, error)
+
+// benchWork is the documents of an engine benchmark and how they are sent.
+type benchWork struct {
+	texts []string
+	types []string
+	tmpl  *model.Template
+	gen   model.GenerateOptions
+	chunk int // documents per Generate call
+}
+
+// feed sends the documents to the engine as a stream does: in
+// micro-batches of w.chunk, from one caller per generate function at once,
+// so that memory holds only what is in flight. It returns each document's
+// answers (one per type), and the prompt tokens of all.
+func (w benchWork) feed(ctx context.Context, callers []generateFunc) ([][]string, int, error) {
+	var (
+		mu       sync.Mutex
+		prompts  int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	answers := make([][]string, len(w.texts))
+	next := make(chan int)
+	for _, generate := range callers {
+		wg.Go(func() {
+			for lo := range next {
+				hi := min(lo+w.chunk, len(w.texts))
+				var groups []model.PromptGroup
+				for d := lo; d < hi; d++ {
+					var g model.PromptGroup
+					for _, t := range w.types {
+						g.Prompts = append(g.Prompts, w.tmpl.Prompt(w.texts[d], t))
+					}
+					groups = append(groups, g)
+				}
+				out, err := generate(ctx, groups, w.gen)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				for g, comps := range out {
+					for _, c := range comps {
+						prompts += c.PromptTokens
+						if c.Err != nil && firstErr == nil {
+							firstErr = c.Err
+						}
+						answers[lo+g] = append(answers[lo+g], c.Text)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for lo := 0; lo < len(w.texts); lo += w.chunk {
+		next <- lo
+	}
+	close(next)
+	wg.Wait()
+	return answers, prompts, firstErr
+}
+
+// benchTexts builds n distinct passages of about docTokens tokens each, as
+// eng counts them, and returns them with the mean tokens of a passage
+// (measured on the first few).
+func benchTexts(ctx context.Context, eng model.TokenCounter, n, docTokens int) ([]string, int, error) {
+	text := func(d, words int) string {
+		w := make([]string, words)
+		for i := range w {
+			w[i] = benchWords[(d*31+i*7+i*i)%len(benchWords)]
+		}
+		return strings.Join(w, " ") + " (" + strconv.Itoa(d) + ")."
+	}
+	// Find how many words make docTokens tokens, on the first passage.
+	words := 8
+	for ; ; words += 4 {
+		c, err := eng.TokenCount(ctx, text(0, words))
+		if err != nil {
+			return nil, 0, err
+		}
+		if c >= docTokens {
+			break
+		}
+	}
+	texts := make([]string, n)
+	sum, measured := 0, 0
+	for d := range texts {
+		texts[d] = text(d, words)
+		if d < 16 {
+			c, err := eng.TokenCount(ctx, texts[d])
+			if err != nil {
+				return nil, 0, err
+			}
+			sum += c
+			measured++
+		}
+	}
+	return texts, sum / measured, nil
+}
+
+// peakRSSMB reads the process's peak resident set (VmHWM) from /proc.
+func peakRSSMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,109 @@
+package openaiapi
+
+import "encoding/json"
+
+// CompletionRequest is the body of POST /v1/completions: the subset of
+// OpenAI's that UniNER needs, with the extensions of vLLM and llama-server.
+// A server ignores the fields it does not know.
+type CompletionRequest struct {
+	Model string `json:"model,omitempty"`
+	// Prompt is a string or a list of strings; [Strings] reads it.
+	Prompt      json.RawMessage `json:"prompt"`
+	MaxTokens   *int            `json:"max_tokens,omitempty"`
+	Temperature *float64        `json:"temperature,omitempty"`
+	// Stop is a string or a list of strings; [Strings] reads it.
+	Stop   json.RawMessage `json:"stop,omitempty"`
+	N      *int            `json:"n,omitempty"`
+	Stream bool            `json:"stream,omitempty"`
+	Echo   bool            `json:"echo,omitempty"`
+	// StructuredOutputs is vLLM's guided decoding ({"json": schema}).
+	StructuredOutputs map[string]any `json:"structured_outputs,omitempty"`
+	// Grammar is llama-server's GBNF grammar.
+	Grammar string `json:"grammar,omitempty"`
+}
+
+// CompletionResponse is the answer to a CompletionRequest: one choice per
+// prompt. llama-server answers a list of prompts with a list of these, one
+// per prompt.
+type CompletionResponse struct {
+	ID      string   `json:"id,omitempty"`
+	Object  string   `json:"object,omitempty"`
+	Created int64    `json:"created,omitempty"`
+	Model   string   `json:"model,omitempty"`
+	Choices []Choice `json:"choices"`
+	Usage   *Usage   `json:"usage,omitempty"`
+}
+
+// Choice is one prompt's answer. Index and Text are pointers so that a
+// client can tell a missing one from a zero one.
+type Choice struct {
+	Index        *int    `json:"index"`
+	Text         *string `json:"text"`
+	FinishReason string  `json:"finish_reason,omitempty"`
+	// Logprobs is always null from nerstream serve: the field is there
+	// for clients that expect it.
+	Logprobs *struct{} `json:"logprobs"`
+	// Usage is per choice: no server is known to send it here, but an
+	// answer that comes as a list of completions has one per completion.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage counts tokens.
+type Usage struct {
+	PromptTokens     *int `json:"prompt_tokens"`
+	CompletionTokens *int `json:"completion_tokens"`
+	TotalTokens      *int `json:"total_tokens,omitempty"`
+}
+
+// TokenizeRequest is the body of POST /tokenize in the shapes of
+// llama-server (Content, AddSpecial, ParseSpecial) and vLLM (Model, Prompt,
+// AddSpecialTokens).
+type TokenizeRequest struct {
+	Model            string  `json:"model,omitempty"`
+	Content          *string `json:"content,omitempty"`
+	Prompt           *string `json:"prompt,omitempty"`
+	AddSpecial       *bool   `json:"add_special,omitempty"`
+	AddSpecialTokens *bool   `json:"add_special_tokens,omitempty"`
+	ParseSpecial     *bool   `json:"parse_special,omitempty"`
+}
+
+// TokenizeResponse is the answer to a TokenizeRequest. Tokens are ids
+// (llama-server may send objects with the piece too); Count, when given,
+// wins over len(Tokens).
+type TokenizeResponse struct {
+	Tokens      []json.RawMessage `json:"tokens"`
+	Count       *int              `json:"count,omitempty"`
+	MaxModelLen int               `json:"max_model_len,omitempty"`
+}
+
+// ErrorResponse is an error answer in OpenAI's shape: {"error": {"message",
+// "type", "code"}}.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is the error of an ErrorResponse.
+type ErrorBody struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code,omitempty"`
+}
+
+// Strings reads a JSON string or list of strings; null or nothing is nil.
+// ok is false for anything else.
+func Strings(raw json.RawMessage) (list []string, ok bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, true
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}, true
+	}
+	if err := json.Unmarshal(raw, &list); err == nil {
+		return list, true
+	}
+	return nil, false
+}
+
+// Ptr returns a pointer to v, for the optional fields.
+func Ptr[T any](v T) *T { return &v }

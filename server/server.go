@@ -1,0 +1,610 @@
+// Package server is nerstream's HTTP worker: any [model.Engine] behind the
+// OpenAI completions API and an annotation API, so that a GPU host can serve
+// the model to nerstream run instances elsewhere (model/openai) or to any
+// client of the OpenAI completions API. `nerstream serve` runs it with the
+// in-process engine; an embedding program can serve any engine.
+//
+//	srv, err := server.New(server.Options{Types: []string{"person"}})
+//	srv.SetModel(engine, "UniNER-7B-type.Q4_K_M.gguf")
+//	http.Handle("/", …srv.Routes()…)
+//
+// Routes (see [Server.Routes]):
+//
+//	POST /v1/completions  the OpenAI completions subset that UniNER needs
+//	POST /v1/annotate     documents in, annotation records out
+//	GET  /v1/models       the served model
+//	POST /tokenize        token counts (llama-server's and vLLM's shapes)
+//
+// Decisions:
+//   - Every request calls the one engine concurrently: the llama engine's
+//     scheduler puts the prompts of all callers into one continuous batch,
+//     so there is no lock here. A list prompt goes to the engine as one
+//     PromptGroup, so that a shared prefix (one passage, several types) is
+//     computed once.
+//   - A completions prompt is the whole UniNER prompt as text. Each "</s>"
+//     in it becomes the EOS special token and the rest is literal text: the
+//     engine tokenizes it exactly as it tokenizes model.Template's prompt,
+//     and no other special token can be written in. The engine adds BOS.
+//   - Decoding is the engine's: greedy (the llama engine also holds answers
+//     to a JSON array of strings by its grammar). temperature must be 0 (or
+//     absent); stop may only be "</s>" (the engine stops there anyway).
+//   - "model" in a request is not checked: the server has one model, and
+//     answers with its name.
+//   - The bearer token guards every route here; the probes and /metrics of
+//     the process stay open.
+//   - finish_reason is "length" when the answer used all of max_tokens and
+//     is not a complete JSON value, else "stop".
+//   - At most Options.MaxInFlight requests are answered at once; the next
+//     gets 429 with Retry-After: 1, which the openai engine honours by
+//     trying another worker. The engine's own queue is unbounded, so this
+//     is what bounds a worker's memory and queueing delay.
+//   - /tokenize gives token ids when the engine is a [Tokenizer] (the
+//     llama engine is), and the count alone otherwise.
+package server
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nerstream/nerstream/internal/openaiapi"
+	"github.com/nerstream/nerstream/internal/problems"
+	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/record"
+	"github.com/nerstream/nerstream/telemetry"
+)
+
+// Options configure a [Server]. Zero values take the defaults.
+type Options struct {
+	// MaxNewTokens caps max_tokens, and is the annotations' cap. Default:
+	// 256, the official decoding's.
+	MaxNewTokens int
+	// MaxBodyBytes bounds a request body. Default: 1 MiB.
+	MaxBodyBytes int64
+	// MaxTextBytes bounds one document's text or one prompt. Default:
+	// 1 MiB.
+	MaxTextBytes int
+	// MaxTypes bounds the entity types of one document. Default: 64.
+	MaxTypes int
+	// MaxPrompts bounds the prompts of one completions request. Default:
+	// 64.
+	MaxPrompts int
+	// MaxDocs bounds the documents of one annotate request. Default: 64.
+	MaxDocs int
+	// MaxInFlight bounds the requests answered at once; more get 429.
+	// Default: 256.
+	MaxInFlight int
+	// Timeout bounds one request's generation. Default: 5 minutes.
+	Timeout time.Duration
+	// Types are asked about when a document names none. Default: none,
+	// and such a document is refused.
+	Types []string
+	// Token is the bearer token that requests must carry. Default: none
+	// needed.
+	Token []byte
+	// Logger receives failed requests. Default: none.
+	Logger *slog.Logger
+	// Metrics records the model calls. Default: none.
+	Metrics *telemetry.Metrics
+}
+
+// DefaultOptions returns the options that zero values stand for.
+func DefaultOptions() Options {
+	return Options{
+		MaxNewTokens: model.DefaultMaxNewTokens,
+		MaxBodyBytes: 1 << 20,
+		MaxTextBytes: 1 << 20,
+		MaxTypes:     64,
+		MaxPrompts:   64,
+		MaxDocs:      64,
+		MaxInFlight:  256,
+		Timeout:      5 * time.Minute,
+	}
+}
+
+// Validate reports every problem of the options, by field name.
+func (o Options) Validate() error {
+	var p problems.List
+	for name, v := range map[string]int64{
+		"MaxNewTokens": int64(o.MaxNewTokens), "MaxBodyBytes": o.MaxBodyBytes, "MaxTextBytes": int64(o.MaxTextBytes),
+		"MaxTypes": int64(o.MaxTypes), "MaxPrompts": int64(o.MaxPrompts), "MaxDocs": int64(o.MaxDocs),
+		"MaxInFlight": int64(o.MaxInFlight), "Timeout": int64(o.Timeout),
+	} {
+		if v <= 0 {
+			p.Addf(name, "must be > 0")
+		}
+	}
+	return p.Err()
+}
+
+// Tokenizer is what an engine may offer beyond token counts: the ids of a
+// prompt as it decodes it, BOS first when the vocabulary asks for it.
+type Tokenizer interface {
+	Tokenize(model.Prompt) ([]int32, error)
+}
+
+// Server answers the API routes with one engine. It is safe for concurrent
+// use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	backend  atomic.Pointer[backend] // nil until SetModel
+	inFlight atomic.Int64            // API requests being answered
+}
+
+// backend is the served model.
+type backend struct {
+	eng  model.Engine
+	rec  *model.Recognizer
+	name string
+}
+
+// New checks the options and returns a server with no model: its routes
+// answer 503 until [Server.SetModel].
+func New(opts Options) (*Server, error) {
+	d := DefaultOptions()
+	opts.MaxNewTokens = cmp.Or(opts.MaxNewTokens, d.MaxNewTokens)
+	opts.MaxBodyBytes = cmp.Or(opts.MaxBodyBytes, d.MaxBodyBytes)
+	opts.MaxTextBytes = cmp.Or(opts.MaxTextBytes, d.MaxTextBytes)
+	opts.MaxTypes = cmp.Or(opts.MaxTypes, d.MaxTypes)
+	opts.MaxPrompts = cmp.Or(opts.MaxPrompts, d.MaxPrompts)
+	opts.MaxDocs = cmp.Or(opts.MaxDocs, d.MaxDocs)
+	opts.MaxInFlight = cmp.Or(opts.MaxInFlight, d.MaxInFlight)
+	opts.Timeout = cmp.Or(opts.Timeout, d.Timeout)
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{opts: opts, log: log}, nil
+}
+
+// SetModel serves eng under name from now on. It fails when the server's
+// limits do not fit the engine (MaxNewTokens against its context).
+func (s *Server) SetModel(eng model.Engine, name string) error {
+	rec, err := model.NewRecognizer(eng, model.RecognizerOptions{
+		Types:        s.opts.Types,
+		MaxNewTokens: s.opts.MaxNewTokens,
+		MaxTypes:     s.opts.MaxTypes,
+		MaxTextBytes: s.opts.MaxTextBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.backend.Store(&backend{eng: eng, rec: rec, name: name})
+	return nil
+}
+
+// InFlight is the number of API requests being answered.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// Routes returns the API's handlers, keyed by their http.ServeMux pattern.
+func (s *Server) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"/v1/completions": s.handle(http.MethodPost, s.completions),
+		"/v1/annotate":    s.handle(http.MethodPost, s.annotate),
+		"/v1/models":      s.handle(http.MethodGet, s.models),
+		"/tokenize":       s.handle(http.MethodPost, s.tokenize),
+		// Anything else under /v1/ gets a JSON 404, as an OpenAI
+		// client expects.
+		"/v1/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, &apiError{http.StatusNotFound, "not_found_error", "", "no route " + r.URL.Path})
+		}),
+	}
+}
+
+// apiError is an error answer.
+type apiError struct {
+	status  int
+	kind    string // "invalid_request_error", …
+	code    string // a machine-readable reason, or ""
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badRequest(code, format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "invalid_request_error", code, fmt.Sprintf(format, args...)}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nerstream"`)
+	}
+	writeJSON(w, e.status, openaiapi.ErrorResponse{Error: openaiapi.ErrorBody{Message: e.message, Type: e.kind, Code: e.code}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"message":"encoding the answer failed","type":"server_error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// handle wraps an API handler with the method check, the bearer token,
+// the in-flight cap, the model's readiness, the body limit and the request
+// timeout.
+func (s *Server) handle(method string, f func(ctx context.Context, b *backend, body []byte) (any, *apiError)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			writeError(w, &apiError{http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
+				fmt.Sprintf("%s %s: method not allowed (use %s)", r.Method, r.URL.Path, method)})
+			return
+		}
+		if !s.authorized(r) {
+			writeError(w, &apiError{http.StatusUnauthorized, "authentication_error", "invalid_api_key",
+				"missing or wrong bearer token (Authorization: Bearer TOKEN)"})
+			return
+		}
+		// The cap holds memory and queueing delay bounded; a client
+		// that is told 429 tries another worker, or comes back.
+		if n := s.inFlight.Add(1); n > int64(s.opts.MaxInFlight) {
+			s.inFlight.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, &apiError{http.StatusTooManyRequests, "rate_limit_error", "server_busy",
+				fmt.Sprintf("%d requests in flight, the most this worker takes (--max-in-flight); retry later or elsewhere", s.opts.MaxInFlight)})
+			return
+		}
+		defer s.inFlight.Add(-1)
+		b := s.backend.Load()
+		if b == nil {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, &apiError{http.StatusServiceUnavailable, "server_error", "model_loading", "the model is loading"})
+			return
+		}
+		var body []byte
+		if method == http.MethodPost {
+			var aerr *apiError
+			if body, aerr = s.readBody(w, r); aerr != nil {
+				writeError(w, aerr)
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
+		defer cancel()
+		out, aerr := f(ctx, b, body)
+		if aerr != nil {
+			if aerr.status >= 500 {
+				s.log.Warn("serve: request failed", "path", r.URL.Path, "status", aerr.status, "err", aerr.message)
+			}
+			writeError(w, aerr)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// authorized checks the bearer token, in constant time. Without a token
+// every request is.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.opts.Token == nil {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	// Hash both sides so that the compare takes the same time whatever
+	// the lengths.
+	want := sha256.Sum256(s.opts.Token)
+	have := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(want[:], have[:]) == 1
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	tooLarge := &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large",
+		fmt.Sprintf("request body is over the limit of %d bytes", s.opts.MaxBodyBytes)}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, badRequest("body_unreadable", "reading the request body: %v", err)
+	}
+	return body, nil
+}
+
+// decodeJSON reads one JSON value into v, and nothing after it.
+func decodeJSON(body []byte, v any) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return badRequest("invalid_json", "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("invalid_json", "malformed JSON body: more than one value")
+	}
+	return nil
+}
+
+// requestID returns a random id with the prefix.
+func requestID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// textPrompt turns a prompt written out as text into a model.Prompt: each
+// "</s>" is the EOS special token, everything else literal text.
+func textPrompt(s string) model.Prompt {
+	pieces := strings.Split(s, model.EOS)
+	parts := make([]model.Part, 0, 2*len(pieces)-1)
+	for i, p := range pieces {
+		if i > 0 {
+			parts = append(parts, model.Part{Kind: model.PartFixed, Text: model.EOS})
+		}
+		if p != "" {
+			parts = append(parts, model.Part{Kind: model.PartText, Text: p})
+		}
+	}
+	return model.Prompt{Parts: parts}
+}
+
+func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any, *apiError) {
+	var req openaiapi.CompletionRequest
+	if e := decodeJSON(body, &req); e != nil {
+		return nil, e
+	}
+	prompts, ok := openaiapi.Strings(req.Prompt)
+	switch {
+	case !ok:
+		return nil, badRequest("invalid_prompt", "prompt must be a string or a list of strings")
+	case len(prompts) == 0:
+		return nil, badRequest("invalid_prompt", "prompt is required")
+	case len(prompts) > s.opts.MaxPrompts:
+		return nil, badRequest("too_many_prompts", "%d prompts is over the limit of %d per request", len(prompts), s.opts.MaxPrompts)
+	}
+	for i, p := range prompts {
+		if len(p) > s.opts.MaxTextBytes {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", "prompt_too_long",
+				fmt.Sprintf("prompt %d of %d bytes is over the limit of %d", i, len(p), s.opts.MaxTextBytes)}
+		}
+		if strings.TrimSpace(p) == "" {
+			return nil, badRequest("invalid_prompt", "prompt %d is empty", i)
+		}
+	}
+	if req.Temperature != nil && *req.Temperature != 0 {
+		return nil, badRequest("unsupported_temperature", "only greedy decoding (temperature 0) is supported, not temperature %v", *req.Temperature)
+	}
+	stops, ok := openaiapi.Strings(req.Stop)
+	if !ok {
+		return nil, badRequest("invalid_stop", "stop must be a string or a list of strings")
+	}
+	for _, st := range stops {
+		if st != model.EOS {
+			return nil, badRequest("unsupported_stop", "stop %q is not supported: decoding stops at %q only", st, model.EOS)
+		}
+	}
+	if req.Stream {
+		return nil, badRequest("unsupported_stream", "streaming is not supported")
+	}
+	if req.Echo {
+		return nil, badRequest("unsupported_echo", "echo is not supported")
+	}
+	if req.N != nil && *req.N != 1 {
+		return nil, badRequest("unsupported_n", "n must be 1: greedy decoding gives one answer per prompt")
+	}
+	maxTokens := model.DefaultMaxNewTokens
+	if req.MaxTokens != nil {
+		if *req.MaxTokens < 1 {
+			return nil, badRequest("invalid_max_tokens", "max_tokens must be at least 1")
+		}
+		maxTokens = *req.MaxTokens
+	}
+	maxTokens = min(maxTokens, s.opts.MaxNewTokens)
+
+	group := model.PromptGroup{Prompts: make([]model.Prompt, len(prompts))}
+	for i, p := range prompts {
+		group.Prompts[i] = textPrompt(p)
+	}
+	start := time.Now()
+	out, err := b.eng.Generate(ctx, []model.PromptGroup{group}, model.GenerateOptions{MaxNewTokens: maxTokens})
+	if err != nil {
+		return nil, engineFailure(ctx, err)
+	}
+	if len(out) != 1 || len(out[0]) != len(prompts) {
+		return nil, &apiError{http.StatusInternalServerError, "server_error", "", "the engine answered the wrong number of prompts"}
+	}
+	resp := openaiapi.CompletionResponse{
+		ID: requestID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: b.name,
+		Choices: make([]openaiapi.Choice, len(prompts)),
+	}
+	var in, gen int
+	for i, c := range out[0] {
+		if c.Err != nil {
+			return nil, badRequest("prompt_refused", "prompt %d: %v", i, c.Err)
+		}
+		finish := "stop"
+		if c.GeneratedTokens >= maxTokens && !json.Valid([]byte(c.Text)) {
+			finish = "length"
+		}
+		resp.Choices[i] = openaiapi.Choice{Index: openaiapi.Ptr(i), Text: openaiapi.Ptr(c.Text), FinishReason: finish}
+		in += c.PromptTokens
+		gen += c.GeneratedTokens
+	}
+	resp.Usage = &openaiapi.Usage{PromptTokens: &in, CompletionTokens: &gen, TotalTokens: openaiapi.Ptr(in + gen)}
+	s.opts.Metrics.ModelBatch(ctx, len(prompts), time.Since(start), in, gen)
+	return resp, nil
+}
+
+// engineFailure is the answer to a failure of a whole Generate call.
+func engineFailure(ctx context.Context, err error) *apiError {
+	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{http.StatusGatewayTimeout, "server_error", "timeout", "generation did not finish within the request timeout"}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, model.ErrClosed) {
+		return &apiError{http.StatusServiceUnavailable, "server_error", "unavailable", "the server is stopping"}
+	}
+	return &apiError{http.StatusInternalServerError, "server_error", "", "the engine failed: " + err.Error()}
+}
+
+// annotateRequest is one document of POST /v1/annotate.
+type annotateRequest struct {
+	ID          string          `json:"id"`
+	Text        *string         `json:"text"`
+	EntityTypes []string        `json:"entity_types"`
+	Metadata    json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *apiError) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	list := bytes.HasPrefix(trimmed, []byte("["))
+	var reqs []annotateRequest
+	if list {
+		if e := decodeJSON(body, &reqs); e != nil {
+			return nil, e
+		}
+		if len(reqs) == 0 {
+			return nil, badRequest("no_documents", "the list of documents is empty")
+		}
+	} else {
+		var one annotateRequest
+		if e := decodeJSON(body, &one); e != nil {
+			return nil, e
+		}
+		reqs = []annotateRequest{one}
+	}
+	if len(reqs) > s.opts.MaxDocs {
+		return nil, badRequest("too_many_documents", "%d documents is over the limit of %d per request", len(reqs), s.opts.MaxDocs)
+	}
+	where := func(i int) string {
+		if list {
+			return fmt.Sprintf("document %d: ", i)
+		}
+		return ""
+	}
+	base := requestID("ann-")
+	docs := make([]record.Document, len(reqs))
+	for i, r := range reqs {
+		// The cheap limits first, before any work.
+		switch {
+		case r.Text == nil:
+			return nil, badRequest(record.ReasonEmptyText, "%stext is required", where(i))
+		case len(*r.Text) > s.opts.MaxTextBytes:
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", record.ReasonTextTooLong,
+				fmt.Sprintf("%stext of %d bytes is over the limit of %d", where(i), len(*r.Text), s.opts.MaxTextBytes)}
+		case len(r.EntityTypes) > s.opts.MaxTypes:
+			return nil, badRequest(record.ReasonTooManyTypes, "%s%d entity types is over the limit of %d", where(i), len(r.EntityTypes), s.opts.MaxTypes)
+		}
+		if len(r.Metadata) > 0 && string(r.Metadata) != "null" && !bytes.HasPrefix(bytes.TrimSpace(r.Metadata), []byte("{")) {
+			return nil, badRequest("invalid_metadata", "%smetadata must be a JSON object", where(i))
+		}
+		id := r.ID
+		if id == "" {
+			id = base + "/" + strconv.Itoa(i)
+		}
+		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata}
+	}
+	start := time.Now()
+	anns, err := b.rec.Recognize(ctx, docs)
+	if err != nil {
+		return nil, engineFailure(ctx, err)
+	}
+	records := make([]record.Annotation, len(anns))
+	var in, out int
+	for i := range anns {
+		if e := anns[i].Err; e != nil {
+			var ie *record.InputError
+			switch {
+			case errors.As(e, &ie) && ie.Reason == record.ReasonTextTooLong:
+				return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", ie.Reason, where(i) + ie.Error()}
+			case errors.As(e, &ie):
+				return nil, badRequest(ie.Reason, "%s%s", where(i), ie.Error())
+			case errors.Is(e, model.ErrPromptTooLong):
+				return nil, badRequest(record.ReasonContextTooBig, "%s%v", where(i), e)
+			}
+			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + e.Error()}
+		}
+		records[i] = anns[i].Record(b.name, docs[i].Metadata)
+		in += anns[i].PromptTokens
+		out += anns[i].GeneratedTokens
+	}
+	s.opts.Metrics.ModelBatch(ctx, len(docs), time.Since(start), in, out)
+	if list {
+		return records, nil
+	}
+	return records[0], nil
+}
+
+func (s *Server) models(_ context.Context, b *backend, _ []byte) (any, *apiError) {
+	type entry struct {
+		ID            string `json:"id"`
+		Object        string `json:"object"`
+		OwnedBy       string `json:"owned_by"`
+		ContextTokens int    `json:"max_model_len"`
+	}
+	return struct {
+		Object string  `json:"object"`
+		Data   []entry `json:"data"`
+	}{"list", []entry{{b.name, "model", "nerstream", b.eng.ContextTokens()}}}, nil
+}
+
+// tokenize answers POST /tokenize in the shapes of llama-server
+// ({"content", "add_special"}) and vLLM ({"prompt", "add_special_tokens"}):
+// the text's tokens as literal text (special tokens never parsed), with
+// BOS first when asked, when the engine is a Tokenizer; the count, and
+// max_model_len, always.
+func (s *Server) tokenize(ctx context.Context, b *backend, body []byte) (any, *apiError) {
+	var req openaiapi.TokenizeRequest
+	if e := decodeJSON(body, &req); e != nil {
+		return nil, e
+	}
+	text := cmp.Or(req.Content, req.Prompt)
+	if text == nil {
+		return nil, badRequest("invalid_prompt", "content (or prompt) is required")
+	}
+	if len(*text) > s.opts.MaxTextBytes {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", "prompt_too_long",
+			fmt.Sprintf("text of %d bytes is over the limit of %d", len(*text), s.opts.MaxTextBytes)}
+	}
+	n, err := b.eng.TokenCount(ctx, *text)
+	if err != nil {
+		return nil, engineFailure(ctx, err)
+	}
+	resp := openaiapi.TokenizeResponse{Tokens: []json.RawMessage{}, MaxModelLen: b.eng.ContextTokens()}
+	tk, ok := b.eng.(Tokenizer)
+	if !ok {
+		resp.Count = &n
+		return resp, nil
+	}
+	toks, err := tk.Tokenize(model.Prompt{Parts: []model.Part{{Kind: model.PartText, Text: *text}}})
+	if err != nil {
+		return nil, engineFailure(ctx, err)
+	}
+	// Tokenize adds BOS when the vocabulary asks for it: keep it only
+	// when the client asks for special tokens too.
+	special := (req.AddSpecial != nil && *req.AddSpecial) || (req.AddSpecialTokens != nil && *req.AddSpecialTokens)
+	if !special && len(toks) > n {
+		toks = toks[len(toks)-n:]
+	}
+	for _, t := range toks {
+		resp.Tokens = append(resp.Tokens, strconv.AppendInt(nil, int64(t), 10))
+	}
+	resp.Count = openaiapi.Ptr(len(toks))
+	return resp, nil
+}

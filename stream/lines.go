@@ -1,0 +1,135 @@
+package stream
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/nerstream/nerstream/consumers"
+	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/record"
+)
+
+// LinesOptions configure [AnnotateLines]. Zero values take the defaults.
+type LinesOptions struct {
+	// Name names the input in the ids of documents that have none:
+	// NAME:LINE. Default: "stdin".
+	Name string
+	// Model is what the annotations call the model.
+	Model string
+	// Batch is the documents of one model call. Default: 32.
+	Batch int
+	// Progress hears how many lines have been answered so far, after each
+	// batch. Default: none.
+	Progress func(lines int)
+}
+
+// LineError is the record written for a line that gives no annotation: a
+// line that is not a document, or a document that the model refuses.
+type LineError struct {
+	Line  int    `json:"line"`
+	ID    string `json:"id,omitempty"`
+	Error string `json:"error"`
+}
+
+// AnnotateLines annotates JSON lines documents (the input records of
+// DESIGN.md, decoded as consumers.DecodeJSON does) and writes one JSON line
+// per input line, in order: the annotation record, or a [LineError]. Blank
+// lines are skipped. It stops at the first failure of the model as a whole
+// or of writing.
+func AnnotateLines(ctx context.Context, rec pipeline.Recognizer, in io.Reader, out io.Writer, opts LinesOptions) error {
+	opts.Name = cmp.Or(opts.Name, "stdin")
+	opts.Batch = cmp.Or(opts.Batch, 32)
+	if opts.Batch < 0 {
+		return fmt.Errorf("stream: batch of %d documents", opts.Batch)
+	}
+	a := lineAnnotator{rec: rec, opts: opts, out: bufio.NewWriter(out)}
+	br := bufio.NewReaderSize(in, 1<<20)
+	var pending []line
+	n := 0
+	for {
+		text, rerr := br.ReadString('\n')
+		if len(text) > 0 {
+			n++
+			if strings.TrimSpace(text) != "" {
+				doc, err := consumers.DecodeJSON([]byte(text), consumers.Limits{})
+				if err == nil && doc.ID == "" {
+					doc.ID = opts.Name + ":" + strconv.Itoa(n)
+				}
+				pending = append(pending, line{n: n, doc: doc, err: err})
+			}
+		}
+		if len(pending) >= opts.Batch || (rerr != nil && len(pending) > 0) {
+			if err := a.flush(ctx, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+		}
+		if rerr == io.EOF {
+			return a.out.Flush()
+		}
+		if rerr != nil {
+			return fmt.Errorf("reading the input: %w", rerr)
+		}
+	}
+}
+
+// lineAnnotator writes the records of the lines.
+type lineAnnotator struct {
+	rec  pipeline.Recognizer
+	opts LinesOptions
+	out  *bufio.Writer
+	done int
+}
+
+// line is one input line waiting for its batch.
+type line struct {
+	n   int
+	doc record.Document
+	err error
+}
+
+func (a *lineAnnotator) flush(ctx context.Context, lines []line) error {
+	var docs []record.Document
+	for _, l := range lines {
+		if l.err == nil {
+			docs = append(docs, l.doc)
+		}
+	}
+	anns, err := a.rec.Recognize(ctx, docs)
+	if err != nil {
+		return fmt.Errorf("annotating lines %d to %d: %w", lines[0].n, lines[len(lines)-1].n, err)
+	}
+	if len(anns) != len(docs) {
+		return fmt.Errorf("annotating lines %d to %d: %d annotations for %d documents", lines[0].n, lines[len(lines)-1].n, len(anns), len(docs))
+	}
+	enc := json.NewEncoder(a.out)
+	enc.SetEscapeHTML(false)
+	k := 0
+	for _, l := range lines {
+		var v any
+		switch {
+		case l.err != nil:
+			v = LineError{Line: l.n, Error: l.err.Error()}
+		case anns[k].Err != nil:
+			v = LineError{Line: l.n, ID: l.doc.ID, Error: anns[k].Err.Error()}
+			k++
+		default:
+			v = anns[k].Record(a.opts.Model, l.doc.Metadata)
+			k++
+		}
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("writing the output: %w", err)
+		}
+	}
+	a.done += len(lines)
+	if a.opts.Progress != nil {
+		a.opts.Progress(a.done)
+	}
+	return a.out.Flush()
+}
