@@ -44,8 +44,8 @@
 //
 // A NERSTREAM_* variable that names no field is a problem, except those
 // that other parts of nerstream read (see reservedEnv): NERSTREAM_HOME,
-// NERSTREAM_MODEL_DIR, NERSTREAM_REQUIRE_KCAT, NERSTREAM_WRITE_PERTURBED
-// and every NERSTREAM_TEST_* variable.
+// NERSTREAM_MODEL_DIR, NERSTREAM_REQUIRE_KCAT, NERSTREAM_REQUIRE_PYTHON,
+// NERSTREAM_WRITE_PERTURBED and every NERSTREAM_TEST_* variable.
 //
 // # Secrets
 //

@@ -208,11 +208,12 @@ func Fields() []Field {
 // reservedEnv reports whether a NERSTREAM_* variable belongs to another
 // part of nerstream and so is no configuration override:
 // NERSTREAM_HOME, NERSTREAM_MODEL_DIR (the model cache),
-// NERSTREAM_REQUIRE_KCAT and NERSTREAM_WRITE_PERTURBED (tests), and
+// NERSTREAM_REQUIRE_KCAT, NERSTREAM_REQUIRE_PYTHON and
+// NERSTREAM_WRITE_PERTURBED (tests), and
 // every NERSTREAM_TEST_* variable.
 func reservedEnv(name string) bool {
 	switch name {
-	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_REQUIRE_KCAT", "NERSTREAM_WRITE_PERTURBED":
+	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_REQUIRE_KCAT", "NERSTREAM_REQUIRE_PYTHON", "NERSTREAM_WRITE_PERTURBED":
 		return true
 	}
 	return strings.HasPrefix(name, "NERSTREAM_TEST_")
