@@ -115,7 +115,7 @@ model: {entity_types: [person], prompt: {dataset: d}}
 					c.Model.Prompt.SupervisedFormat == "D: {dataset} T: {text}"
 			}},
 		{"reserved and foreign variables", file, Sources{Env: []string{"NERSTREAM_HOME=/h", "NERSTREAM_MODEL_DIR=/m", "NERSTREAM_REQUIRE_KCAT=1",
-			"NERSTREAM_TEST_MAIN=x", "NERSTREAM_WRITE_PERTURBED=/p", "PATH=/bin", "nerstream_batch_max_docs=3", "NOEQUALS"}},
+			"NERSTREAM_REQUIRE_PYTHON=1", "NERSTREAM_TEST_MAIN=x", "NERSTREAM_WRITE_PERTURBED=/p", "PATH=/bin", "nerstream_batch_max_docs=3", "NOEQUALS"}},
 			func(c Config) bool { return c.Batch.MaxDocs == 10 }},
 	}
 	for _, c := range cases {
@@ -275,8 +275,8 @@ func TestLoadFromMissingFile(t *testing.T) {
 
 func TestReservedEnv(t *testing.T) {
 	for name, want := range map[string]bool{
-		"NERSTREAM_HOME": true, "NERSTREAM_MODEL_DIR": true, "NERSTREAM_REQUIRE_KCAT": true, "NERSTREAM_WRITE_PERTURBED": true,
-		"NERSTREAM_TEST_MEMBER": true, "NERSTREAM_TEST_": true,
+		"NERSTREAM_HOME": true, "NERSTREAM_MODEL_DIR": true, "NERSTREAM_REQUIRE_KCAT": true, "NERSTREAM_REQUIRE_PYTHON": true,
+		"NERSTREAM_WRITE_PERTURBED": true, "NERSTREAM_TEST_MEMBER": true, "NERSTREAM_TEST_": true,
 		"NERSTREAM_MODEL_PATH": false, "NERSTREAM_TEST": false, "NERSTREAM_HOMES": false,
 	} {
 		if got := reservedEnv(name); got != want {

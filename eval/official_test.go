@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nerstream/nerstream/model"
@@ -158,4 +161,104 @@ func TestOfficialCases(t *testing.T) {
 			t.Errorf("official %s = %v, Python has %v", f.name, f.got, f.want)
 		}
 	}
+}
+
+// officialDir holds the golden vectors and make_goldens.py, the script that
+// makes them.
+var officialDir = filepath.Join("testdata", "official")
+
+// needPython returns the path of python3. Without it the test is skipped,
+// or fails when NERSTREAM_REQUIRE_PYTHON is set.
+func needPython(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("NERSTREAM_REQUIRE_PYTHON") != "" {
+			t.Fatalf("python3 is not installed (%v), and NERSTREAM_REQUIRE_PYTHON is set", err)
+		}
+		t.Skipf("python3 is not installed (%v); set NERSTREAM_REQUIRE_PYTHON=1 to make this a failure", err)
+	}
+	return path
+}
+
+// makeGoldens runs make_goldens.py with args in the golden folder and
+// returns its exit status and its output.
+func makeGoldens(t *testing.T, python string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(python, append([]string{"make_goldens.py"}, args...)...)
+	cmd.Dir = officialDir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		t.Fatalf("running make_goldens.py: %v\n%s", err, out)
+		return -1, ""
+	}
+}
+
+// TestGoldensScript runs make_goldens.py --check: the golden files must be,
+// byte for byte, what the official evaluator's logic gives (the script
+// reproduces it; see testdata/official/README.md).
+func TestGoldensScript(t *testing.T) {
+	python := needPython(t)
+	t.Run("cases", func(t *testing.T) {
+		code, out := makeGoldens(t, python, "--check")
+		if code != 0 {
+			t.Fatalf("make_goldens.py --check exited %d: the goldens are not what the official logic gives:\n%s", code, out)
+		}
+		for _, f := range []string{"cases.jsonl", "cases_expected.json"} {
+			if !strings.Contains(out, f+": same") {
+				t.Errorf("make_goldens.py --check did not check %s:\n%s", f, out)
+			}
+		}
+	})
+	t.Run("uniner", func(t *testing.T) {
+		needData(t, uninerDataDir)
+		dir := t.TempDir()
+		writePerturbed(t, dir)
+		data, err := filepath.Abs(uninerDataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out := makeGoldens(t, python, "--check", "--perturbed", dir, "--data", data)
+		if code != 0 {
+			t.Fatalf("make_goldens.py --check exited %d: the goldens are not what the official logic gives:\n%s", code, out)
+		}
+		if !strings.Contains(out, "uniner_expected.json: same") {
+			t.Errorf("make_goldens.py --check did not check uniner_expected.json:\n%s", out)
+		}
+	})
+	// The check can fail: a copy of the goldens with one derived number
+	// changed is refused, and the script names the file.
+	t.Run("an edited golden is refused", func(t *testing.T) {
+		for _, c := range []struct{ file, old, new string }{
+			{"cases_expected.json", `"correct": 345,`, `"correct": 346,`},
+			{"cases.jsonl", `"correct": 2, "predicted": 2, "gold_count": 2}`, `"correct": 1, "predicted": 2, "gold_count": 2}`},
+		} {
+			dir := t.TempDir()
+			for _, f := range []string{"cases.jsonl", "cases_expected.json"} {
+				b, err := os.ReadFile(filepath.Join(officialDir, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f == c.file {
+					if !bytes.Contains(b, []byte(c.old)) {
+						t.Fatalf("%s has no %s to edit", f, c.old)
+					}
+					b = bytes.Replace(b, []byte(c.old), []byte(c.new), 1)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out := makeGoldens(t, python, "--check", "--dir", dir)
+			if code != 1 || !strings.Contains(out, c.file+" differs") {
+				t.Errorf("with %s edited (%s → %s): exit %d, want 1 naming the file:\n%s", c.file, c.old, c.new, code, out)
+			}
+		}
+	})
 }

@@ -158,19 +158,21 @@ type uninerExpected struct {
 // TestUniNERDataOfficial checks `nerstream eval` against the official
 // evaluator to the last digit on UniNER's six zero-shot test sets.
 //
-// testdata/official/uniner_expected.json was made this way:
+// testdata/official/uniner_expected.json is made by
+// testdata/official/make_goldens.py (see the README.md there), which
+// reproduces the official evaluator (universal-ner/universal-ner@4e454fec:
+// parser, normalize_answer and NEREvaluator of src/eval/evaluate.py,
+// get_response of src/utils.py) under Python 3.11:
 //  1. NERSTREAM_WRITE_PERTURBED=/tmp/perturbed go test ./eval -run TestWritePerturbedPredictions
 //     writes, for each test set, /tmp/perturbed/NAME.jsonl with one
 //     {"id": …, "output": perturb(i, gold)} per record, in file order;
-//  2. a Python 3.11 script (kept outside this repository) with verbatim
-//     copies of normalize_answer, parser and NEREvaluator from
-//     universal-ner/universal-ner@4e454fec src/eval/evaluate.py and of
-//     get_response from src/utils.py read each test set and its
-//     predictions, computed preds = get_response(outputs) and
-//     golds = [record["conversations"][-1]["value"]], counted correct,
-//     predicted and gold exactly as NEREvaluator.evaluate does, took
-//     precision, recall and f1 from NEREvaluator().evaluate(preds, golds),
-//     and wrote them all with json.dump (floats as Python's repr).
+//  2. python3 eval/testdata/official/make_goldens.py --perturbed /tmp/perturbed
+//     scores preds = get_response(outputs) against
+//     golds = [record["conversations"][-1]["value"]] per test set and
+//     writes the counts and NEREvaluator's smoothed figures (floats as
+//     Python's repr).
+//
+// TestGoldensScript checks that the committed file is what step 2 gives.
 func TestUniNERDataOfficial(t *testing.T) {
 	needData(t, uninerDataDir)
 	raw, err := os.ReadFile(filepath.Join("testdata", "official", "uniner_expected.json"))
@@ -276,6 +278,14 @@ func TestWritePerturbedPredictions(t *testing.T) {
 		t.Skip("set NERSTREAM_WRITE_PERTURBED to a folder to write the perturbed predictions")
 	}
 	needData(t, uninerDataDir)
+	writePerturbed(t, dir)
+}
+
+// writePerturbed writes, for each test set, dir/NAME.jsonl with one
+// {"id": …, "output": perturb(i, gold)} per record, in file order: the
+// predictions that uniner_expected.json scores.
+func writePerturbed(t *testing.T, dir string) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

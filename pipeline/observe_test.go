@@ -300,7 +300,9 @@ func TestLagAndModelHealth(t *testing.T) {
 		<-release
 		return instant(ctx, docs)
 	})
-	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, Metrics: o.m, Health: o.health, Batch: Batch{MaxDocs: 8, MaxInFlight: 8}})
+	// The batch closes on its 8 documents only, so all 8 are in it and in
+	// flight when the model is called.
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, Metrics: o.m, Health: o.health, Batch: Batch{MaxDocs: 8, MaxInFlight: 8, Linger: time.Hour}})
 	claim := newMemClaim(0, 8, nil)
 	for range 8 {
 		in := <-claim.records
@@ -312,7 +314,7 @@ func TestLagAndModelHealth(t *testing.T) {
 		h.consumeUntil(t, func() bool { return claim.lastCommit() == 8 }, claim)
 		close(done)
 	}()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 })
+	waitFor(t, "the second model call (a retry, held)", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 }, nil)
 	if lag, ok := o.value(t, "nerstream.consumer.lag", attribute.String("topic", "in"), attribute.String("partition", "0")); !ok || lag != 20 {
 		t.Errorf("lag = %d (found %v), want 20: nothing committed, high-water mark 20", lag, ok)
 	}
@@ -329,15 +331,21 @@ func TestLagAndModelHealth(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor waits until cond holds: what is the event it waits for, and
+// state, when set, says where things stand if it never comes.
+func waitFor(t *testing.T, what string, cond func() bool, state func() string) {
 	t.Helper()
-	for range 20000 {
-		if cond() {
-			return
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			msg := "waited 20s in vain for " + what
+			if state != nil {
+				msg += ": " + state()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatal("condition not met in 20s")
 }
 
 func names(spans []sdktrace.ReadOnlySpan) []string {

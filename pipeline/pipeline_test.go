@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/internal/backoff"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/record"
 )
@@ -49,6 +53,13 @@ func (c *memClaim) Next(ctx context.Context) (Input, error) {
 	case in := <-c.records:
 		return in, nil
 	}
+}
+
+// calls is the number of Next calls so far.
+func (c *memClaim) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nextCalls
 }
 
 func (c *memClaim) Commit(off int64) error {
@@ -247,9 +258,21 @@ func TestBatchesClose(t *testing.T) {
 	}
 }
 
+// TestBackPressure: with the model stuck, the fetcher stops for want of an
+// in-flight slot once MaxInFlight records are fetched and unacknowledged.
+//
+// Batches close only on MaxDocs (the linger is an hour), so the state is
+// exact: two batches of 4 at the two stuck workers, 2 records in the
+// batcher, and the 11th record fetched and waiting for a slot. The test
+// waits for that state (the fetcher parked in fetch with the bound's count
+// in flight) rather than for a time.
 func TestBackPressure(t *testing.T) {
+	const bound, maxDocs, workers, records = 10, 4, 2, 100
 	release := make(chan struct{})
+	unstick := sync.OnceFunc(func() { close(release) })
+	var entered atomic.Int32 // model calls begun
 	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
+		entered.Add(1)
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -257,30 +280,62 @@ func TestBackPressure(t *testing.T) {
 		}
 		return instant(ctx, docs)
 	})
-	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, Batch: Batch{MaxDocs: 4, MaxInFlight: 10, Workers: 1, Linger: time.Millisecond}})
-	claim := newMemClaim(0, 100, nil)
+	h := start(t, Options{Recognizer: rec, Sink: &memSink{}, DrainTimeout: time.Second, Batch: Batch{MaxDocs: maxDocs, MaxInFlight: bound, Workers: workers, Linger: time.Hour}}) // on a failure, the partial batch is not waited for long
+	claim := newMemClaim(0, records, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = h.p.Consume(ctx, claim, 0); close(done) }()
-	time.Sleep(200 * time.Millisecond)
-	claim.mu.Lock()
-	calls := claim.nextCalls
-	claim.mu.Unlock()
-	// The slot for a record is taken before Next; the next call waits for
-	// a slot.
-	if calls > 10 {
-		t.Fatalf("Next called %d times with the model stuck and 10 slots", calls)
+	defer func() { unstick(); cancel(); <-done }()
+
+	// A record is fetched before its slot is taken: the (bound+1)th Next
+	// returns a record that waits for a slot, and no further Next comes.
+	waitFor(t, "the fetcher blocked waiting for an in-flight slot", func() bool {
+		return entered.Load() == workers && h.p.Stats().InFlight == bound && claim.calls() > bound && parkedIn("pipeline.(*Pipeline).fetch")
+	}, func() string {
+		return fmt.Sprintf("model calls %d, in flight %d, Next calls %d, fetcher parked %v",
+			entered.Load(), h.p.Stats().InFlight, claim.calls(), parkedIn("pipeline.(*Pipeline).fetch"))
+	})
+	if n := claim.calls(); n != bound+1 {
+		t.Errorf("Next called %d times with the model stuck and %d slots, want %d", n, bound, bound+1)
 	}
-	// One batch at the model, one waiting for it, and at most the bound.
-	if got := h.p.Stats().InFlight; got < 8 || got > 10 {
-		t.Fatalf("in flight %d, want between 8 and the bound 10", got)
+	if got := h.p.Stats().InFlight; got != bound {
+		t.Errorf("in flight %d, want the bound %d", got, bound)
 	}
-	close(release)
-	for claim.lastCommit() != 100 {
-		time.Sleep(time.Millisecond)
+	if n := entered.Load(); n != workers {
+		t.Errorf("%d model calls with the model stuck, want one per worker (%d)", n, workers)
 	}
-	cancel()
-	<-done
+
+	unstick()
+	waitFor(t, "every record committed after the model came back", func() bool { return claim.lastCommit() == records },
+		func() string { return fmt.Sprintf("last commit %d, stats %+v", claim.lastCommit(), h.p.Stats()) })
+}
+
+// parkedIn reports whether some goroutine is parked (in a select or a
+// channel operation) in fn itself, not in a function it called: fn is
+// "package.function" as a stack trace names it, e.g.
+// "pipeline.(*Pipeline).fetch".
+func parkedIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, frames, _ := strings.Cut(g, "\n")
+		_, state, _ := strings.Cut(header, "[")
+		if !strings.HasPrefix(state, "select") && !strings.HasPrefix(state, "chan send") && !strings.HasPrefix(state, "chan receive") {
+			continue
+		}
+		top, _, _ := strings.Cut(frames, "\n")
+		if strings.HasPrefix(top, "github.com/nerstream/nerstream/"+fn+"(") {
+			return true
+		}
+	}
+	return false
 }
 
 func TestDeadLettersAndRetries(t *testing.T) {
@@ -352,38 +407,61 @@ func TestSinkFailuresAreRetriedNotDeadLettered(t *testing.T) {
 	}
 }
 
+// TestDrain ends a claim's generation with a batch at the model. Work
+// that the model finishes within the drain is written and committed; work
+// that it finishes only after the drain is abandoned, uncommitted and
+// unwritten. The model answers after events, not after a time from its
+// start: 200ms after the generation's end (well within a 10s drain, and
+// well after a drain that ended at once), or once Consume has returned.
 func TestDrain(t *testing.T) {
 	cases := []struct {
 		name       string
-		modelDelay time.Duration
+		finishIn   bool // the model answers within the drain, else after Consume returned
 		drain      time.Duration
 		wantCommit int64 // -1: nothing committed
 	}{
-		{"work finishes within the drain and is committed", 100 * time.Millisecond, 5 * time.Second, 6},
-		{"work past the drain is abandoned uncommitted", 2 * time.Second, 50 * time.Millisecond, -1},
+		{"work finishing within the drain is committed", true, 10 * time.Second, 6},
+		{"work past the drain is abandoned uncommitted", false, 50 * time.Millisecond, -1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan struct{})
 			started := make(chan struct{}, 10)
-			rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
+			rec := funcRecognizer(func(mctx context.Context, docs []record.Document) ([]model.Annotation, error) {
 				started <- struct{}{}
-				select {
-				case <-time.After(c.modelDelay):
-				case <-ctx.Done():
+				if c.finishIn {
+					// Within the drain: some time after the generation ended.
+					select {
+					case <-ctx.Done():
+					case <-mctx.Done():
+					}
+					_ = backoff.Sleep(mctx, 200*time.Millisecond)
+					return instant(mctx, docs)
 				}
-				return instant(ctx, docs)
+				// Past the drain: once Consume has returned.
+				select {
+				case <-done:
+				case <-mctx.Done():
+				}
+				return instant(mctx, docs)
 			})
 			sink := &memSink{}
-			h := start(t, Options{Recognizer: rec, Sink: sink, DrainTimeout: c.drain, Batch: Batch{MaxDocs: 6, MaxInFlight: 6}})
+			// Batches close on their 6 documents only: the batch at the
+			// model holds every slot.
+			h := start(t, Options{Recognizer: rec, Sink: sink, DrainTimeout: c.drain, Batch: Batch{MaxDocs: 6, MaxInFlight: 6, Linger: time.Hour}})
 			claim := newMemClaim(0, 20, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
 			go func() { _ = h.p.Consume(ctx, claim, 0); close(done) }()
-			<-started
+			select {
+			case <-started:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the model was never called")
+			}
 			cancel() // the generation ends with a batch at the model
 			select {
 			case <-done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("Consume did not return after its drain")
 			}
 			if got := claim.lastCommit(); got != c.wantCommit {
@@ -395,6 +473,9 @@ func TestDrain(t *testing.T) {
 			}
 			if c.wantCommit < 0 && (len(sink.snapshot()) != 0 || s.Abandoned != 6) {
 				t.Fatalf("abandoned work was written: %d outputs, stats %+v", len(sink.snapshot()), s)
+			}
+			if c.wantCommit >= 0 && (len(sink.snapshot()) != 6 || s.Abandoned != 0) {
+				t.Fatalf("work finished within the drain: %d outputs, stats %+v", len(sink.snapshot()), s)
 			}
 		})
 	}
