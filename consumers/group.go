@@ -261,9 +261,11 @@ func toMessage(m kafka.Message, decode DecodeOptions, prop propagation.TextMapPr
 }
 
 // Commit commits offset, the next offset to read, through the claim's
-// generation. Once the generation is over the coordinator refuses it
-// (ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID), so a late commit never moves
-// the next owner's offset.
+// generation. Once the generation is over it fails, so a late commit never
+// moves the next owner's offset: the generation's connection to the
+// coordinator is closed when it ends, and a handler that overruns the
+// rebalance is refused by the coordinator itself (ILLEGAL_GENERATION or
+// UNKNOWN_MEMBER_ID).
 func (c *Claim) Commit(offset int64) error {
 	if offset < 0 {
 		return nil
