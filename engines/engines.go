@@ -20,7 +20,6 @@
 package engines
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -180,21 +179,9 @@ func openSynth(preset string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // llama.cpp has read the file once loaded
 	file := filepath.Join(dir, preset+".gguf")
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = gguf.Synth(w, gguf.SynthOptions{Preset: preset, Type: gguf.TypeF16, Seed: 1})
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := gguf.SynthFile(file, gguf.SynthOptions{Preset: preset, Type: gguf.TypeF16, Seed: 1}); err != nil {
 		return nil, fmt.Errorf("writing the synthetic model: %w", err)
 	}
 	opts.Name = cmp.Or(opts.Name, "synthetic-"+preset+" (random weights: entities are meaningless)")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -47,21 +48,12 @@ func (f *configFlags) load(validate func(config.Config) error) (config.Config, c
 	var more config.Problems
 	if err := validate(cfg); errors.As(err, &more) {
 		for _, p := range more {
-			if !contains(problems, p) {
+			if !slices.Contains(problems, p) {
 				problems = append(problems, p)
 			}
 		}
 	}
 	return cfg, problems, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // name is how messages call the configuration.

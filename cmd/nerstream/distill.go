@@ -127,16 +127,16 @@ func runDistill(ctx context.Context, s streams, args []string) error {
 	if n := cp.Len(); n > 0 {
 		fmt.Fprintf(s.err, "distill: resuming: %d answers in %s\n", n, *checkpoint)
 	}
-	bar := newDistillBar(s.err)
+	bar := distill.NewBar(s.err, hub.IsTerminal(s.err))
 	records, rep, err := distill.Run(ctx, docs, teacher, cp, distill.Options{
 		PassageTokens: *passageTokens, Tokenizer: counter, NearDuplicate: *nearDup,
 		Sample: *sample, Seed: *seed, Negatives: policy, Concurrency: *concurrency,
 		// The answers depend on the model and the prompt, not on which
 		// host serves them.
 		TeacherID: strings.Join([]string{*teacherModel, *role, strconv.FormatBool(*noSystem), distill.Instruction}, "\x00"),
-		Progress:  bar.update,
+		Progress:  bar.Update,
 	})
-	bar.done()
+	bar.Done()
 	if cerr := cp.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the checkpoint: %w", cerr)
 	}
@@ -176,40 +176,6 @@ func distillTokenizer(ctx context.Context, name string, progress io.Writer) (mod
 		return nil, nil, usagef("--tokenizer: %v", err)
 	}
 	return m.Engine, func() { m.Close() }, nil
-}
-
-// distillBar draws the progress of the teacher's answers on a terminal:
-// passages settled, found in the checkpoint, and tokens spent.
-type distillBar struct {
-	w    io.Writer
-	on   bool
-	last time.Time
-	p    distill.Progress
-}
-
-func newDistillBar(w io.Writer) *distillBar {
-	return &distillBar{w: w, on: hub.IsTerminal(w)}
-}
-
-func (b *distillBar) update(p distill.Progress) {
-	b.p = p
-	if !b.on || (p.Done < p.Total && time.Since(b.last) < 100*time.Millisecond) {
-		return
-	}
-	b.last = time.Now()
-	const width = 30
-	fill := width
-	if p.Total > 0 {
-		fill = width * p.Done / p.Total
-	}
-	fmt.Fprintf(b.w, "\r[%s%s] %d/%d passages (%d from the checkpoint), %d prompt + %d completion tokens ",
-		strings.Repeat("=", fill), strings.Repeat(" ", width-fill), p.Done, p.Total, p.Cached, p.PromptTokens, p.CompletionTokens)
-}
-
-func (b *distillBar) done() {
-	if b.on && b.p.Total > 0 {
-		fmt.Fprintln(b.w)
-	}
 }
 
 // runDistillStats prints a dataset's figures.

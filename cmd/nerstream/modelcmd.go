@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/nerstream/nerstream/model/gguf"
@@ -69,26 +66,14 @@ func runModelSynth(_ context.Context, s streams, args []string) error {
 			return usagef("--vocab: %v", err)
 		}
 	}
-	// Write beside the target and rename, so that a reader never sees half
-	// a model.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".synth-*.gguf")
-	if err != nil {
-		return usagef("--out: %v", err)
-	}
-	defer os.Remove(tmp.Name())
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := gguf.Synth(w, opts); err != nil {
-		tmp.Close()
+	if err := gguf.SynthFile(*out, opts); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return usagef("--out: %v", err)
+		}
 		return err
 	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), *out)
+	return nil
 }
 
 func runModelInfo(_ context.Context, s streams, args []string) error {
@@ -114,20 +99,5 @@ func runModelInfo(_ context.Context, s streams, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(info)
 	}
-	var types []string
-	for t, n := range info.TensorTypes {
-		types = append(types, fmt.Sprintf("%s×%d", t, n))
-	}
-	sort.Strings(types)
-	w := s.out
-	fmt.Fprintf(w, "file:          %s\n", pos[0])
-	fmt.Fprintf(w, "architecture:  %s\n", info.Architecture)
-	fmt.Fprintf(w, "name:          %s\n", info.Name)
-	fmt.Fprintf(w, "shapes:        embedding %d, %d layers, %d heads (%d kv), feed-forward %d\n", info.Embedding, info.Layers, info.Heads, info.HeadsKV, info.FeedForward)
-	fmt.Fprintf(w, "context:       %d tokens\n", info.Context)
-	fmt.Fprintf(w, "vocabulary:    %d tokens (%s)\n", info.VocabSize, info.TokenizerModel)
-	fmt.Fprintf(w, "quantisation:  %s (tensors: %s)\n", info.FileType, strings.Join(types, ", "))
-	fmt.Fprintf(w, "parameters:    %d (%.2f B)\n", info.Parameters, float64(info.Parameters)/1e9)
-	fmt.Fprintf(w, "tensor data:   %.1f MiB\n", float64(info.TensorBytes)/(1<<20))
-	return nil
+	return info.WriteText(s.out, pos[0])
 }

@@ -1,5 +1,12 @@
 package gguf
 
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
 // Info summarises a model file, for `nerstream model info`.
 type Info struct {
 	Architecture   string         `json:"architecture"`    // general.architecture, e.g. "llama"
@@ -63,4 +70,27 @@ func Describe(f *File) Info {
 		}
 	}
 	return in
+}
+
+// WriteText writes the description as `nerstream model info` prints it: a
+// line per fact, file first.
+func (i Info) WriteText(w io.Writer, file string) error {
+	var types []string
+	for t, n := range i.TensorTypes {
+		types = append(types, fmt.Sprintf("%s×%d", t, n))
+	}
+	sort.Strings(types)
+	_, err := fmt.Fprintf(w, `file:          %s
+architecture:  %s
+name:          %s
+shapes:        embedding %d, %d layers, %d heads (%d kv), feed-forward %d
+context:       %d tokens
+vocabulary:    %d tokens (%s)
+quantisation:  %s (tensors: %s)
+parameters:    %d (%.2f B)
+tensor data:   %.1f MiB
+`, file, i.Architecture, i.Name, i.Embedding, i.Layers, i.Heads, i.HeadsKV, i.FeedForward, i.Context,
+		i.VocabSize, i.TokenizerModel, i.FileType, strings.Join(types, ", "), i.Parameters, float64(i.Parameters)/1e9,
+		float64(i.TensorBytes)/(1<<20))
+	return err
 }

@@ -1,11 +1,14 @@
 package gguf
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 )
 
 // Shapes are the hyperparameters of a LLaMA model.
@@ -274,4 +277,26 @@ func fillNormal(vals []float32, r *rand.PCG, std float32) {
 		s := x&0xffff + x>>16&0xffff + x>>32&0xffff + x>>48
 		vals[j] = (float32(s) - mean) * scale
 	}
+}
+
+// SynthFile writes the synthetic model of opts to path, beside it first
+// and then renamed, so that a reader never sees half a model.
+func SynthFile(path string, opts SynthOptions) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".synth-*.gguf")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a failure; a no-op once renamed
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	err = Synth(w, opts)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
