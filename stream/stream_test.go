@@ -26,7 +26,7 @@ import (
 )
 
 // TestStreamManyDocsTwoMembers: 10,000 documents through 6 partitions and 2
-// group members. Every id reaches the output, and the kafkatest.Committed offsets end
+// group members. Every id reaches the output, and the committed offsets end
 // at the log end.
 func TestStreamManyDocsTwoMembers(t *testing.T) {
 	const n = 10000
@@ -84,7 +84,7 @@ func TestStreamMemberKilled(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the member kafkatest.Committed nothing; its stderr: %s", stderr.String())
+			t.Fatalf("the member committed nothing; its stderr: %s", stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -100,7 +100,7 @@ func TestStreamMemberKilled(t *testing.T) {
 		sum += max(off, 0)
 	}
 	if sum >= n {
-		t.Fatalf("the member finished before it was killed (%d kafkatest.Committed); the test proves nothing", sum)
+		t.Fatalf("the member finished before it was killed (%d committed); the test proves nothing", sum)
 	}
 	survivor := &kafkatest.InstantRecognizer{}
 	runMember(t, cfg, survivor, "survivor")
@@ -113,9 +113,10 @@ func TestStreamMemberKilled(t *testing.T) {
 }
 
 // TestStreamRebalanceWithSlowBatch: a second member joins while the first
-// has a slow batch at the model, then leaves again. The kafkatest.Committed offsets
-// never move backwards, in polls all along and after each step, and
-// nothing is lost.
+// has a slow batch at the model, then leaves again. The rebalance happens:
+// the group's coordinator gives the joiner partitions, and the joiner
+// annotates documents. The committed offsets never move backwards, in
+// polls all along and after each step, and nothing is lost.
 func TestStreamRebalanceWithSlowBatch(t *testing.T) {
 	const n = 2000
 	c := kafkatest.StartBroker(t, 6)
@@ -132,30 +133,55 @@ func TestStreamRebalanceWithSlowBatch(t *testing.T) {
 		if len(steps) > 0 {
 			for p, off := range got {
 				if off < steps[len(steps)-1][p] {
-					t.Fatalf("after %s: partition %d kafkatest.Committed %d, before it was %d", name, p, off, steps[len(steps)-1][p])
+					t.Fatalf("after %s: partition %d committed %d, before it was %d", name, p, off, steps[len(steps)-1][p])
 				}
 			}
 		}
 		steps = append(steps, got)
-		t.Logf("after %s: kafkatest.Committed %v", name, got)
+		t.Logf("after %s: committed %v", name, got)
+	}
+	// assigned waits until the group's assignment, by client id, passes ok.
+	assigned := func(what string, ok func(map[string][]int) bool) map[string][]int {
+		t.Helper()
+		var got map[string][]int
+		var err error
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if got, err = kafkatest.Assignments(brokers, group); err == nil && ok(got) {
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%s: the assignment never came (last %v, %v)", what, got, err)
+		return nil
 	}
 
+	slowCfg, joinCfg := cfg, cfg
+	slowCfg.Kafka.ClientID, joinCfg.Kafka.ClientID = "slow", "joiner"
 	slow := &kafkatest.InstantRecognizer{Delay: 400 * time.Millisecond}
-	runMember(t, cfg, slow, "slow")
+	runMember(t, slowCfg, slow, "slow")
+	assigned("the slow member alone", func(a map[string][]int) bool { return len(a["slow"]) == 6 })
 	for slow.Seen() == 0 || sumOffsets(watch.Snapshot(t, brokers, group, 6)) == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	step("the slow member's first commits")
 	// A batch is at the model now; the join below rebalances under it.
-	stopFast := runMember(t, cfg, &kafkatest.InstantRecognizer{Delay: 5 * time.Millisecond}, "joiner")
-	time.Sleep(1500 * time.Millisecond)
+	joiner := &kafkatest.InstantRecognizer{Delay: 5 * time.Millisecond}
+	stopJoiner := runMember(t, joinCfg, joiner, "joiner")
+	a := assigned("the join", func(a map[string][]int) bool { return len(a["slow"]) > 0 && len(a["joiner"]) > 0 })
+	t.Logf("after the join: partitions %v", a)
+	for joiner.Seen() == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
 	step("the join")
-	stopFast()
+	stopJoiner()
+	assigned("the joiner's leave", func(a map[string][]int) bool { return len(a["slow"]) == 6 && len(a["joiner"]) == 0 })
 	step("the joiner's graceful leave")
 	kafkatest.WaitCommittedAtEnd(t, brokers, group, 6, 60*time.Second)
 	step("the end")
 	watch.Check(t)
 	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), n)
+	t.Logf("the slow member saw %d documents, the joiner %d", slow.Seen(), joiner.Seen())
 }
 
 func sumOffsets(m map[int]int64) int64 {
@@ -208,7 +234,7 @@ func TestStreamBrokerFaults(t *testing.T) {
 
 // TestStreamDeadLetters: every kind of bad input lands in the dead-letter
 // topic with its reason and its source, between good documents that all
-// get their annotations; the kafkatest.Committed offset reaches the end.
+// get their annotations; the committed offset reaches the end.
 func TestStreamDeadLetters(t *testing.T) {
 	c := kafkatest.StartBroker(t, 1)
 	brokers := c.ListenAddrs()
@@ -269,7 +295,7 @@ func TestStreamDeadLetters(t *testing.T) {
 	}
 }
 
-// TestStreamKcat: a non-Go kafkatest.Client on both ends. kcat (librdkafka) produces
+// TestStreamKcat: a non-Go client on both ends. kcat (librdkafka) produces
 // snappy-compressed input and reads the snappy-compressed output.
 func TestStreamKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")

@@ -126,7 +126,7 @@ func TestBenchPipelineTelemetry(t *testing.T) {
 	var plain, traced int
 	for _, p := range r.Phases {
 		if p.Committed != docs {
-			t.Errorf("phase %s kafkatest.Committed %d, want %d", p.Phase, p.Committed, docs)
+			t.Errorf("phase %s committed %d, want %d", p.Phase, p.Committed, docs)
 		}
 		switch {
 		case strings.HasPrefix(p.Phase, "telemetry"):

@@ -426,3 +426,31 @@ func FreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Assignments returns the input partitions that each member of the group
+// holds now, keyed by the member's client id; an error (a broker down, the
+// group rebalancing) comes back rather than failing.
+func Assignments(brokers []string, group string) (map[string][]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := Client(brokers).DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Groups) != 1 {
+		return nil, fmt.Errorf("%d groups described", len(resp.Groups))
+	}
+	g := resp.Groups[0]
+	if g.Error != nil {
+		return nil, g.Error
+	}
+	out := map[string][]int{}
+	for _, m := range g.Members {
+		for _, t := range m.MemberAssignments.Topics {
+			if t.Topic == InTopic {
+				out[m.ClientID] = append(out[m.ClientID], t.Partitions...)
+			}
+		}
+	}
+	return out, nil
+}
