@@ -273,7 +273,7 @@ func (c InputConfig) Validate() error {
 		}
 	}
 	if c.Format != FormatJSON && c.Format != FormatText {
-		p.Addf("format", "%q is not one of json, text", c.Format)
+		p.Addf("format", "%s is not one of json, text", quoteShort(string(c.Format)))
 	}
 	if c.MaxBytes <= 0 {
 		p.Addf("max_bytes", "must be > 0")

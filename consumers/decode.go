@@ -26,15 +26,6 @@ const (
 	FormatText Format = "text"
 )
 
-// ParseFormat parses an input.format value: "json" or "text".
-func ParseFormat(s string) (Format, error) {
-	switch f := Format(s); f {
-	case FormatJSON, FormatText:
-		return f, nil
-	}
-	return "", fmt.Errorf("unknown input format %s (want %q or %q)", quoteShort(s), FormatJSON, FormatText)
-}
-
 // DecodeOptions say how [Decode] reads a value.
 type DecodeOptions struct {
 	// Format is the value's format; "" means FormatJSON.

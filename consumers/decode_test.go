@@ -254,29 +254,6 @@ func TestDecodeUnknownFormat(t *testing.T) {
 	}
 }
 
-func TestParseFormat(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want Format
-		ok   bool
-	}{
-		{"json", FormatJSON, true},
-		{"text", FormatText, true},
-		{"", "", false},
-		{"JSON", "", false},
-		{"xml", "", false},
-		{strings.Repeat("x\n", 100), "", false},
-	} {
-		got, err := ParseFormat(c.in)
-		if got != c.want || (err == nil) != c.ok {
-			t.Errorf("ParseFormat(%q) = %q, %v", c.in, got, err)
-		}
-		if err != nil && (strings.Contains(err.Error(), "\n") || len(err.Error()) > 200) {
-			t.Errorf("ParseFormat(%q): error is not one short line: %q", c.in, err)
-		}
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	for _, c := range decodeCases(f) {
 		if len(c.in) > 4096 {

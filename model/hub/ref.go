@@ -48,7 +48,7 @@ func IsRef(s string) bool {
 // ParseRef parses a model reference. Its errors wrap [ErrBadRef].
 func ParseRef(s string) (Ref, error) {
 	bad := func(format string, args ...any) (Ref, error) {
-		return Ref{}, fmt.Errorf("%w %q: %s", ErrBadRef, s, fmt.Sprintf(format, args...))
+		return Ref{}, fmt.Errorf("%w %q: %s", ErrBadRef, hideUserinfo(s), fmt.Sprintf(format, args...))
 	}
 	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return bad("control characters")
@@ -195,6 +195,19 @@ func (r Ref) String() string {
 	s := "hf://" + r.Owner + "/" + r.Repo + "/" + r.File
 	if r.Revision != DefaultRevision {
 		s += "@" + r.Revision
+	}
+	return s
+}
+
+// hideUserinfo hides what may be credentials in a reference that did not
+// parse or was refused: everything between "://" and the last "@".
+func hideUserinfo(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		return scheme + "://…@" + rest[i+1:]
 	}
 	return s
 }

@@ -4,7 +4,6 @@ package modeltest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,7 +15,7 @@ import (
 
 // ErrPromptTooLong is the per-prompt error of a [ScriptedEngine] for a
 // prompt that leaves no room for the answer in its context.
-var ErrPromptTooLong = errors.New("scripted engine: prompt does not fit the context")
+var ErrPromptTooLong = fmt.Errorf("scripted engine: %w", model.ErrPromptTooLong)
 
 // ScriptedEngine is a test double of [model.Engine]: it answers each
 // question with a fixed, scripted answer instead of running a model.

@@ -1,0 +1,152 @@
+package engines
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/model/llama"
+)
+
+// TestOpenRefusesBadSpecs: a spec that names no model is an ErrSpec, in one
+// line, with no secret of the spec in it; llama.cpp never sees a file that
+// is not GGUF.
+func TestOpenRefusesBadSpecs(t *testing.T) {
+	dir := t.TempDir()
+	notGGUF := filepath.Join(dir, "notes.gguf")
+	os.WriteFile(notGGUF, []byte("plain text, not a model"), 0o644)
+	short := filepath.Join(dir, "short.gguf")
+	os.WriteFile(short, []byte("GG"), 0o644)
+	for _, spec := range []string{
+		"", "   ",
+		filepath.Join(dir, "missing.gguf"),
+		dir, // a folder
+		notGGUF, short,
+		"synth:", "synth:huge", "synth:../tiny",
+		"openai:", "openai:,,", "openai:ftp://host/v1", "openai:http://", "openai:localhost:8000",
+		"openai:http://user:s3cret@gpu-1/v1,ftp://user:s3cret@gpu-2/v1",
+		"hf://owner", "hf://owner/repo/model.bin", "hf://../../etc/x.gguf",
+		"https://user:s3cret@example.com/m.gguf", "http://example.com/m.gguf", "https://example.com/m.txt",
+		"https://host/\x00.gguf",
+	} {
+		m, err := Open(context.Background(), spec, Options{Llama: llama.Options{Threads: 1}})
+		if m != nil {
+			m.Close()
+		}
+		if !errors.Is(err, ErrSpec) {
+			t.Errorf("Open(%q) = %v, want an ErrSpec", spec, err)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.ContainsAny(msg, "\n\x00") {
+			t.Errorf("Open(%q): the error %q shows a secret or breaks the line", spec, msg)
+		}
+	}
+}
+
+// TestOpenSpecs: each kind of spec opens, with its name; Status hears the
+// steps, and Close is safe twice.
+func TestOpenSpecs(t *testing.T) {
+	ctx := context.Background()
+	var steps []string
+	m, err := Open(ctx, "synth:tiny", Options{Llama: llama.Options{Threads: 1}, Status: func(s string) { steps = append(steps, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Local == nil || m.Path != "" || !strings.HasPrefix(m.Name, "synthetic-tiny") || len(steps) != 1 || steps[0] != "loading synth:tiny" {
+		t.Errorf("synth:tiny: %+v, steps %q", m, steps)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := Open(ctx, "openai:http://127.0.0.1:1/v1, http://127.0.0.1:2/v1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Local != nil || r.Name != "openai" || r.Engine.ContextTokens() != 2048 {
+		t.Errorf("openai: %+v", r)
+	}
+	named, err := Open(ctx, "openai:http://127.0.0.1:1/v1", Options{Name: "UniNER-7B-type"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer named.Close()
+	if named.Name != "UniNER-7B-type" {
+		t.Errorf("name %q", named.Name)
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	c := config.Default()
+	c.Model.Path = "/models/UniNER-7B-type.Q4_K_M.gguf"
+	c.Model.Threads = 3
+	spec, opts := FromConfig(c.Model)
+	if spec != c.Model.Path || opts.Llama.Threads != 3 || opts.Llama.GPULayers != -1 || opts.Name != "" {
+		t.Errorf("llama engine: %q, %+v", spec, opts)
+	}
+	c.Model.Engine = config.EngineOpenAI
+	c.Model.OpenAI.Endpoints = []string{"http://gpu-1:8000/v1"}
+	spec, opts = FromConfig(c.Model)
+	if spec != OpenAIPrefix || opts.OpenAI.Endpoints[0] != "http://gpu-1:8000/v1" || opts.Name != "UniNER-7B-type.Q4_K_M.gguf" {
+		t.Errorf("openai engine: %q, %+v", spec, opts)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	parse := func(args ...string) (*Flags, error) {
+		f := &Flags{MaxNewTokens: 64}
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		f.Register(fs, "the model")
+		return f, fs.Parse(args)
+	}
+	for _, c := range []struct {
+		args []string
+		spec string
+		bad  bool
+	}{
+		{[]string{"--model", "m.gguf"}, "m.gguf", false},
+		{[]string{"--model", "openai:http://a/v1"}, "openai:http://a/v1", false},
+		{[]string{"--engine", "openai", "--endpoint", "http://a/v1", "--endpoint", "http://b/v1", "--model", "served"}, "openai:http://a/v1,http://b/v1", false},
+		{[]string{"--engine", "openai"}, "", true},
+		{[]string{"--endpoint", "http://a/v1", "--model", "m.gguf"}, "", true},
+		{[]string{"--engine", "tgi"}, "", true},
+	} {
+		f, err := parse(c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := f.Spec()
+		if (err != nil) != c.bad || spec != c.spec {
+			t.Errorf("%q: spec %q, %v", c.args, spec, err)
+		}
+	}
+	f, _ := parse("--engine", "openai", "--endpoint", "http://a/v1", "--model", "served", "--threads", "2", "--dialect", "vllm")
+	o, err := f.Options()
+	if err != nil || o.OpenAI.Model != "served" || o.OpenAI.Dialect != "vllm" || o.Llama.Threads != 2 || o.Llama.GPULayers != -1 || f.MaxNewTokens != 64 {
+		t.Errorf("options %+v, %v", o, err)
+	}
+	f, _ = parse("--model", "m.gguf", "--threads", "-1")
+	if _, err := f.Options(); err == nil {
+		t.Error("negative threads taken")
+	}
+	// A flag the command declared first stays the command's.
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	own := fs.Duration("request-timeout", time.Minute, "the command's own")
+	var g Flags
+	g.Register(fs, "the model")
+	if err := fs.Parse([]string{"--request-timeout", "5m"}); err != nil || *own != 5*time.Minute || g.Timeout != 0 {
+		t.Errorf("--request-timeout: the command's %v, the engine's %v, %v", *own, g.Timeout, err)
+	}
+}
