@@ -1,7 +1,6 @@
 package consumers
 
 import (
-	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -105,18 +104,6 @@ func DefaultKafkaConfig() KafkaConfig {
 	}
 }
 
-// withDefaults fills the zero values with the defaults.
-func (k KafkaConfig) withDefaults() KafkaConfig {
-	d := DefaultKafkaConfig()
-	k.GroupID = cmp.Or(k.GroupID, d.GroupID)
-	k.ClientID = cmp.Or(k.ClientID, d.ClientID)
-	k.StartOffset = cmp.Or(k.StartOffset, d.StartOffset)
-	k.SessionTimeout = cmp.Or(k.SessionTimeout, d.SessionTimeout)
-	k.HeartbeatInterval = cmp.Or(k.HeartbeatInterval, d.HeartbeatInterval)
-	k.RebalanceTimeout = cmp.Or(k.RebalanceTimeout, d.RebalanceTimeout)
-	return k
-}
-
 // Validate reports every problem of the settings, at their YAML keys. It
 // reads no file: [KafkaConfig.Security] does.
 func (k KafkaConfig) Validate() error {
@@ -132,14 +119,9 @@ func (k KafkaConfig) Validate() error {
 	if k.StartOffset != StartEarliest && k.StartOffset != StartLatest {
 		p.Addf("start_offset", "%q is not one of earliest, latest", k.StartOffset)
 	}
-	for _, d := range []struct {
-		key string
-		d   time.Duration
-	}{{"session_timeout", k.SessionTimeout}, {"heartbeat_interval", k.HeartbeatInterval}, {"rebalance_timeout", k.RebalanceTimeout}} {
-		if d.d <= 0 {
-			p.Addf(d.key, "must be > 0")
-		}
-	}
+	problems.Positive(&p, "session_timeout", k.SessionTimeout)
+	problems.Positive(&p, "heartbeat_interval", k.HeartbeatInterval)
+	problems.Positive(&p, "rebalance_timeout", k.RebalanceTimeout)
 	if k.HeartbeatInterval >= k.SessionTimeout && k.SessionTimeout > 0 {
 		p.Addf("heartbeat_interval", "must be below session_timeout")
 	}
@@ -254,16 +236,6 @@ func DefaultInputConfig() InputConfig {
 	return InputConfig{Format: FormatJSON, MaxBytes: 1 << 20, FetchMaxBytes: 1 << 20, FetchMaxWait: 250 * time.Millisecond}
 }
 
-// withDefaults fills the zero values with the defaults.
-func (c InputConfig) withDefaults() InputConfig {
-	d := DefaultInputConfig()
-	c.Format = cmp.Or(c.Format, d.Format)
-	c.MaxBytes = cmp.Or(c.MaxBytes, d.MaxBytes)
-	c.FetchMaxBytes = cmp.Or(c.FetchMaxBytes, d.FetchMaxBytes)
-	c.FetchMaxWait = cmp.Or(c.FetchMaxWait, d.FetchMaxWait)
-	return c
-}
-
 // Validate reports every problem of the settings, at their YAML keys.
 func (c InputConfig) Validate() error {
 	var p problems.List
@@ -275,14 +247,8 @@ func (c InputConfig) Validate() error {
 	if c.Format != FormatJSON && c.Format != FormatText {
 		p.Addf("format", "%s is not one of json, text", quoteShort(string(c.Format)))
 	}
-	if c.MaxBytes <= 0 {
-		p.Addf("max_bytes", "must be > 0")
-	}
-	if c.FetchMaxBytes <= 0 {
-		p.Addf("fetch_max_bytes", "must be > 0")
-	}
-	if c.FetchMaxWait <= 0 {
-		p.Addf("fetch_max_wait", "must be > 0")
-	}
+	problems.Positive(&p, "max_bytes", c.MaxBytes)
+	problems.Positive(&p, "fetch_max_bytes", c.FetchMaxBytes)
+	problems.Positive(&p, "fetch_max_wait", c.FetchMaxWait)
 	return p.Err()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/record"
 	"github.com/nerstream/nerstream/telemetry"
@@ -62,8 +63,8 @@ type Group struct {
 // NewGroup checks the options and reads the files of the security
 // settings.
 func NewGroup(opts GroupOptions) (*Group, error) {
-	opts.Kafka = opts.Kafka.withDefaults()
-	opts.Input = opts.Input.withDefaults()
+	opts.Kafka = defaults.Fill(opts.Kafka, DefaultKafkaConfig())
+	opts.Input = defaults.Fill(opts.Input, DefaultInputConfig())
 	opts.QueueCapacity = cmp.Or(opts.QueueCapacity, 100)
 	var p problems.List
 	if len(opts.Kafka.Brokers) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/problems"
 )
 
@@ -32,7 +33,7 @@ type SnapshotOptions struct {
 // after the start are not read. A bad record comes to fn with Err set, as
 // from [Claim.Next]. fn's error stops the read and is returned.
 func ReadSnapshot(ctx context.Context, opts SnapshotOptions, fn func(Message) error) error {
-	k, in := opts.Kafka.withDefaults(), opts.Input.withDefaults()
+	k, in := defaults.Fill(opts.Kafka, DefaultKafkaConfig()), defaults.Fill(opts.Input, DefaultInputConfig())
 	if len(k.Brokers) == 0 || len(in.Topics) == 0 {
 		return errors.New("consumers: brokers and topics are required")
 	}

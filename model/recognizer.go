@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/record"
 )
@@ -85,20 +86,6 @@ func DefaultRecognizerOptions() RecognizerOptions {
 	}
 }
 
-// withDefaults fills the zero values with the defaults.
-func (o RecognizerOptions) withDefaults() RecognizerOptions {
-	d := DefaultRecognizerOptions()
-	o.Prompt.Variant = cmp.Or(o.Prompt.Variant, d.Prompt.Variant)
-	o.Prompt.SupervisedFormat = cmp.Or(o.Prompt.SupervisedFormat, d.Prompt.SupervisedFormat)
-	o.Parse = cmp.Or(o.Parse, d.Parse)
-	o.MaxNewTokens = cmp.Or(o.MaxNewTokens, d.MaxNewTokens)
-	o.MaxTypes = cmp.Or(o.MaxTypes, d.MaxTypes)
-	o.OverlapTokens = cmp.Or(o.OverlapTokens, d.OverlapTokens)
-	o.MaxTypeRunes = cmp.Or(o.MaxTypeRunes, d.MaxTypeRunes)
-	o.MaxTextBytes = cmp.Or(o.MaxTextBytes, d.MaxTextBytes)
-	return o
-}
-
 // Validate reports every problem of the options, at their YAML keys. Zero
 // values are problems here; [NewRecognizer] fills them with the defaults
 // first.
@@ -113,12 +100,8 @@ func (o RecognizerOptions) Validate() error {
 	if o.Parse != ParseLenientMode && o.Parse != ParseOfficialMode {
 		p.Addf("parse", "%q is not one of lenient, official", o.Parse)
 	}
-	if o.MaxNewTokens <= 0 {
-		p.Addf("max_new_tokens", "must be > 0")
-	}
-	if o.MaxTypes <= 0 {
-		p.Addf("max_entity_types", "must be > 0")
-	}
+	problems.Positive(&p, "max_new_tokens", o.MaxNewTokens)
+	problems.Positive(&p, "max_entity_types", o.MaxTypes)
 	if o.WindowTokens < 0 {
 		p.Addf("window_tokens", "must be >= 0")
 	}
@@ -148,7 +131,7 @@ func NewRecognizer(engine Engine, opts RecognizerOptions) (*Recognizer, error) {
 	if engine == nil {
 		return nil, errors.New("recognizer: no engine")
 	}
-	opts = opts.withDefaults()
+	opts = defaults.Fill(opts, DefaultRecognizerOptions())
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("recognizer: %w", err)
 	}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/nerstream/nerstream/internal/backoff"
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/record"
@@ -90,21 +90,13 @@ func DefaultBatch() Batch {
 // Validate reports every problem of the settings, at their YAML keys.
 func (b Batch) Validate() error {
 	var p problems.List
-	if b.MaxDocs <= 0 {
-		p.Addf("max_docs", "must be > 0")
-	}
-	if b.MaxBytes <= 0 {
-		p.Addf("max_bytes", "must be > 0")
-	}
-	if b.Linger <= 0 {
-		p.Addf("linger", "must be > 0")
-	}
+	problems.Positive(&p, "max_docs", b.MaxDocs)
+	problems.Positive(&p, "max_bytes", b.MaxBytes)
+	problems.Positive(&p, "linger", b.Linger)
 	if b.MaxInFlight < b.MaxDocs {
 		p.Addf("max_in_flight", "must be at least max_docs (%d)", b.MaxDocs)
 	}
-	if b.Workers <= 0 {
-		p.Addf("workers", "must be > 0")
-	}
+	problems.Positive(&p, "workers", b.Workers)
 	return p.Err()
 }
 
@@ -134,12 +126,8 @@ func DefaultRetry() Retry {
 // Validate reports every problem of the settings, at their YAML keys.
 func (r Retry) Validate() error {
 	var p problems.List
-	if r.MaxAttempts <= 0 {
-		p.Addf("max_attempts", "must be > 0")
-	}
-	if r.InitialBackoff <= 0 {
-		p.Addf("initial_backoff", "must be > 0")
-	}
+	problems.Positive(&p, "max_attempts", r.MaxAttempts)
+	problems.Positive(&p, "initial_backoff", r.InitialBackoff)
 	if r.MaxBackoff < r.InitialBackoff {
 		p.Addf("max_backoff", "must be at least initial_backoff")
 	}
@@ -226,14 +214,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.Recognizer == nil || opts.Sink == nil || opts.Encoder == nil {
 		return nil, errors.New("pipeline: Recognizer, Sink and Encoder are required")
 	}
-	db, dr := DefaultBatch(), DefaultRetry()
-	b, r := &opts.Batch, &opts.Retry
-	b.MaxDocs, b.MaxBytes, b.Linger = cmp.Or(b.MaxDocs, db.MaxDocs), cmp.Or(b.MaxBytes, db.MaxBytes), cmp.Or(b.Linger, db.Linger)
-	b.MaxInFlight, b.Workers = cmp.Or(b.MaxInFlight, db.MaxInFlight), cmp.Or(b.Workers, db.Workers)
-	r.MaxAttempts = cmp.Or(r.MaxAttempts, dr.MaxAttempts)
-	r.InitialBackoff, r.MaxBackoff = cmp.Or(r.InitialBackoff, dr.InitialBackoff), cmp.Or(r.MaxBackoff, dr.MaxBackoff)
-	opts.MaxWrite = cmp.Or(opts.MaxWrite, 500)
-	opts.DrainTimeout = cmp.Or(opts.DrainTimeout, DefaultDrainTimeout)
+	opts = defaults.Fill(opts, Options{Batch: DefaultBatch(), Retry: DefaultRetry(), MaxWrite: 500, DrainTimeout: DefaultDrainTimeout})
 	var bad problems.List
 	bad.Add("batch", opts.Batch.Validate())
 	bad.Add("retry", opts.Retry.Validate())

@@ -372,9 +372,7 @@ func (c OutputConfig) Validate() error {
 	if _, ok := compressionCodecs[c.Compression]; !ok {
 		p.Addf("compression", "%q is not one of snappy, none, gzip, lz4, zstd", c.Compression)
 	}
-	if c.BatchTimeout <= 0 {
-		p.Addf("batch_timeout", "must be > 0")
-	}
+	problems.Positive(&p, "batch_timeout", c.BatchTimeout)
 	if c.Topic != "" && c.Topic == c.DeadLetterTopic {
 		p.Addf("dead_letter_topic", "must differ from topic")
 	}

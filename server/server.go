@@ -61,6 +61,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/model"
@@ -119,15 +120,14 @@ func DefaultOptions() Options {
 // Validate reports every problem of the options, by field name.
 func (o Options) Validate() error {
 	var p problems.List
-	for name, v := range map[string]int64{
-		"MaxNewTokens": int64(o.MaxNewTokens), "MaxBodyBytes": o.MaxBodyBytes, "MaxTextBytes": int64(o.MaxTextBytes),
-		"MaxTypes": int64(o.MaxTypes), "MaxPrompts": int64(o.MaxPrompts), "MaxDocs": int64(o.MaxDocs),
-		"MaxInFlight": int64(o.MaxInFlight), "Timeout": int64(o.Timeout),
-	} {
-		if v <= 0 {
-			p.Addf(name, "must be > 0")
-		}
-	}
+	problems.Positive(&p, "MaxNewTokens", o.MaxNewTokens)
+	problems.Positive(&p, "MaxBodyBytes", o.MaxBodyBytes)
+	problems.Positive(&p, "MaxTextBytes", o.MaxTextBytes)
+	problems.Positive(&p, "MaxTypes", o.MaxTypes)
+	problems.Positive(&p, "MaxPrompts", o.MaxPrompts)
+	problems.Positive(&p, "MaxDocs", o.MaxDocs)
+	problems.Positive(&p, "MaxInFlight", o.MaxInFlight)
+	problems.Positive(&p, "Timeout", o.Timeout)
 	return p.Err()
 }
 
@@ -156,15 +156,7 @@ type backend struct {
 // New checks the options and returns a server with no model: its routes
 // answer 503 until [Server.SetModel].
 func New(opts Options) (*Server, error) {
-	d := DefaultOptions()
-	opts.MaxNewTokens = cmp.Or(opts.MaxNewTokens, d.MaxNewTokens)
-	opts.MaxBodyBytes = cmp.Or(opts.MaxBodyBytes, d.MaxBodyBytes)
-	opts.MaxTextBytes = cmp.Or(opts.MaxTextBytes, d.MaxTextBytes)
-	opts.MaxTypes = cmp.Or(opts.MaxTypes, d.MaxTypes)
-	opts.MaxPrompts = cmp.Or(opts.MaxPrompts, d.MaxPrompts)
-	opts.MaxDocs = cmp.Or(opts.MaxDocs, d.MaxDocs)
-	opts.MaxInFlight = cmp.Or(opts.MaxInFlight, d.MaxInFlight)
-	opts.Timeout = cmp.Or(opts.Timeout, d.Timeout)
+	opts = defaults.Fill(opts, DefaultOptions())
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

@@ -49,9 +49,7 @@ func (c HTTPConfig) Validate() error {
 	if a := c.Address; a != "" && !strings.Contains(a, ":") {
 		p.Addf("address", "%q is not host:port (\":8080\", \"127.0.0.1:8080\")", a)
 	}
-	if c.ReadinessInterval <= 0 {
-		p.Addf("readiness_interval", "must be > 0")
-	}
+	problems.Positive(&p, "readiness_interval", c.ReadinessInterval)
 	return p.Err()
 }
 

@@ -71,3 +71,10 @@ func join(prefix, path string) string {
 	}
 	return prefix + "." + path
 }
+
+// Positive adds the problem "must be > 0" at path when v is not.
+func Positive[T ~int | ~int64](l *List, path string, v T) {
+	if v <= 0 {
+		l.Addf(path, "must be > 0")
+	}
+}

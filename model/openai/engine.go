@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/nerstream/nerstream/model"
 
 	"github.com/nerstream/nerstream/internal/backoff"
+	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/internal/problems"
 )
@@ -190,19 +190,10 @@ func DefaultOptions() Options {
 	}
 }
 
-// withDefaults fills the zero values with the defaults.
+// withDefaults fills the zero values with the defaults, and Tokenize with
+// the dialect's.
 func (o Options) withDefaults() Options {
-	d := DefaultOptions()
-	o.Routing = cmp.Or(o.Routing, d.Routing)
-	o.ContextTokens = cmp.Or(o.ContextTokens, d.ContextTokens)
-	o.MaxInFlightPerEndpoint = cmp.Or(o.MaxInFlightPerEndpoint, d.MaxInFlightPerEndpoint)
-	o.Timeout = cmp.Or(o.Timeout, d.Timeout)
-	o.Retries = cmp.Or(o.Retries, d.Retries)
-	o.BackoffInitial = cmp.Or(o.BackoffInitial, d.BackoffInitial)
-	o.BackoffMax = cmp.Or(o.BackoffMax, d.BackoffMax)
-	o.MaxRetryAfter = cmp.Or(o.MaxRetryAfter, d.MaxRetryAfter)
-	o.FailureThreshold = cmp.Or(o.FailureThreshold, d.FailureThreshold)
-	o.Cooldown = cmp.Or(o.Cooldown, d.Cooldown)
+	o = defaults.Fill(o, DefaultOptions())
 	if o.Tokenize == "" {
 		switch o.Dialect {
 		case DialectVLLM:
@@ -245,12 +236,8 @@ func (o Options) Validate() error {
 	default:
 		p.Addf("routing", "%q is not one of least-in-flight, round-robin", o.Routing)
 	}
-	if o.MaxInFlightPerEndpoint <= 0 {
-		p.Addf("max_in_flight_per_endpoint", "must be > 0")
-	}
-	if o.Timeout <= 0 {
-		p.Addf("timeout", "must be > 0")
-	}
+	problems.Positive(&p, "max_in_flight_per_endpoint", o.MaxInFlightPerEndpoint)
+	problems.Positive(&p, "timeout", o.Timeout)
 	if o.APIKey != "" && o.APIKeyFile != "" {
 		p.Addf("api_key_file", "set api_key or api_key_file, not both")
 	}
