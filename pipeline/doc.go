@@ -36,5 +36,5 @@
 //
 // The package knows nothing of Kafka clients, record schemas or llama.cpp: it
 // talks to them through [Claim], [Sink], [Encoder] and [Recognizer], which
-// cmd/nerstream fills with the consumers, producers and model packages.
+// the stream package fills with the consumers, producers and model packages.
 package pipeline

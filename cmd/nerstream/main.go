@@ -46,23 +46,23 @@ func commands() []command {
 	return []command{
 		{"run", "--config FILE [--set PATH=VALUE ...] [-v]",
 			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
-		{"demo", "[--model F.gguf|synth:tiny] [--json] [-v]",
+		{"demo", "[--model SPEC] [--json] [-v]",
 			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
-		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model F.gguf [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
+		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model SPEC [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
-		{"annotate", "(--model F.gguf | --engine openai --endpoint URL [--endpoint URL2 ...] [--dialect llama-server|vllm] [--request-timeout D]) [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [IN.jsonl]",
-			"annotate JSON-lines documents with a local model; one annotation record per line, in order", runAnnotate},
-		{"serve", "--model F.gguf|synth:tiny|REF [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N] [--max-in-flight N] [--request-timeout D] [--drain-timeout D]",
+		{"annotate", "--model SPEC [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [--dialect llama-server|vllm] [IN.jsonl]",
+			"annotate JSON-lines documents with a model; one annotation record per line, in order", runAnnotate},
+		{"serve", "--model SPEC [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N] [--max-in-flight N] [--request-timeout D] [--drain-timeout D]",
 			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
-		{"distill", "(--in FILE | --config F [--topic T ...]) --teacher URL --teacher-model NAME --out FILE [--negatives N | --negative-ratio R] [--seed S] [--sample N] [--passage-tokens 256] [--tokenizer whitespace|F.gguf] [--api-key-file F] [--concurrency N] [--rpm N] [--tpm N] [--retries N] | stats FILE [--top N]",
+		{"distill", "(--in FILE | --config F [--topic T ...]) --teacher URL --teacher-model NAME --out FILE [--negatives N | --negative-ratio R] [--seed S] [--sample N] [--passage-tokens 256] [--tokenizer whitespace|SPEC] [--api-key-file F] [--concurrency N] [--rpm N] [--tpm N] [--retries N] | stats FILE [--top N]",
 			"make UniNER training data in the paper's recipe: passages from a file or a topic, entities from a teacher LLM (resumable), Pile-NER conversations with frequency-sampled negative types; or describe such a dataset", runDistill},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",
 			"write a synthetic LLaMA model with random weights, describe a GGUF model, or download one (REF: hf://OWNER/REPO/FILE.gguf[@REVISION] or an https:// address) into the model cache and print its path", runModel},
-		{"bench", "engine --model F.gguf|synth:PRESET [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] [--engine openai --endpoint URL… [--clients C]] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model F.gguf|synth:tiny]",
+		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] [--clients C] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
 			"measure the engine against one-prompt-at-a-time decoding, or the stream against a plain kafka-go loop; prints JSON", runBench},
 	}
 }
@@ -115,6 +115,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  nerstream %s %s\n      %s\n", c.name, c.usage, c.summary)
 	}
+	fmt.Fprintln(w, "\nSPEC, the model: a GGUF file, synth:tiny|small|7b (random weights), hf://OWNER/REPO/FILE.gguf[@REV] or https://…/FILE.gguf (pulled into the model cache), or openai:URL[,URL…] (OpenAI-compatible servers).")
 	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input file.")
 }
 
