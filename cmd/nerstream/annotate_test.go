@@ -171,6 +171,12 @@ func TestAnnotateUsageErrors(t *testing.T) {
 		{[]string{"annotate", "--model", filepath.Join(dir, "none.gguf")}, "no such file"},
 		{[]string{"annotate", "--model", notModel}, "not a GGUF file"},
 		{[]string{"annotate", "--model", notModel, "a", "b"}, "one input file"},
+		{[]string{"annotate", "--model", "synth:huge"}, "unknown preset"},
+		{[]string{"annotate", "--model", "openai:ftp://user:s3cret@gpu/v1"}, "not an http"},
+		{[]string{"annotate", "--model", "hf://owner"}, "bad model reference"},
+		{[]string{"annotate", "--model", "https://user:s3cret@example.com/m.gguf"}, "credentials"},
+		{[]string{"annotate", "--engine", "openai"}, "at least one --endpoint"},
+		{[]string{"annotate", "--model", "m.gguf", "--endpoint", "http://gpu/v1"}, "--endpoint needs --engine openai"},
 		{[]string{"model", "synth", "--preset", "huge", "--out", filepath.Join(dir, "m.gguf")}, "unknown preset"},
 		{[]string{"model", "synth", "--type", "q4", "--out", filepath.Join(dir, "m.gguf")}, "--type"},
 		{[]string{"model", "info", notModel}, "GGUF"},
@@ -178,6 +184,9 @@ func TestAnnotateUsageErrors(t *testing.T) {
 	} {
 		code, _, errs := runCLI(t, "", c.args...)
 		checkOneLineError(t, code, 2, errs, c.contains)
+		if strings.Contains(errs, "s3cret") {
+			t.Errorf("%q: the error shows the password: %s", c.args, errs)
+		}
 	}
 }
 
