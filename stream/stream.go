@@ -62,6 +62,7 @@ type options struct {
 	health     *telemetry.Health
 	modelName  string
 	recognizer pipeline.Recognizer
+	err        error // an option that failed
 }
 
 // WithLogger sends the member's log lines (group events, retries, its start
@@ -75,9 +76,7 @@ func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log
 func WithTelemetry(tel *telemetry.Telemetry, health *telemetry.Health) Option {
 	return func(o *options) {
 		o.tracer, o.propagator, o.health = tel.Tracer(), tel.Propagator(), health
-		if m, err := telemetry.NewMetrics(tel.Meter()); err == nil {
-			o.metrics = m
-		}
+		o.metrics, o.err = telemetry.NewMetrics(tel.Meter())
 	}
 }
 
@@ -106,6 +105,9 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.err != nil {
+		return nil, fmt.Errorf("stream: %w", o.err)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
