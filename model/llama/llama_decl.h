@@ -7,8 +7,9 @@
 // changes them fails loudly:
 //   - it compiles a program against both headers and compares sizeof and
 //     offsetof of every struct below;
-//   - it compiles the real headers followed by every prototype and typedef
-//     below, with -Werror: C refuses a redeclaration of another type;
+//   - it compiles the real headers followed by every prototype below,
+//     with -Werror: C refuses a redeclaration of another type; and it
+//     asserts that every typedef below is compatible with the real one;
 //   - it asserts (_Static_assert) that every NERSTREAM_ constant below
 //     equals the real enumerator of the same name without the prefix.
 //
