@@ -29,8 +29,25 @@
 // is checked in Go first: prompts that would not fit the context, invalid
 // UTF-8, token ids and batch sizes come back as Go errors.
 //
+// # The cgo boundary
+//
+// Every call into C is in cgo.go, behind small Go types: the model, its
+// vocabulary, the context (decode a batch, a row of logits, remove a
+// sequence) and the grammar sampler. The scheduler fills a plain Go batch,
+// which only cgo.go copies into a llama_batch. The scheduler, the
+// sampler's policy and the stop rules are plain Go over two interfaces
+// declared where they are used (decoder, grammar), so that their tests run
+// against fakes, without llama.cpp. llama_decl.h restates the part of
+// llama.h the binding uses; layout_test.go checks its structs, prototypes
+// and constants against the pinned headers.
+//
 // # Global state
 //
-// llama.cpp's backend and logger are process-wide: the first [Load] starts
-// the backend and routes its logs to log/slog at debug level.
+// llama.cpp's backend and log callback are process-wide: the first [Load]
+// starts the backend and routes llama.cpp's log lines to log/slog, at
+// debug level. [Options.Logger] chooses the logger: the latest Load that
+// gives one wins, for the lines of every engine, since llama.cpp's lines
+// do not say which model they are about. Until one is given, lines go to
+// slog.Default(). Error lines also feed the errors that Load and decoding
+// return.
 package llama

@@ -1,21 +1,15 @@
 package llama
 
-/*
-#include <stdlib.h>
-#include "llama_decl.h"
-*/
-import "C"
-
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/nerstream/nerstream/model"
 )
@@ -55,6 +49,12 @@ type Options struct {
 	// VocabOnly loads the tokenizer without weights: TokenCount works,
 	// Generate does not.
 	VocabOnly bool
+	// Logger receives llama.cpp's log lines, at debug level. llama.cpp
+	// logs through one callback for the whole process, so the logger of
+	// the latest Load that gives one receives the lines of every engine,
+	// from the start of that Load on. Default: nil, which leaves the
+	// current one (at first slog.Default()).
+	Logger *slog.Logger
 }
 
 // DefaultOptions returns the options with every default set, GPU offload
@@ -91,27 +91,22 @@ func (o *Options) fill() error {
 type Engine struct {
 	path      string
 	opts      Options
-	model     *C.struct_llama_model
-	lctx      *C.struct_llama_context
-	mem       C.llama_memory_t
+	model     *cModel
+	lctx      *cContext
 	voc       vocab
 	nCtxTrain int
-	pieces    [][]byte // the text of every token
-	grammar   *C.struct_llama_sampler
-
-	work chan *request
-	quit chan struct{}
-	done chan struct{}
+	grammar   *cGrammar // the root each sequence clones; nil without grammar
+	sched     *scheduler
 
 	closeOnce sync.Once
-	// life guards the model's memory: calls that read it (tokenizing)
-	// hold it shared; Close holds it alone while it frees the model.
+	// life guards the model's memory: calls that read it (tokenizing,
+	// sizes) hold it shared; Close holds it alone while it frees the
+	// model.
 	life   sync.RWMutex
 	closed bool
 
-	statsMu sync.Mutex
-	stats   Stats
-	queued  atomic.Int64 // prompts of the requests in Generate
+	stats  counters
+	queued atomic.Int64 // prompts of the requests in Generate
 }
 
 // Stats are counters of an engine's work since it was loaded.
@@ -146,74 +141,54 @@ func Load(path string, opts Options) (*Engine, error) {
 	if err := checkGGUF(path); err != nil {
 		return nil, err
 	}
-	initBackend()
-	mp := C.llama_model_default_params()
-	mp.n_gpu_layers = C.int32_t(opts.GPULayers)
-	if opts.GPULayers < 0 {
-		mp.n_gpu_layers = 999
+	if opts.Logger != nil {
+		setLogger(opts.Logger)
 	}
-	mp.vocab_only = C.bool(opts.VocabOnly)
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	m := C.llama_model_load_from_file(cpath, mp)
-	if m == nil {
-		msg := lastLlamaError()
-		if msg == "" {
-			msg = "llama.cpp could not load it"
-		}
-		return nil, fmt.Errorf("llama: loading %s: %s", path, msg)
+	m, err := loadModel(path, opts.GPULayers, opts.VocabOnly)
+	if err != nil {
+		return nil, fmt.Errorf("llama: loading %s: %w", path, err)
 	}
 	e := &Engine{path: path, opts: opts, model: m}
-	e.voc.v = C.llama_model_get_vocab(m)
-	e.voc.n = int(C.llama_vocab_n_tokens(e.voc.v))
-	e.voc.bos = int32(C.llama_vocab_bos(e.voc.v))
-	e.voc.eos = int32(C.llama_vocab_eos(e.voc.v))
-	e.voc.addBOS = bool(C.llama_vocab_get_add_bos(e.voc.v))
-	e.nCtxTrain = int(C.llama_model_n_ctx_train(m))
+	e.voc = newVocab(m.vocab())
+	e.nCtxTrain = m.nCtxTrain()
 	if err := e.findSpecials(); err != nil {
-		C.llama_model_free(m)
+		m.free()
 		return nil, err
 	}
 	if opts.VocabOnly {
 		return e, nil
 	}
-	cp := C.llama_context_default_params()
-	cp.n_ctx = C.uint32_t(opts.Cells)
-	cp.n_batch = C.uint32_t(opts.BatchTokens)
-	cp.n_ubatch = C.uint32_t(opts.BatchTokens)
-	cp.n_seq_max = C.uint32_t(opts.Sequences)
-	cp.n_threads = C.int32_t(opts.Threads)
-	cp.n_threads_batch = C.int32_t(opts.Threads)
-	cp.kv_unified = true
-	if opts.ExactCache {
-		cp.type_k, cp.type_v = 0, 0 // GGML_TYPE_F32
-		cp.flash_attn_type = 0      // LLAMA_FLASH_ATTN_TYPE_DISABLED
-	}
-	cp.no_perf = true
-	lctx := C.llama_init_from_model(m, cp)
-	if lctx == nil {
-		C.llama_model_free(m)
-		return nil, fmt.Errorf("llama: creating a context for %s: %s", path, lastLlamaError())
+	lctx, err := newContext(m, contextParams{
+		cells:       opts.Cells,
+		batchTokens: opts.BatchTokens,
+		sequences:   opts.Sequences,
+		threads:     opts.Threads,
+		exact:       opts.ExactCache,
+	})
+	if err != nil {
+		m.free()
+		return nil, fmt.Errorf("llama: creating a context for %s: %w", path, err)
 	}
 	e.lctx = lctx
-	e.mem = C.llama_get_memory(lctx)
-	e.opts.Cells = int(C.llama_n_ctx(lctx))
-	e.pieces = make([][]byte, e.voc.n)
-	for t := range e.pieces {
-		e.pieces[t] = e.voc.piece(int32(t))
+	e.opts.Cells = lctx.cells()
+	cfg := schedConfig{
+		sequences:   e.opts.Sequences,
+		cells:       e.opts.Cells,
+		batchTokens: e.opts.BatchTokens,
+		substring:   e.opts.SubstringAnswers,
 	}
+	cfg.pieces, cfg.eog = e.voc.pieces()
 	if !opts.NoGrammar {
-		g, err := newGrammar(e.voc.v)
+		g, err := newGrammar(e.voc.c)
 		if err != nil {
 			e.free()
-			return nil, err
+			return nil, fmt.Errorf("llama: %w", err)
 		}
 		e.grammar = g
+		cfg.grammar = g
 	}
-	e.work = make(chan *request)
-	e.quit = make(chan struct{})
-	e.done = make(chan struct{})
-	go e.run()
+	e.sched = newScheduler(lctx, cfg, &e.stats)
+	e.sched.start()
 	return e, nil
 }
 
@@ -258,9 +233,8 @@ func (e *Engine) findSpecials() error {
 // frees the model. It is safe to call more than once.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
-		if e.quit != nil {
-			close(e.quit)
-			<-e.done
+		if e.sched != nil {
+			e.sched.stop()
 		}
 		e.life.Lock()
 		e.closed = true
@@ -272,15 +246,15 @@ func (e *Engine) Close() error {
 
 func (e *Engine) free() {
 	if e.grammar != nil {
-		C.llama_sampler_free(e.grammar)
+		e.grammar.free()
 		e.grammar = nil
 	}
 	if e.lctx != nil {
-		C.llama_free(e.lctx)
+		e.lctx.free()
 		e.lctx = nil
 	}
 	if e.model != nil {
-		C.llama_model_free(e.model)
+		e.model.free()
 		e.model = nil
 	}
 }
@@ -341,23 +315,27 @@ func (e *Engine) Tokenize(p model.Prompt) ([]int32, error) {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	e.statsMu.Lock()
-	defer e.statsMu.Unlock()
-	return e.stats
+	return e.stats.get()
 }
 
-// ModelBytes returns the size of the model's weights.
+// ModelBytes returns the size of the model's weights, or 0 once the engine
+// is closed.
 func (e *Engine) ModelBytes() uint64 {
+	e.life.RLock()
+	defer e.life.RUnlock()
 	if e.model == nil {
 		return 0
 	}
-	return uint64(C.llama_model_size(e.model))
+	return e.model.size()
 }
 
 // KVCacheBytes returns the size of the KV cache: cells × layers × K and V
 // rows (no grouped-query attention assumed, as in LLaMA-1) × the element
-// size (2 for F16, 4 with ExactCache).
+// size (2 for F16, 4 with ExactCache). It is 0 without a context and once
+// the engine is closed.
 func (e *Engine) KVCacheBytes() uint64 {
+	e.life.RLock()
+	defer e.life.RUnlock()
 	if e.model == nil || e.lctx == nil {
 		return 0
 	}
@@ -365,8 +343,8 @@ func (e *Engine) KVCacheBytes() uint64 {
 	if e.opts.ExactCache {
 		elem = 4
 	}
-	layers := uint64(C.llama_model_n_layer(e.model))
-	embd := uint64(C.llama_model_n_embd(e.model))
+	layers := uint64(e.model.nLayer())
+	embd := uint64(e.model.nEmbd())
 	return uint64(e.opts.Cells) * layers * 2 * embd * elem
 }
 
@@ -409,38 +387,14 @@ func (e *Engine) PrefillLimit(ctx context.Context) (float64, error) {
 	best := time.Duration(0)
 	for range 3 {
 		req := &request{ctx: ctx, probe: toks, pending: 1, finished: make(chan struct{})}
-		select {
-		case e.work <- req:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-e.quit:
-			return 0, ErrClosed
-		}
-		<-req.finished
-		if req.err != nil {
-			return 0, req.err
+		if err := e.sched.do(ctx, req); err != nil {
+			return 0, err
 		}
 		if best == 0 || req.probeTime < best {
 			best = req.probeTime
 		}
 	}
 	return float64(len(toks)) / best.Seconds(), nil
-}
-
-// request is one Generate call on its way through the scheduler.
-type request struct {
-	ctx    context.Context
-	maxNew int
-	serial bool
-	// probe, when set, asks for one full-batch decode instead (see
-	// PrefillLimit); probeTime is its result.
-	probe     []int32
-	probeTime time.Duration
-	groups    []*group
-	out       [][]model.Completion
-	pending   int // groups not finished
-	finished  chan struct{}
-	err       error
 }
 
 func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts model.GenerateOptions, serial bool) ([][]model.Completion, error) {
@@ -454,11 +408,15 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 	if maxNew <= 0 {
 		maxNew = model.DefaultMaxNewTokens
 	}
-	req := &request{ctx: ctx, maxNew: maxNew, serial: serial, out: make([][]model.Completion, len(groups)), finished: make(chan struct{})}
-	budget := e.ContextTokens()
+	sizes := make([]int, len(groups))
 	for gi, g := range groups {
-		req.out[gi] = make([]model.Completion, len(g.Prompts))
-		grp := &group{req: req, index: gi}
+		sizes[gi] = len(g.Prompts)
+	}
+	req := newRequest(ctx, maxNew, serial, sizes)
+	budget := e.ContextTokens()
+	var queued int64
+	for gi, g := range groups {
+		var ps []prompt
 		for pi, p := range g.Prompts {
 			toks, err := e.Tokenize(p)
 			if errors.Is(err, ErrClosed) {
@@ -483,38 +441,18 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 					}
 				}
 			}
-			grp.prompts = append(grp.prompts, pr)
+			ps = append(ps, pr)
 		}
-		if len(grp.prompts) > 0 {
-			req.groups = append(req.groups, grp)
-		}
+		req.addGroup(gi, ps)
+		queued += int64(len(ps))
 	}
-	req.pending = len(req.groups)
 	if req.pending == 0 {
 		return req.out, nil
 	}
-	var queued int64
-	for _, g := range req.groups {
-		queued += int64(len(g.prompts))
-	}
 	e.queued.Add(queued)
 	defer e.queued.Add(-queued)
-	select {
-	case e.work <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.quit:
-		return nil, ErrClosed
-	}
-	select {
-	case <-req.finished:
-	case <-e.done:
-		// The scheduler stopped; it finished or failed every request
-		// it held before it did.
-		<-req.finished
-	}
-	if req.err != nil {
-		return nil, req.err
+	if err := e.sched.do(ctx, req); err != nil {
+		return nil, err
 	}
 	return req.out, nil
 }

@@ -2,11 +2,19 @@
 // github.com/ollama/ollama v0.24.0) that nerstream's binding uses.
 //
 // The real header lives in another module, whose directory cgo cannot name,
-// so the declarations are restated here. layout_test.go compiles a program
-// against both headers and compares sizeof and offsetof of every struct
-// below, so a version bump that changes them fails loudly.
+// so the declarations are restated here. layout_test.go checks them against
+// the real headers of the pinned module, so that a version bump that
+// changes them fails loudly:
+//   - it compiles a program against both headers and compares sizeof and
+//     offsetof of every struct below;
+//   - it compiles the real headers followed by every prototype below,
+//     with -Werror: C refuses a redeclaration of another type; and it
+//     asserts that every typedef below is compatible with the real one;
+//   - it asserts (_Static_assert) that every NERSTREAM_ constant below
+//     equals the real enumerator of the same name without the prefix.
 //
-// Enums are declared as int, which is how C stores them.
+// Struct fields of enum type are declared as int, which has the size and
+// alignment C gives an enum.
 #ifndef NERSTREAM_LLAMA_DECL_H
 #define NERSTREAM_LLAMA_DECL_H
 
@@ -24,7 +32,19 @@ struct llama_vocab;
 struct llama_sampler;
 typedef struct llama_memory_i * llama_memory_t;
 
-typedef void (*ggml_log_callback)(int level, const char * text, void * user_data);
+// level is an enum ggml_log_level. C gives an enum without negative values
+// the type unsigned int (GCC and Clang), and the prototype check refuses int.
+typedef void (*ggml_log_callback)(unsigned int level, const char * text, void * user_data);
+
+// Enumerators the binding writes or compares, by the real name with the
+// NERSTREAM_ prefix.
+#define NERSTREAM_GGML_TYPE_F32 0                  // enum ggml_type
+#define NERSTREAM_LLAMA_FLASH_ATTN_TYPE_DISABLED 0 // enum llama_flash_attn_type
+#define NERSTREAM_GGML_LOG_LEVEL_DEBUG 1           // enum ggml_log_level
+#define NERSTREAM_GGML_LOG_LEVEL_INFO 2
+#define NERSTREAM_GGML_LOG_LEVEL_WARN 3
+#define NERSTREAM_GGML_LOG_LEVEL_ERROR 4
+#define NERSTREAM_GGML_LOG_LEVEL_CONT 5
 
 struct llama_model_params {
     void *        devices;               // ggml_backend_dev_t *
@@ -116,19 +136,14 @@ struct llama_context * llama_init_from_model(struct llama_model * model, struct 
 void llama_free(struct llama_context * ctx);
 
 uint32_t llama_n_ctx(const struct llama_context * ctx);
-uint32_t llama_n_batch(const struct llama_context * ctx);
-uint32_t llama_n_seq_max(const struct llama_context * ctx);
 llama_memory_t llama_get_memory(const struct llama_context * ctx);
 const struct llama_vocab * llama_model_get_vocab(const struct llama_model * model);
 int32_t llama_model_n_ctx_train(const struct llama_model * model);
 int32_t llama_model_n_embd(const struct llama_model * model);
 int32_t llama_model_n_layer(const struct llama_model * model);
 uint64_t llama_model_size(const struct llama_model * model);
-uint64_t llama_model_n_params(const struct llama_model * model);
-int32_t llama_model_desc(const struct llama_model * model, char * buf, size_t buf_size);
 
 int32_t llama_vocab_n_tokens(const struct llama_vocab * vocab);
-int     llama_vocab_type(const struct llama_vocab * vocab);
 bool    llama_vocab_is_eog(const struct llama_vocab * vocab, llama_token token);
 llama_token llama_vocab_bos(const struct llama_vocab * vocab);
 llama_token llama_vocab_eos(const struct llama_vocab * vocab);
@@ -139,9 +154,7 @@ int32_t llama_tokenize(const struct llama_vocab * vocab, const char * text, int3
 int32_t llama_token_to_piece(const struct llama_vocab * vocab, llama_token token, char * buf,
                              int32_t length, int32_t lstrip, bool special);
 
-void llama_memory_clear(llama_memory_t mem, bool data);
 bool llama_memory_seq_rm(llama_memory_t mem, llama_seq_id seq_id, llama_pos p0, llama_pos p1);
-void llama_memory_seq_cp(llama_memory_t mem, llama_seq_id seq_id_src, llama_seq_id seq_id_dst, llama_pos p0, llama_pos p1);
 
 llama_batch llama_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max);
 void llama_batch_free(llama_batch batch);

@@ -1,22 +1,149 @@
 package llama
 
-/*
-#include <stdlib.h>
-#include "llama_decl.h"
-*/
-import "C"
-
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/nerstream/nerstream/model"
 )
+
+// decoder is what the scheduler needs of a llama context: cContext in
+// production, fakeDecoder in tests.
+type decoder interface {
+	// decode runs the model over a batch. After an error the scheduler
+	// removes every sequence it had in flight.
+	decode(b *batch) error
+	// logits returns the logits of batch row i of the last decode, one per
+	// vocabulary token, valid until the next decode; nil when the row has
+	// none.
+	logits(i int32) []float32
+	// removeSequence frees every KV cell of a sequence id.
+	removeSequence(id int32)
+}
+
+// batch is the tokens of one decode, in plain Go. cContext copies it into
+// a llama_batch.
+type batch struct {
+	token  []int32
+	pos    []int32
+	seqs   [][]int32 // the sequence ids of each token
+	logits []bool    // whether the decode keeps a token's logits
+}
+
+func newBatch(capacity int) batch {
+	return batch{
+		token:  make([]int32, 0, capacity),
+		pos:    make([]int32, 0, capacity),
+		seqs:   make([][]int32, 0, capacity),
+		logits: make([]bool, 0, capacity),
+	}
+}
+
+func (b *batch) len() int { return len(b.token) }
+
+func (b *batch) reset() {
+	b.token, b.pos, b.seqs, b.logits = b.token[:0], b.pos[:0], b.seqs[:0], b.logits[:0]
+}
+
+// add puts one token into the batch and returns its row. The batch keeps
+// seqs until the next reset.
+func (b *batch) add(tok, pos int32, seqs []int32, logits bool) int32 {
+	b.token = append(b.token, tok)
+	b.pos = append(b.pos, pos)
+	b.seqs = append(b.seqs, seqs)
+	b.logits = append(b.logits, logits)
+	return int32(len(b.token) - 1)
+}
+
+// counters are an engine's Stats, shared by the scheduler and Engine.Stats.
+type counters struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func (c *counters) add(f func(*Stats)) {
+	c.mu.Lock()
+	f(&c.s)
+	c.mu.Unlock()
+}
+
+func (c *counters) get() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s
+}
+
+// schedConfig is what the scheduler decodes with.
+type schedConfig struct {
+	sequences   int      // sequence ids: 0 .. sequences-1
+	cells       int      // KV cells
+	batchTokens int      // the most tokens of one decode
+	pieces      [][]byte // the text of every token
+	eog         []bool   // the tokens that end a generation
+	grammar     grammar  // each sequence starts with a clone; nil for none
+	substring   bool     // substring-constrained answers
+}
 
 // prompt is one tokenized prompt of a group.
 type prompt struct {
 	index   int // in the caller's PromptGroup
 	tokens  []int32
 	passage string // the prompt's text part, for the substring mode
+}
+
+// request is one Generate call on its way through the scheduler.
+type request struct {
+	ctx    context.Context
+	maxNew int
+	serial bool
+	// probe, when set, asks for one full-batch decode instead (see
+	// PrefillLimit); probeTime is its result.
+	probe     []int32
+	probeTime time.Duration
+	groups    []*group
+	out       [][]model.Completion
+	pending   int // groups not finished
+	finished  chan struct{}
+	err       error
+}
+
+// newRequest returns a request with room for the answers of groups of the
+// given sizes; addGroup gives it the prompts to decode.
+func newRequest(ctx context.Context, maxNew int, serial bool, sizes []int) *request {
+	r := &request{ctx: ctx, maxNew: maxNew, serial: serial, out: make([][]model.Completion, len(sizes)), finished: make(chan struct{})}
+	for i, n := range sizes {
+		r.out[i] = make([]model.Completion, n)
+	}
+	return r
+}
+
+// addGroup adds the prompts of group gi to decode (none: nothing to do).
+func (r *request) addGroup(gi int, ps []prompt) {
+	if len(ps) == 0 {
+		return
+	}
+	r.groups = append(r.groups, &group{req: r, index: gi, prompts: ps})
+	r.pending++
+}
+
+func (r *request) fail(err error) {
+	if r.err == nil && r.pending > 0 {
+		r.err = err
+		r.pending = 0
+		close(r.finished)
+	}
+}
+
+func (r *request) groupDone() {
+	if r.pending > 0 {
+		r.pending--
+		if r.pending == 0 {
+			close(r.finished)
+		}
+	}
 }
 
 // group is one PromptGroup (or a part of one too large for the cache) in
@@ -28,6 +155,7 @@ type group struct {
 
 	prefix     []int32 // shared by every sequence of the group
 	prefixDone int
+	ids        []int32 // the sequence ids of the group, for the prefix
 	seqs       []*sequence
 	cells      int // KV cells reserved
 	live       int // sequences not finished
@@ -41,44 +169,91 @@ type sequence struct {
 	g        *group
 	p        prompt
 	id       int32
-	tail     []int32 // the prompt's tokens after the shared prefix
+	ids      [1]int32 // id, as the batch takes it
+	tail     []int32  // the prompt's tokens after the shared prefix
 	tailDone int
 	pos      int32 // position of the next token
 	next     int32 // sampled token to feed, once the prompt is in
 	fed      bool  // next has been chosen and waits to be decoded
 	out      []byte
 	nGen     int
-	grammar  *C.struct_llama_sampler
+	grammar  grammar
 	closer   arrayCloser
 	quotes   *quoteTracker // substring-constrained mode only
 	row      int32         // index of its logits in the current batch, or -1
 	finished bool
 }
 
-// scheduler is the state of the decoding loop, owned by its goroutine.
+// scheduler is the continuous-batching loop. Its policy (admission, prefix
+// sharing, splitting, sampling, stopping) is plain Go over a decoder, so
+// that tests run it against a fake.
 type scheduler struct {
-	e       *Engine
-	batch   C.llama_batch
-	cap     int
+	dec   decoder
+	cfg   schedConfig
+	stats *counters
+	work  chan *request
+	quit  chan struct{}
+	done  chan struct{}
+
+	// The loop's state, owned by run's goroutine.
+	batch   batch
+	rows    []*sequence // the sequences with logits in the batch
 	freeIDs []int32
 	cells   int // reserved KV cells
 	pending []*group
 	active  []*group
 	probes  []*request
-	smp     *sampler
+	smp     sampler
 }
 
-// run is the scheduler's goroutine: every llama_decode happens here.
-func (e *Engine) run() {
-	defer close(e.done)
-	s := &scheduler{e: e, cap: e.opts.BatchTokens}
-	s.batch = C.llama_batch_init(C.int32_t(s.cap), 0, C.int32_t(e.opts.Sequences))
-	defer C.llama_batch_free(s.batch)
-	s.smp = newSampler(e)
-	defer s.smp.free()
-	for id := e.opts.Sequences - 1; id >= 0; id-- {
+func newScheduler(dec decoder, cfg schedConfig, stats *counters) *scheduler {
+	s := &scheduler{
+		dec:   dec,
+		cfg:   cfg,
+		stats: stats,
+		work:  make(chan *request),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		batch: newBatch(cfg.batchTokens),
+		smp:   sampler{pieces: cfg.pieces},
+	}
+	for id := cfg.sequences - 1; id >= 0; id-- {
 		s.freeIDs = append(s.freeIDs, int32(id))
 	}
+	return s
+}
+
+// start runs the loop in its own goroutine; stop ends it.
+func (s *scheduler) start() { go s.run() }
+
+// stop ends the loop, failing what it holds with ErrClosed, and waits for
+// it.
+func (s *scheduler) stop() {
+	close(s.quit)
+	<-s.done
+}
+
+// do hands req to the loop and waits until it is finished (or failed).
+func (s *scheduler) do(ctx context.Context, req *request) error {
+	if req.pending == 0 {
+		return nil // nothing to decode
+	}
+	select {
+	case s.work <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	// Once the loop has a request, it finishes or fails it, even when it
+	// stops.
+	<-req.finished
+	return req.err
+}
+
+// run is the loop: every decode happens here.
+func (s *scheduler) run() {
+	defer close(s.done)
 	for {
 		if len(s.probes) > 0 && len(s.active) == 0 {
 			s.runProbe(s.probes[0])
@@ -87,9 +262,10 @@ func (e *Engine) run() {
 		}
 		if len(s.pending) == 0 && len(s.active) == 0 {
 			select {
-			case req := <-e.work:
+			case req := <-s.work:
 				s.accept(req)
-			case <-e.quit:
+			case <-s.quit:
+				s.failAll(ErrClosed)
 				return
 			}
 		}
@@ -97,9 +273,9 @@ func (e *Engine) run() {
 	drain:
 		for {
 			select {
-			case req := <-e.work:
+			case req := <-s.work:
 				s.accept(req)
-			case <-e.quit:
+			case <-s.quit:
 				s.failAll(ErrClosed)
 				return
 			default:
@@ -130,17 +306,18 @@ func (s *scheduler) accept(req *request) {
 
 // runProbe decodes one full batch on an idle engine and times it.
 func (s *scheduler) runProbe(req *request) {
-	s.batch.n_tokens = 0
+	s.batch.reset()
 	id := s.freeIDs[len(s.freeIDs)-1]
+	ids := []int32{id}
 	for i, tok := range req.probe {
-		s.add(tok, int32(i), []int32{id}, i == len(req.probe)-1)
+		s.batch.add(tok, int32(i), ids, i == len(req.probe)-1)
 	}
 	start := time.Now()
-	rc := C.llama_decode(s.e.lctx, s.batch)
+	err := s.dec.decode(&s.batch)
 	req.probeTime = time.Since(start)
-	C.llama_memory_seq_rm(s.e.mem, C.llama_seq_id(id), -1, -1)
-	if rc != 0 {
-		req.fail(fmt.Errorf("llama: llama_decode failed (code %d) on the probe batch", int(rc)))
+	s.dec.removeSequence(id)
+	if err != nil {
+		req.fail(fmt.Errorf("llama: decoding the probe batch: %w", err))
 		return
 	}
 	req.groupDone()
@@ -156,23 +333,6 @@ func (s *scheduler) failAll(err error) {
 		p.fail(err)
 	}
 	s.active, s.pending, s.probes = nil, nil, nil
-}
-
-func (r *request) fail(err error) {
-	if r.err == nil && r.pending > 0 {
-		r.err = err
-		r.pending = 0
-		close(r.finished)
-	}
-}
-
-func (r *request) groupDone() {
-	if r.pending > 0 {
-		r.pending--
-		if r.pending == 0 {
-			close(r.finished)
-		}
-	}
 }
 
 // dropCancelled abandons the work of requests whose context is done.
@@ -210,12 +370,12 @@ func (s *scheduler) admit() {
 			g.prefix = sharedPrefix(g.prompts)
 		}
 		maxNew := g.req.maxNew
-		if len(g.prompts) > s.e.opts.Sequences || g.need(maxNew) > s.e.opts.Cells {
+		if len(g.prompts) > s.cfg.sequences || g.need(maxNew) > s.cfg.cells {
 			// Too large for an empty engine: split it in two.
 			if len(g.prompts) == 1 {
 				// Cannot happen: submit refuses such prompts.
 				s.pending = s.pending[1:]
-				g.req.fail(fmt.Errorf("llama: a prompt does not fit the KV cache"))
+				g.req.fail(errors.New("llama: a prompt does not fit the KV cache"))
 				continue
 			}
 			half := len(g.prompts) / 2
@@ -226,28 +386,53 @@ func (s *scheduler) admit() {
 			continue
 		}
 		need := g.need(maxNew)
-		if len(g.prompts) > len(s.freeIDs) || s.cells+need > s.e.opts.Cells {
+		if len(g.prompts) > len(s.freeIDs) || s.cells+need > s.cfg.cells {
 			return
 		}
 		s.pending = s.pending[1:]
 		g.cells = need
 		s.cells += need
+		g.ids = make([]int32, 0, len(g.prompts))
 		for _, p := range g.prompts {
 			id := s.freeIDs[len(s.freeIDs)-1]
 			s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]
 			seq := &sequence{g: g, p: p, id: id, tail: p.tokens[len(g.prefix):], pos: int32(len(g.prefix)), row: -1}
-			s.e.startSequence(seq)
+			seq.ids[0] = id
 			g.seqs = append(g.seqs, seq)
+			g.ids = append(g.ids, id)
 		}
 		g.live = len(g.seqs)
+		if err := s.startSequences(g); err != nil {
+			s.release(g)
+			g.req.fail(err)
+			continue
+		}
 		s.active = append(s.active, g)
-		s.e.addStats(func(st *Stats) {
+		s.stats.add(func(st *Stats) {
 			for _, p := range g.prompts {
 				st.PromptTokens += len(p.tokens)
 			}
 			st.SharedTokens += len(g.prefix) * (len(g.prompts) - 1)
 		})
 	}
+}
+
+// startSequences gives each new sequence of g its grammar and, in the
+// substring-constrained mode, its passage.
+func (s *scheduler) startSequences(g *group) error {
+	for _, q := range g.seqs {
+		if s.cfg.grammar != nil {
+			gr, err := s.cfg.grammar.clone()
+			if err != nil {
+				return fmt.Errorf("llama: %w", err)
+			}
+			q.grammar = gr
+		}
+		if s.cfg.substring {
+			q.quotes = &quoteTracker{passage: q.p.passage}
+		}
+	}
+	return nil
 }
 
 // sharedPrefix returns the longest token prefix of all prompts, leaving
@@ -270,93 +455,68 @@ func sharedPrefix(ps []prompt) []int32 {
 	return ps[0].tokens[:max(n, 0)]
 }
 
-// add puts one token into the batch.
-func (s *scheduler) add(tok int32, pos int32, ids []int32, logits bool) int32 {
-	b := &s.batch
-	i := int(b.n_tokens)
-	unsafe.Slice(b.token, s.cap)[i] = C.llama_token(tok)
-	unsafe.Slice(b.pos, s.cap)[i] = C.llama_pos(pos)
-	unsafe.Slice(b.n_seq_id, s.cap)[i] = C.int32_t(len(ids))
-	seqIDs := unsafe.Slice(unsafe.Slice(b.seq_id, s.cap)[i], s.e.opts.Sequences)
-	for k, id := range ids {
-		seqIDs[k] = C.llama_seq_id(id)
-	}
-	l := C.int8_t(0)
-	if logits {
-		l = 1
-	}
-	unsafe.Slice(b.logits, s.cap)[i] = l
-	b.n_tokens++
-	return int32(i)
-}
-
 // step fills one batch, decodes it, and samples the sequences that have
 // logits in it. Generated tokens go first, so that answers in progress are
 // never starved by prefill; prefill fills the rest.
 func (s *scheduler) step() {
-	s.batch.n_tokens = 0
-	var rows []*sequence
+	b, capacity := &s.batch, s.cfg.batchTokens
+	b.reset()
+	s.rows = s.rows[:0]
 	for _, g := range s.active {
 		for _, q := range g.seqs {
 			q.row = -1
-			if !q.finished && q.fed && int(s.batch.n_tokens) < s.cap {
-				q.row = s.add(q.next, q.pos, []int32{q.id}, true)
-				rows = append(rows, q)
+			if !q.finished && q.fed && b.len() < capacity {
+				q.row = b.add(q.next, q.pos, q.ids[:], true)
+				s.rows = append(s.rows, q)
 			}
 		}
 	}
 	for _, g := range s.active {
-		{
-			room := s.cap - int(s.batch.n_tokens)
-			if room == 0 {
-				break
+		room := capacity - b.len()
+		if room == 0 {
+			break
+		}
+		if g.prefixDone < len(g.prefix) {
+			n := min(room, len(g.prefix)-g.prefixDone)
+			for i := 0; i < n; i++ {
+				b.add(g.prefix[g.prefixDone+i], int32(g.prefixDone+i), g.ids, false)
 			}
+			g.prefixDone += n
 			if g.prefixDone < len(g.prefix) {
-				ids := make([]int32, len(g.seqs))
-				for k, q := range g.seqs {
-					ids[k] = q.id
-				}
-				n := min(room, len(g.prefix)-g.prefixDone)
-				for i := 0; i < n; i++ {
-					s.add(g.prefix[g.prefixDone+i], int32(g.prefixDone+i), ids, false)
-				}
-				g.prefixDone += n
-				if g.prefixDone < len(g.prefix) {
-					continue
-				}
-			}
-			for _, q := range g.seqs {
-				room := s.cap - int(s.batch.n_tokens)
-				if room == 0 || q.tailDone == len(q.tail) {
-					continue
-				}
-				n := min(room, len(q.tail)-q.tailDone)
-				for i := 0; i < n; i++ {
-					last := q.tailDone+i == len(q.tail)-1
-					r := s.add(q.tail[q.tailDone+i], q.pos, []int32{q.id}, last)
-					q.pos++
-					if last {
-						q.row = r
-						rows = append(rows, q)
-					}
-				}
-				q.tailDone += n
+				continue
 			}
 		}
+		for _, q := range g.seqs {
+			room := capacity - b.len()
+			if room == 0 || q.tailDone == len(q.tail) {
+				continue
+			}
+			n := min(room, len(q.tail)-q.tailDone)
+			for i := 0; i < n; i++ {
+				last := q.tailDone+i == len(q.tail)-1
+				r := b.add(q.tail[q.tailDone+i], q.pos, q.ids[:], last)
+				q.pos++
+				if last {
+					q.row = r
+					s.rows = append(s.rows, q)
+				}
+			}
+			q.tailDone += n
+		}
 	}
-	if s.batch.n_tokens == 0 {
+	if b.len() == 0 {
 		return
 	}
 	start := time.Now()
-	rc := C.llama_decode(s.e.lctx, s.batch)
+	err := s.dec.decode(b)
 	took := time.Since(start)
-	s.e.addStats(func(st *Stats) {
+	s.stats.add(func(st *Stats) {
 		st.DecodeCalls++
-		st.DecodeTokens += int(s.batch.n_tokens)
+		st.DecodeTokens += b.len()
 		st.DecodeTime += took
 	})
-	if rc != 0 {
-		err := fmt.Errorf("llama: llama_decode failed (code %d) on a batch of %d tokens: %s", int(rc), int(s.batch.n_tokens), lastLlamaError())
+	if err != nil {
+		err = fmt.Errorf("llama: decoding a batch of %d tokens: %w", b.len(), err)
 		for _, g := range s.active {
 			s.release(g)
 			g.req.fail(err)
@@ -364,7 +524,7 @@ func (s *scheduler) step() {
 		s.active = nil
 		return
 	}
-	for _, q := range rows {
+	for _, q := range s.rows {
 		if q.fed {
 			q.pos++ // the fed token is now in the cache
 		}
@@ -375,17 +535,17 @@ func (s *scheduler) step() {
 
 // sampleNext chooses a sequence's next token from its logits row.
 func (s *scheduler) sampleNext(q *sequence) {
-	tok := s.smp.greedy(C.llama_get_logits_ith(s.e.lctx, C.int32_t(q.row)), q.grammar, s.e.pieces, q.quotes)
+	tok := s.smp.greedy(s.dec.logits(q.row), q.grammar, q.quotes)
 	q.fed = false
-	if tok < 0 || C.llama_vocab_is_eog(s.e.voc.v, C.llama_token(tok)) {
+	if tok < 0 || s.cfg.eog[tok] {
 		s.finish(q)
 		return
 	}
 	q.nGen++
-	piece := s.e.pieces[tok]
+	piece := s.cfg.pieces[tok]
 	q.out = append(q.out, piece...)
 	if q.grammar != nil {
-		C.llama_sampler_accept(q.grammar, C.llama_token(tok))
+		q.grammar.accept(tok)
 	}
 	if q.quotes != nil {
 		q.quotes.feed(piece)
@@ -404,7 +564,7 @@ func (s *scheduler) finish(q *sequence) {
 	c := &q.g.req.out[q.g.index][q.p.index]
 	c.Text = string(q.out)
 	c.GeneratedTokens = q.nGen
-	s.e.addStats(func(st *Stats) { st.GeneratedTokens += q.nGen })
+	s.stats.add(func(st *Stats) { st.GeneratedTokens += q.nGen })
 	s.freeSeq(q)
 }
 
@@ -412,11 +572,11 @@ func (s *scheduler) freeSeq(q *sequence) {
 	if q.id < 0 {
 		return
 	}
-	C.llama_memory_seq_rm(s.e.mem, C.llama_seq_id(q.id), -1, -1)
+	s.dec.removeSequence(q.id)
 	s.freeIDs = append(s.freeIDs, q.id)
 	q.id = -1
 	if q.grammar != nil {
-		C.llama_sampler_free(q.grammar)
+		q.grammar.free()
 		q.grammar = nil
 	}
 }
@@ -449,8 +609,8 @@ func (s *scheduler) finishGroups() {
 // own sequence with nothing shared: the baseline.
 func (s *scheduler) runSerial(g *group) {
 	for _, p := range g.prompts {
-		if g.req.ctx.Err() != nil {
-			g.req.fail(g.req.ctx.Err())
+		if err := g.req.ctx.Err(); err != nil {
+			g.req.fail(err)
 			return
 		}
 		one := &group{req: g.req, index: g.index, prompts: []prompt{p}, prefix: []int32{}, serialPart: true}
@@ -459,13 +619,24 @@ func (s *scheduler) runSerial(g *group) {
 		id := s.freeIDs[len(s.freeIDs)-1]
 		s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]
 		q := &sequence{g: one, p: p, id: id, tail: p.tokens, row: -1}
-		s.e.startSequence(q)
+		q.ids[0] = id
 		one.seqs = []*sequence{q}
 		one.live = 1
+		if err := s.startSequences(one); err != nil {
+			s.release(one)
+			g.req.fail(err)
+			return
+		}
 		s.active = []*group{one}
-		s.e.addStats(func(st *Stats) { st.PromptTokens += len(p.tokens) })
+		s.stats.add(func(st *Stats) { st.PromptTokens += len(p.tokens) })
 		for len(s.active) > 0 && g.req.err == nil {
-			if err := g.req.ctx.Err(); err != nil {
+			err := g.req.ctx.Err()
+			select {
+			case <-s.quit:
+				err = ErrClosed
+			default:
+			}
+			if err != nil {
 				s.release(one)
 				s.active = nil
 				g.req.fail(err)
@@ -478,21 +649,4 @@ func (s *scheduler) runSerial(g *group) {
 		}
 	}
 	g.req.groupDone()
-}
-
-// startSequence gives a new sequence its grammar and, in the
-// substring-constrained mode, its passage.
-func (e *Engine) startSequence(q *sequence) {
-	if e.grammar != nil {
-		q.grammar = C.llama_sampler_clone(e.grammar)
-	}
-	if e.opts.SubstringAnswers {
-		q.quotes = &quoteTracker{passage: q.p.passage}
-	}
-}
-
-func (e *Engine) addStats(f func(*Stats)) {
-	e.statsMu.Lock()
-	f(&e.stats)
-	e.statsMu.Unlock()
 }

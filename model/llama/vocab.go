@@ -1,0 +1,55 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// vocab is the tokenizer half of a loaded model.
+type vocab struct {
+	c       cVocab
+	n       int
+	bos     int32
+	eos     int32
+	addBOS  bool
+	special map[string]int32 // special tokens the prompt uses, by text
+}
+
+func newVocab(c cVocab) vocab {
+	return vocab{c: c, n: c.nTokens(), bos: c.bos(), eos: c.eos(), addBOS: c.addBOS()}
+}
+
+var errInvalidUTF8 = errors.New("text is not valid UTF-8")
+
+// tokenize returns the tokens of text, taken literally (no special tokens
+// parsed, no BOS).
+func (v *vocab) tokenize(text string) ([]int32, error) {
+	return v.tokenizeMode(text, false)
+}
+
+// tokenizeMode checks text before llama.cpp sees it, then tokenizes it.
+func (v *vocab) tokenizeMode(text string, parseSpecial bool) ([]int32, error) {
+	if !utf8.ValidString(text) {
+		return nil, errInvalidUTF8
+	}
+	if len(text) > 1<<28 {
+		return nil, fmt.Errorf("text of %d bytes is too long to tokenize", len(text))
+	}
+	if text == "" {
+		return nil, nil
+	}
+	return v.c.tokenize(text, parseSpecial)
+}
+
+// pieces returns the text of every token, and which tokens end a
+// generation, so that the scheduler asks llama.cpp for neither.
+func (v *vocab) pieces() (pieces [][]byte, eog []bool) {
+	pieces = make([][]byte, v.n)
+	eog = make([]bool, v.n)
+	for t := range pieces {
+		pieces[t] = v.c.piece(int32(t))
+		eog[t] = v.c.isEOG(int32(t))
+	}
+	return pieces, eog
+}
