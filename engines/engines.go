@@ -69,8 +69,9 @@ type Options struct {
 	// WrapTransport wraps the openai engine's HTTP transport, to trace
 	// its requests. Default: none.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
-	// Logger receives what the engines log (llama.cpp's lines at debug).
-	// Default: none.
+	// Logger receives what the engines log: llama.cpp's lines at debug
+	// (see llama.Options.Logger), and where a model came from. Default:
+	// none, and llama.cpp's lines go to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -141,7 +142,9 @@ func openFile(path string, opts Options) (*Model, error) {
 	if err := checkFile(path); err != nil {
 		return nil, err
 	}
-	eng, err := llama.Load(path, opts.Llama)
+	lo := opts.Llama
+	lo.Logger = cmp.Or(lo.Logger, opts.Logger)
+	eng, err := llama.Load(path, lo)
 	if err != nil {
 		return nil, err
 	}

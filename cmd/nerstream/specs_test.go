@@ -207,7 +207,7 @@ func checkServeSpec(t *testing.T, spec, name string) {
 
 // checkRunSpec runs the stream on the model of spec, as model.path (or,
 // for openai:URL, model.engine openai with its endpoint), until one
-// document is annotated.
+// document is annotated, with -v.
 func checkRunSpec(t *testing.T, brokers []string, kind, spec, name string) {
 	cfg := kafkatest.StreamConfig(brokers)
 	cfg.Kafka.GroupID = "specs-" + kind
@@ -232,7 +232,7 @@ func checkRunSpec(t *testing.T, brokers []string, kind, spec, name string) {
 	logs := &syncBuffer{}
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"run", "--config", kafkatest.WriteConfig(t, cfg)}, strings.NewReader(""), io.Discard, logs)
+		code <- run(ctx, []string{"run", "-v", "--config", kafkatest.WriteConfig(t, cfg)}, strings.NewReader(""), io.Discard, logs)
 	}()
 	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 1, time.Minute)
 	cancel()
@@ -241,6 +241,10 @@ func checkRunSpec(t *testing.T, brokers []string, kind, spec, name string) {
 	}
 	if named() <= before {
 		t.Errorf("no annotation naming %q after run; log: %s", name, logs.String())
+	}
+	// With -v, llama.cpp's own lines are in the log when it runs here.
+	if kind != "openai" && !strings.Contains(logs.String(), `"msg":"llama.cpp"`) {
+		t.Errorf("run -v logged no line of llama.cpp")
 	}
 }
 
