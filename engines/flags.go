@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
 )
@@ -38,7 +39,7 @@ type Flags struct {
 // Register declares the flags on fs; modelHelp describes --model for the
 // command. --model and --max-new-tokens default to f's values, --engine to
 // llama, --request-timeout to the openai engine's 60s and --gpu-layers to
-// -1 (all). A flag that fs defines already is the command's own and is
+// model.gpu_layers' default, -1 (all). A flag that fs defines already is the command's own and is
 // left alone (nerstream serve's --request-timeout bounds a whole request).
 func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
 	define := func(name string, def func()) {
@@ -71,7 +72,7 @@ func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
 		fs.IntVar(&f.Threads, "threads", f.Threads, "CPU threads of the in-process engine (default: all)")
 	})
 	define("gpu-layers", func() {
-		fs.IntVar(&f.GPULayers, "gpu-layers", -1, "layers to offload to a GPU: -1 all, 0 none")
+		fs.IntVar(&f.GPULayers, "gpu-layers", config.Default().Model.GPULayers, "layers to offload to a GPU: -1 all, 0 none")
 	})
 	define("max-new-tokens", func() {
 		fs.IntVar(&f.MaxNewTokens, "max-new-tokens", f.MaxNewTokens, "most tokens per answer")
