@@ -59,6 +59,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -121,6 +122,17 @@ type Model struct {
 	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
 	// them when a GPU is present, 0 none.
 	GPULayers int `yaml:"gpu_layers"`
+	// BackendsDir is the folder of the GPU backend modules
+	// (libggml-vulkan.so, libggml-cuda.so, which make vulkan and make cuda
+	// build), all loaded at start. Default: "" ($NERSTREAM_HOME/backends,
+	// else ~/.local/share/nerstream/backends, when it exists).
+	BackendsDir string `yaml:"backends_dir"`
+	// Devices are where the in-process engine runs: "auto" (default: every
+	// GPU of the loaded backends, else the CPU) or device names ("CPU",
+	// "Vulkan0", "CUDA0"; nerstream devices lists them). Each device runs
+	// an engine worker of its own with the whole model, and batches go to
+	// the worker with the least work queued.
+	Devices []string `yaml:"devices"`
 	// Engine is where the model runs: "llama" (default: in this process,
 	// from model.path) or "openai" (OpenAI-compatible servers, such as
 	// vLLM, llama-server or nerstream serve, from model.openai).
@@ -128,6 +140,10 @@ type Model struct {
 	// OpenAI configures the openai engine.
 	OpenAI openai.Options `yaml:"openai"`
 }
+
+// DevicesAuto in [Model.Devices] takes every GPU of the loaded backends,
+// else the CPU.
+const DevicesAuto = "auto"
 
 // The engines of [Model.Engine].
 const (
@@ -145,6 +161,7 @@ func Default() Config {
 		Model: Model{
 			RecognizerOptions: model.DefaultRecognizerOptions(),
 			GPULayers:         -1,
+			Devices:           []string{DevicesAuto},
 			Engine:            EngineLlama,
 			OpenAI:            openai.DefaultOptions(),
 		},
@@ -196,6 +213,19 @@ func (c Config) Validate() error {
 	}
 	if m.GPULayers < -1 {
 		p.Addf("model.gpu_layers", "must be -1 (all), 0 (none) or a count")
+	}
+	if len(m.Devices) == 0 {
+		p.Addf("model.devices", "must name a device, or auto")
+	}
+	for i, d := range m.Devices {
+		switch {
+		case strings.TrimSpace(d) == "":
+			p.Addf(fmt.Sprintf("model.devices[%d]", i), "must not be empty")
+		case d == DevicesAuto && len(m.Devices) > 1:
+			p.Addf(fmt.Sprintf("model.devices[%d]", i), "auto stands alone")
+		case slices.Contains(m.Devices[:i], d):
+			p.Addf(fmt.Sprintf("model.devices[%d]", i), "%q is named twice", d)
+		}
 	}
 	switch m.Engine {
 	case EngineLlama:

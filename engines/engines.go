@@ -39,7 +39,8 @@ import (
 	"github.com/nerstream/nerstream/model/openai"
 )
 
-// ErrSpec is wrapped by every error that says the spec names no model it
+// ErrSpec is wrapped by every error that says the spec, or the settings
+// that go with it (its devices, the backends' folder), name no model it
 // could open: the input is at fault, not the engine.
 var ErrSpec = errors.New("bad model spec")
 
@@ -53,7 +54,15 @@ const (
 type Options struct {
 	// Llama configures the in-process engine. Its zero value offloads no
 	// layer to a GPU; [FromConfig] and [Flags] default to all of them.
+	// Its Device is set for each of Devices.
 	Llama llama.Options
+	// BackendsDir is the folder of GPU backend modules, loaded before the
+	// first in-process model (see [LoadBackends]). Default: "", the
+	// [DefaultBackendsDir] when it exists.
+	BackendsDir string
+	// Devices are where the in-process engine runs, one worker each (see
+	// [ResolveDevices]). Default: nil, "auto".
+	Devices []string
 	// OpenAI configures the engine of an openai: spec; the spec's URLs
 	// are added to its Endpoints.
 	OpenAI openai.Options
@@ -84,9 +93,12 @@ type Model struct {
 	// Path is the local GGUF file the in-process engine runs; "" for a
 	// synthetic or remote model.
 	Path string
-	// Local is the in-process engine, nil for a remote one: benchmarks
-	// and the tokenizer of nerstream serve use what only it has.
+	// Local is the in-process engine when there is one worker, nil for a
+	// remote model or several devices: benchmarks use what only it has.
 	Local *llama.Engine
+	// Workers are the in-process engines, one per device; nil for a
+	// remote model.
+	Workers []Worker
 
 	close func() error
 }
@@ -137,18 +149,58 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 }
 
 // openFile loads a GGUF file in this process, after checking in Go that it
-// is one: llama.cpp aborts the process on some malformed files.
+// is one (llama.cpp aborts the process on some malformed files): one
+// worker on each device of opts.Devices, each with its own context and the
+// whole model, behind one engine.
 func openFile(path string, opts Options) (*Model, error) {
 	if err := checkFile(path); err != nil {
 		return nil, err
 	}
 	lo := opts.Llama
 	lo.Logger = cmp.Or(lo.Logger, opts.Logger)
-	eng, err := llama.Load(path, lo)
+	name := cmp.Or(opts.Name, filepath.Base(path))
+	if lo.VocabOnly || lo.Device != "" {
+		eng, err := llama.Load(path, lo)
+		if err != nil {
+			return nil, err
+		}
+		return &Model{Engine: eng, Name: name, Path: path, Local: eng, Workers: []Worker{{lo.Device, eng}}, close: eng.Close}, nil
+	}
+	if _, err := LoadBackends(opts.BackendsDir, opts.Logger); err != nil {
+		return nil, fmt.Errorf("%w: model.backends_dir: %w", ErrSpec, err)
+	}
+	devices, err := ResolveDevices(opts.Devices)
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Engine: eng, Name: cmp.Or(opts.Name, filepath.Base(path)), Path: path, Local: eng, close: eng.Close}, nil
+	p := &pool{log: opts.Logger}
+	m := &Model{Name: name, Path: path}
+	for _, d := range devices {
+		cells := cmp.Or(lo.Cells, llama.DefaultCells)
+		if err := checkRoom(path, d, cells); err != nil {
+			p.close()
+			return nil, err
+		}
+		wo := lo
+		wo.Device = d.Name
+		eng, err := llama.Load(path, wo)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("on %s: %w", d.Name, err)
+		}
+		p.workers = append(p.workers, &poolWorker{device: d.Name, eng: eng})
+		m.Workers = append(m.Workers, Worker{d.Name, eng})
+		if opts.Logger != nil {
+			opts.Logger.Info("model: loaded", "device", d.Name, "description", d.Description, "path", path)
+		}
+	}
+	if len(m.Workers) == 1 {
+		eng := m.Workers[0].Engine
+		m.Engine, m.Local, m.close = eng, eng, eng.Close
+		return m, nil
+	}
+	m.Engine, m.close = p, p.close
+	return m, nil
 }
 
 // checkFile refuses a path that is not a readable GGUF file, as ErrSpec.
@@ -226,7 +278,8 @@ func openRemote(spec string, opts Options) (*Model, error) {
 // endpoints of model.openai for the openai engine, which is then named
 // after model.path's file when that is set.
 func FromConfig(m config.Model) (string, Options) {
-	opts := Options{Llama: llama.Options{Threads: m.Threads, GPULayers: m.GPULayers}, OpenAI: m.OpenAI}
+	opts := Options{Llama: llama.Options{Threads: m.Threads, GPULayers: m.GPULayers}, OpenAI: m.OpenAI,
+		BackendsDir: m.BackendsDir, Devices: m.Devices}
 	if m.Engine != config.EngineOpenAI {
 		return m.Path, opts
 	}

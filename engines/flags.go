@@ -30,8 +30,11 @@ type Flags struct {
 	Dialect    string
 	APIKeyFile string
 	Timeout    time.Duration
-	// Threads and GPULayers configure the in-process engine.
+	// Threads and GPULayers configure the in-process engine; BackendsDir
+	// and Devices where it runs.
 	Threads, GPULayers int
+	BackendsDir        string
+	Devices            string // comma-separated
 	// MaxNewTokens bounds each answer.
 	MaxNewTokens int
 }
@@ -74,6 +77,12 @@ func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
 	define("gpu-layers", func() {
 		fs.IntVar(&f.GPULayers, "gpu-layers", config.Default().Model.GPULayers, "layers to offload to a GPU: -1 all, 0 none")
 	})
+	define("backends-dir", func() {
+		fs.StringVar(&f.BackendsDir, "backends-dir", f.BackendsDir, "the folder of the GPU backend modules (make vulkan, make cuda); default: $NERSTREAM_HOME/backends or ~/.local/share/nerstream/backends, when it exists")
+	})
+	define("devices", func() {
+		fs.StringVar(&f.Devices, "devices", cmp.Or(f.Devices, config.DevicesAuto), "where the in-process engine runs, comma-separated, one worker each: auto (every GPU, else the CPU), CPU, Vulkan0, CUDA0, … (nerstream devices lists them)")
+	})
 	define("max-new-tokens", func() {
 		fs.IntVar(&f.MaxNewTokens, "max-new-tokens", f.MaxNewTokens, "most tokens per answer")
 	})
@@ -102,7 +111,9 @@ func (f *Flags) Options() (Options, error) {
 		return Options{}, errors.New("--request-timeout, --max-new-tokens and --threads must be >= 0, and --gpu-layers -1 (all) or more")
 	}
 	o := Options{
-		Llama: llama.Options{Threads: f.Threads, GPULayers: f.GPULayers},
+		Llama:       llama.Options{Threads: f.Threads, GPULayers: f.GPULayers},
+		BackendsDir: f.BackendsDir,
+		Devices:     splitDevices(f.Devices),
 		OpenAI: openai.Options{
 			Dialect:    openai.Dialect(f.Dialect),
 			APIKeyFile: f.APIKeyFile,
@@ -116,4 +127,15 @@ func (f *Flags) Options() (Options, error) {
 		o.OpenAI.Model = f.Model
 	}
 	return o, nil
+}
+
+// splitDevices reads --devices: names, comma-separated.
+func splitDevices(s string) []string {
+	var out []string
+	for d := range strings.SplitSeq(s, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -58,6 +58,8 @@ func commands() []command {
 			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
 		{"distill", "(--in FILE | --config F [--topic T ...]) --teacher URL --teacher-model NAME --out FILE [--negatives N | --negative-ratio R] [--seed S] [--sample N] [--passage-tokens 256] [--tokenizer whitespace|SPEC] [--api-key-file F] [--concurrency N] [--rpm N] [--tpm N] [--retries N] | stats FILE [--top N]",
 			"make UniNER training data in the paper's recipe: passages from a file or a topic, entities from a teacher LLM (resumable), Pile-NER conversations with frequency-sampled negative types; or describe such a dataset", runDistill},
+		{"devices", "[--backends-dir D] [--json]",
+			"list the devices a model can run on (the CPU, and those of the GPU backend modules it loads) with their memory", runDevices},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",

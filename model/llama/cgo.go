@@ -8,6 +8,9 @@ package llama
 
 /*
 #cgo CFLAGS: -std=c11
+// GPU backend modules (ggml_backend_load) bind to this executable's ggml
+// core rather than to a second copy of it: one registry, one log callback.
+#cgo LDFLAGS: -Wl,--export-dynamic
 #include <stdlib.h>
 #include "llama_decl.h"
 */
@@ -68,8 +71,10 @@ type cModel struct {
 	m *C.struct_llama_model
 }
 
-// loadModel loads a GGUF file. gpuLayers < 0 offloads every layer.
-func loadModel(path string, gpuLayers int, vocabOnly bool) (*cModel, error) {
+// loadModel loads a GGUF file. gpuLayers < 0 offloads every layer. devices
+// nil leaves the choice to llama.cpp (every GPU device of the loaded
+// backends); an empty, non-nil devices keeps the model on the CPU.
+func loadModel(path string, gpuLayers int, vocabOnly bool, devices []cDevice) (*cModel, error) {
 	initBackend()
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = C.int32_t(gpuLayers)
@@ -77,6 +82,20 @@ func loadModel(path string, gpuLayers int, vocabOnly bool) (*cModel, error) {
 		mp.n_gpu_layers = 999
 	}
 	mp.vocab_only = C.bool(vocabOnly)
+	if devices != nil {
+		// A NULL-terminated array in C memory; llama.cpp copies it.
+		size := C.size_t(unsafe.Sizeof(C.ggml_backend_dev_t(nil))) * C.size_t(len(devices)+1)
+		arr := C.calloc(1, size)
+		defer C.free(arr)
+		list := unsafe.Slice((*C.ggml_backend_dev_t)(arr), len(devices)+1)
+		for i, d := range devices {
+			list[i] = d.d
+		}
+		mp.devices = arr
+		if len(devices) == 0 {
+			mp.n_gpu_layers = 0
+		}
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	m := C.llama_model_load_from_file(cpath, mp)
@@ -338,4 +357,66 @@ func (g *cGrammar) free() {
 		}
 		g.buf.mem = nil
 	}
+}
+
+// loadBackend loads a ggml backend module (built with GGML_BACKEND_DL) and
+// returns the name of the backend it registers. The caller has checked the
+// file (see checkModule).
+func loadBackend(path string) (string, error) {
+	initBackend()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	reg := C.ggml_backend_load(cpath)
+	if reg == nil {
+		msg := lastLlamaError()
+		if msg == "" {
+			msg = "ggml could not load it"
+		}
+		return "", errors.New(msg)
+	}
+	return C.GoString(C.ggml_backend_reg_name(reg)), nil
+}
+
+// cDevice is a device of a registered backend.
+type cDevice struct {
+	d C.ggml_backend_dev_t
+}
+
+// cDevices returns every device that the registered backends offer.
+func cDevices() []cDevice {
+	initBackend()
+	n := int(C.ggml_backend_dev_count())
+	out := make([]cDevice, 0, n)
+	for i := range n {
+		if d := C.ggml_backend_dev_get(C.size_t(i)); d != nil {
+			out = append(out, cDevice{d})
+		}
+	}
+	return out
+}
+
+func (d cDevice) name() string        { return C.GoString(C.ggml_backend_dev_name(d.d)) }
+func (d cDevice) description() string { return C.GoString(C.ggml_backend_dev_description(d.d)) }
+func (d cDevice) backend() string {
+	return C.GoString(C.ggml_backend_reg_name(C.ggml_backend_dev_backend_reg(d.d)))
+}
+
+func (d cDevice) memory() (free, total uint64) {
+	var f, t C.size_t
+	C.ggml_backend_dev_memory(d.d, &f, &t)
+	return uint64(f), uint64(t)
+}
+
+func (d cDevice) kind() DeviceType {
+	switch C.ggml_backend_dev_type(d.d) {
+	case C.NERSTREAM_GGML_BACKEND_DEVICE_TYPE_CPU:
+		return DeviceCPU
+	case C.NERSTREAM_GGML_BACKEND_DEVICE_TYPE_GPU:
+		return DeviceGPU
+	case C.NERSTREAM_GGML_BACKEND_DEVICE_TYPE_IGPU:
+		return DeviceIGPU
+	case C.NERSTREAM_GGML_BACKEND_DEVICE_TYPE_ACCEL:
+		return DeviceAccel
+	}
+	return DeviceUnknown
 }

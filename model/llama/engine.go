@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,18 @@ type Options struct {
 	// GPULayers is the number of layers to offload to the GPU: -1 for
 	// all, 0 for none. It matters only when a GPU backend is loaded.
 	GPULayers int
+	// Device is where the model runs: a device of [Devices] by name
+	// ("CPU", "Vulkan0", "CUDA0"), the model and its KV cache whole on it
+	// (GPULayers aside, which still bounds the offload). Default: "",
+	// llama.cpp's choice: every GPU device of the loaded backends, else
+	// the CPU.
+	Device string
 	// Sequences is the number of sequences decoded together (n_seq_max):
 	// one per entity type of the documents in flight. Default: 64, at
 	// most 256.
 	Sequences int
 	// Cells is the size of the unified KV cache in tokens, shared by all
-	// sequences. Default: 8192.
+	// sequences. Default: [DefaultCells].
 	Cells int
 	// BatchTokens is the most tokens one llama_decode call takes
 	// (n_batch). Default: 512.
@@ -57,6 +64,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultCells is the KV cache's default size in tokens, shared by every
+// sequence in flight.
+const DefaultCells = 8192
+
 // DefaultOptions returns the options with every default set, GPU offload
 // of all layers included.
 func DefaultOptions() Options {
@@ -74,7 +85,7 @@ func (o *Options) fill() error {
 		return fmt.Errorf("llama: %d sequences is over llama.cpp's limit of 256", o.Sequences)
 	}
 	if o.Cells <= 0 {
-		o.Cells = 8192
+		o.Cells = DefaultCells
 	}
 	if o.BatchTokens <= 0 {
 		o.BatchTokens = 512
@@ -144,7 +155,11 @@ func Load(path string, opts Options) (*Engine, error) {
 	if opts.Logger != nil {
 		setLogger(opts.Logger)
 	}
-	m, err := loadModel(path, opts.GPULayers, opts.VocabOnly)
+	devices, err := deviceList(opts.Device)
+	if err != nil {
+		return nil, err
+	}
+	m, err := loadModel(path, opts.GPULayers, opts.VocabOnly, devices)
 	if err != nil {
 		return nil, fmt.Errorf("llama: loading %s: %w", path, err)
 	}
@@ -190,6 +205,28 @@ func Load(path string, opts Options) (*Engine, error) {
 	e.sched = newScheduler(lctx, cfg, &e.stats)
 	e.sched.start()
 	return e, nil
+}
+
+// ErrUnknownDevice is a device that no loaded backend offers.
+var ErrUnknownDevice = errors.New("llama: unknown device")
+
+// deviceList is the devices of loadModel for a device name: nil for "",
+// none for the CPU, else the one device of that name.
+func deviceList(name string) ([]cDevice, error) {
+	if name == "" {
+		return nil, nil
+	}
+	var names []string
+	for _, d := range cDevices() {
+		if d.name() == name {
+			if d.kind() == DeviceCPU {
+				return []cDevice{}, nil
+			}
+			return []cDevice{d}, nil
+		}
+		names = append(names, d.name())
+	}
+	return nil, fmt.Errorf("%w %q (there are: %s; GPU backends load from model.backends_dir)", ErrUnknownDevice, name, strings.Join(names, ", "))
 }
 
 // checkGGUF refuses a path that is not a readable GGUF file before

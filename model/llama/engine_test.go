@@ -47,6 +47,11 @@ func loadTiny(t *testing.T, opts Options) *Engine {
 		// spinning worker threads would fight over the cores.
 		opts.Threads = 1
 	}
+	if opts.Device == "" {
+		// The CPU, whatever GPU backend another test has loaded into
+		// the process.
+		opts.Device = "CPU"
+	}
 	e, err := Load(path, opts)
 	if err != nil {
 		t.Fatal(err)

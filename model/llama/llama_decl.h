@@ -31,6 +31,8 @@ struct llama_context;
 struct llama_vocab;
 struct llama_sampler;
 typedef struct llama_memory_i * llama_memory_t;
+typedef struct ggml_backend_reg * ggml_backend_reg_t;
+typedef struct ggml_backend_device * ggml_backend_dev_t;
 
 // level is an enum ggml_log_level. C gives an enum without negative values
 // the type unsigned int (GCC and Clang), and the prototype check refuses int.
@@ -45,6 +47,10 @@ typedef void (*ggml_log_callback)(unsigned int level, const char * text, void * 
 #define NERSTREAM_GGML_LOG_LEVEL_WARN 3
 #define NERSTREAM_GGML_LOG_LEVEL_ERROR 4
 #define NERSTREAM_GGML_LOG_LEVEL_CONT 5
+#define NERSTREAM_GGML_BACKEND_DEVICE_TYPE_CPU 0   // enum ggml_backend_dev_type
+#define NERSTREAM_GGML_BACKEND_DEVICE_TYPE_GPU 1
+#define NERSTREAM_GGML_BACKEND_DEVICE_TYPE_IGPU 2
+#define NERSTREAM_GGML_BACKEND_DEVICE_TYPE_ACCEL 3
 
 struct llama_model_params {
     void *        devices;               // ggml_backend_dev_t *
@@ -166,6 +172,19 @@ struct llama_sampler * llama_sampler_clone(const struct llama_sampler * smpl);
 void llama_sampler_accept(struct llama_sampler * smpl, llama_token token);
 void llama_sampler_apply(struct llama_sampler * smpl, llama_token_data_array * cur_p);
 void llama_sampler_free(struct llama_sampler * smpl);
+
+// ggml's backend registry (ggml-backend.h): loading GPU backend modules
+// and listing the devices. ggml_backend_dev_type returns an enum
+// ggml_backend_dev_type, unsigned int to C (see ggml_log_callback).
+ggml_backend_reg_t ggml_backend_load(const char * path);
+const char * ggml_backend_reg_name(ggml_backend_reg_t reg);
+size_t ggml_backend_dev_count(void);
+ggml_backend_dev_t ggml_backend_dev_get(size_t index);
+const char * ggml_backend_dev_name(ggml_backend_dev_t device);
+const char * ggml_backend_dev_description(ggml_backend_dev_t device);
+void ggml_backend_dev_memory(ggml_backend_dev_t device, size_t * free, size_t * total);
+unsigned int ggml_backend_dev_type(ggml_backend_dev_t device);
+ggml_backend_reg_t ggml_backend_dev_backend_reg(ggml_backend_dev_t device);
 
 // Defined in helpers.c.
 void nerstream_route_logs(void);
