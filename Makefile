@@ -16,7 +16,7 @@ endif
 export CGO_CFLAGS ?= -O3 $(SIMD)
 export CGO_CXXFLAGS ?= -O3 $(SIMD) -Wno-stringop-overflow
 
-.PHONY: all build test vet fmt-check bench fuzz ci
+.PHONY: all build test vet fmt-check bench fuzz ci vulkan cuda
 
 all: build
 
@@ -45,3 +45,19 @@ fuzz:
 	$(GO) test ./model/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
 
 ci: vet fmt-check test
+
+# GPU backend modules, loaded at run time (model.backends_dir): built with
+# CMake from the pinned module's sources (backends/build.sh) into
+# BACKENDS_DIR, by default $$NERSTREAM_HOME/backends, else
+# ~/.local/share/nerstream/backends, where nerstream looks for them. Builds
+# are cached by their inputs: a second make vulkan copies the cached module.
+BACKENDS_DIR ?=
+# CUDA_ARCHS: the GPU architectures of make cuda (90 for Hopper, H100/H200);
+# "native" builds for the GPUs of this machine.
+CUDA_ARCHS ?= native
+
+vulkan:
+	backends/build.sh vulkan $(BACKENDS_DIR)
+
+cuda:
+	CUDA_ARCHS=$(CUDA_ARCHS) backends/build.sh cuda $(BACKENDS_DIR)
