@@ -87,9 +87,19 @@ if [ ! -f "$dir/ok" ]; then
 		patch --quiet --forward -p1 -d "$dir/src" <"$p"
 	done
 	# RUNPATH $ORIGIN: the module finds libggml-base.so.0 beside it.
-	cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON -DGGML_CCACHE=OFF "${extra[@]}" >"$dir/configure.log"
-	cmake --build "$dir/build" --target "ggml-$backend" -j "$jobs" >"$dir/build.log"
+	# A failed step prints the end of its log: the full log stays in $dir.
+	run() {
+		local log=$1
+		shift
+		"$@" >"$log" 2>&1 || {
+			tail -n 30 "$log" >&2
+			echo "backends/build.sh: $1 failed; the whole log is $log" >&2
+			exit 1
+		}
+	}
+	run "$dir/configure.log" cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON -DGGML_CCACHE=OFF "${extra[@]}"
+	run "$dir/build.log" cmake --build "$dir/build" --target "ggml-$backend" -j "$jobs"
 	mkdir -p "$dir/out"
 	cp -P "$dir/build/lib/ollama/libggml-$backend.so" "$dir/build/lib/ollama"/libggml-base.so* "$dir/out/"
 	rm -rf "$dir/build" "$dir/src" # the module is all that is kept
