@@ -9,8 +9,8 @@
 #
 # MARCH picks the SIMD level of the llama.cpp build (x86-64-v3 = AVX2, as
 # the Makefile; x86-64-v2 for older CPUs; armv8-a on arm64 hosts).
-# A CUDA image waits for the GPU build of the engine (issue 3's `make cuda`,
-# not built yet); README's "Packaging" says so.
+# Dockerfile.cuda builds the CUDA image (the CUDA backend module beside
+# the binary).
 #
 # The images are built outside CI: the CI machine has no Docker engine.
 

@@ -16,7 +16,7 @@ endif
 export CGO_CFLAGS ?= -O3 $(SIMD)
 export CGO_CXXFLAGS ?= -O3 $(SIMD) -Wno-stringop-overflow
 
-.PHONY: all build test vet fmt-check bench fuzz ci vulkan cuda
+.PHONY: all build test vet fmt-check bench fuzz ci vulkan cuda gpu-kit
 
 all: build
 
@@ -61,3 +61,14 @@ vulkan:
 
 cuda:
 	CUDA_ARCHS=$(CUDA_ARCHS) backends/build.sh cuda $(BACKENDS_DIR)
+
+# The binaries of scripts/gpu-check --kit, for a GPU machine without Go: the
+# program and the test binaries of the packages with GPU tests, with this
+# Makefile's cgo flags.
+KIT ?= .gpu-kit/bin
+gpu-kit: build
+	mkdir -p $(KIT)
+	cp bin/nerstream $(KIT)/
+	$(GO) test -c -o $(KIT)/llama.test ./model/llama
+	$(GO) test -c -o $(KIT)/cmd.test ./cmd/nerstream
+	$(GO) test -c -o $(KIT)/stream.test ./stream

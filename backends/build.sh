@@ -16,7 +16,9 @@
 # inputs copies the cached module and builds nothing.
 #
 # Environment: CUDA_ARCHS (cuda: CMAKE_CUDA_ARCHITECTURES, default "native"),
-# JOBS (parallel jobs, default the CPU count).
+# JOBS (parallel jobs, default the CPU count), NERSTREAM_GGML_SOURCES (a copy
+# of the module's CMakeLists.txt and ml/backend/ggml/ggml, with its version in
+# a file VERSION, for a machine without Go: scripts/gpu-check's kit).
 set -euo pipefail
 
 backend=${1:-}
@@ -42,7 +44,9 @@ need() {
 }
 need cmake "install cmake (Debian: apt-get install cmake ninja-build)"
 need ninja "install ninja (Debian: apt-get install ninja-build)"
-need go "the module's sources come through the Go toolchain"
+if [ -z "${NERSTREAM_GGML_SOURCES:-}" ]; then
+	need go "the module's sources come through the Go toolchain (or set NERSTREAM_GGML_SOURCES)"
+fi
 extra=()
 case "$backend" in
 vulkan)
@@ -62,8 +66,13 @@ cuda)
 	;;
 esac
 
-mod=$(cd "$root" && go list -m -f '{{.Dir}}' github.com/ollama/ollama)
-version=$(cd "$root" && go list -m -f '{{.Version}}' github.com/ollama/ollama)
+if [ -n "${NERSTREAM_GGML_SOURCES:-}" ]; then
+	mod=$NERSTREAM_GGML_SOURCES
+	version=$(cat "$mod/VERSION")
+else
+	mod=$(cd "$root" && go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+	version=$(cd "$root" && go list -m -f '{{.Version}}' github.com/ollama/ollama)
+fi
 key=$({
 	echo "$backend $version"
 	echo "$toolchain"

@@ -48,8 +48,10 @@
 //
 // A NERSTREAM_* variable that names no field is a problem, except those
 // that other parts of nerstream read (see reservedEnv): NERSTREAM_HOME,
-// NERSTREAM_MODEL_DIR, NERSTREAM_WRITE_PERTURBED, and every
-// NERSTREAM_REQUIRE_* and NERSTREAM_TEST_* variable.
+// NERSTREAM_MODEL_DIR, NERSTREAM_WRITE_PERTURBED, the GPU build scripts'
+// NERSTREAM_BUILD_CACHE, NERSTREAM_GGML_SOURCES, NERSTREAM_GPU_KIT and
+// NERSTREAM_CI_CACHE, and every NERSTREAM_REQUIRE_* and NERSTREAM_TEST_*
+// variable.
 //
 // # Secrets
 //

@@ -243,11 +243,15 @@ func Fields() []Field {
 // reservedEnv reports whether a NERSTREAM_* variable belongs to another
 // part of nerstream and so is no configuration override:
 // NERSTREAM_HOME, NERSTREAM_MODEL_DIR (the model cache),
-// NERSTREAM_WRITE_PERTURBED, every NERSTREAM_REQUIRE_* (tests that must
-// not skip) and every NERSTREAM_TEST_* variable.
+// NERSTREAM_WRITE_PERTURBED, the build scripts' NERSTREAM_BUILD_CACHE,
+// NERSTREAM_GGML_SOURCES, NERSTREAM_GPU_KIT and NERSTREAM_CI_CACHE (a
+// shell that builds GPU modules must still run nerstream), every
+// NERSTREAM_REQUIRE_* (tests that must not skip) and every
+// NERSTREAM_TEST_* variable.
 func reservedEnv(name string) bool {
 	switch name {
-	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_WRITE_PERTURBED":
+	case "NERSTREAM_HOME", "NERSTREAM_MODEL_DIR", "NERSTREAM_WRITE_PERTURBED",
+		"NERSTREAM_BUILD_CACHE", "NERSTREAM_GGML_SOURCES", "NERSTREAM_GPU_KIT", "NERSTREAM_CI_CACHE":
 		return true
 	}
 	return strings.HasPrefix(name, "NERSTREAM_TEST_") || strings.HasPrefix(name, "NERSTREAM_REQUIRE_")

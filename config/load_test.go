@@ -277,6 +277,7 @@ func TestReservedEnv(t *testing.T) {
 	for name, want := range map[string]bool{
 		"NERSTREAM_HOME": true, "NERSTREAM_MODEL_DIR": true, "NERSTREAM_REQUIRE_KCAT": true, "NERSTREAM_REQUIRE_PYTHON": true,
 		"NERSTREAM_WRITE_PERTURBED": true, "NERSTREAM_TEST_MEMBER": true, "NERSTREAM_TEST_": true,
+		"NERSTREAM_BUILD_CACHE": true, "NERSTREAM_GGML_SOURCES": true, "NERSTREAM_GPU_KIT": true, "NERSTREAM_CI_CACHE": true,
 		"NERSTREAM_MODEL_PATH": false, "NERSTREAM_TEST": false, "NERSTREAM_HOMES": false,
 	} {
 		if got := reservedEnv(name); got != want {

@@ -17,16 +17,16 @@ import (
 )
 
 // TestStreamOnTwoDevices: one member whose engine has two workers, the CPU
-// and the Vulkan device (lavapipe), behind one recognizer. Every document
+// and the GPU device (lavapipe in CI), behind one recognizer. Every document
 // is annotated once, and both devices did part of the work.
 func TestStreamOnTwoDevices(t *testing.T) {
-	dir := gputest.VulkanDir(t)
+	mod := gputest.Find(t)
 	tiny := filepath.Join(t.TempDir(), "tiny.gguf")
 	if err := gguf.SynthFile(tiny, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := engines.Open(context.Background(), tiny, engines.Options{
-		Llama: llama.Options{Threads: 1, GPULayers: -1}, BackendsDir: dir, Devices: []string{"CPU", "Vulkan0"},
+		Llama: llama.Options{Threads: 1, GPULayers: -1}, BackendsDir: mod.Dir, Devices: []string{"CPU", mod.Device},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -46,6 +47,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	batchTokens := fset.Int("batch-tokens", 0, "tokens per llama_decode (default: the engine's)")
 	substring := fset.Bool("substring", false, "hold answers to substrings of their passage")
 	clients := fset.Int("clients", 8, "openai engine: concurrent clients, each with one request in flight")
+	promptsOut := fset.String("prompts-out", "", "write the benchmark's prompts as token ids (JSON lines) to this file first, for scripts/hf_baseline.py")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
@@ -74,8 +76,13 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 			return err
 		}
 		defer m.Close()
-		if m.Local == nil {
+		if len(m.Workers) == 0 {
 			return usagef("--model: the engine benchmark runs an in-process model")
+		}
+		if *promptsOut != "" {
+			if err := writePrompts(ctx, m, o, *promptsOut); err != nil {
+				return err
+			}
 		}
 		res, err := bench.Engine(ctx, m, o)
 		if err != nil {
@@ -108,6 +115,22 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	return writeJSON(s.out, res)
+}
+
+// writePrompts writes the benchmark's prompts as token ids to path.
+func writePrompts(ctx context.Context, m *engines.Model, o bench.EngineOptions, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return usageError{fmt.Errorf("--prompts-out: %w", err)}
+	}
+	err = bench.WritePrompts(ctx, m, o, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--prompts-out %s: %w", path, err)
+	}
+	return nil
 }
 
 func runBenchPipeline(ctx context.Context, s streams, args []string) error {

@@ -3,7 +3,9 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -13,28 +15,32 @@ import (
 
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/llama"
 )
 
 // EngineResult is what `nerstream bench engine` prints.
 type EngineResult struct {
-	Model        string `json:"model"`
+	Model string `json:"model"`
+	// Device is the device the figures were measured on: "" where
+	// llama.cpp chose, "all" for several devices at once.
+	Device       string `json:"device,omitempty"`
 	Docs         int    `json:"docs"`
 	Types        int    `json:"types"`
 	DocTokens    int    `json:"doc_tokens"`
 	PromptTokens int    `json:"prompt_tokens"`
 	MaxNewTokens int    `json:"max_new_tokens"`
-	Threads      int    `json:"threads"`
-	Sequences    int    `json:"sequences"`
-	BatchTokens  int    `json:"batch_tokens"`
+	Threads      int    `json:"threads,omitempty"`
+	Sequences    int    `json:"sequences,omitempty"`
+	BatchTokens  int    `json:"batch_tokens,omitempty"`
 	Substring    bool   `json:"substring_answers"`
 
 	NaiveDocsPerS  float64 `json:"naive_docs_per_s,omitempty"`
 	EngineDocsPerS float64 `json:"engine_docs_per_s"`
 	Speedup        float64 `json:"speedup,omitempty"`
 
-	PrefillLimitTokensPerS  float64 `json:"prefill_limit_tokens_per_s"`
-	EnginePrefillTokensPerS float64 `json:"engine_prefill_tokens_per_s"`
-	PrefillRatio            float64 `json:"prefill_ratio"`
+	PrefillLimitTokensPerS  float64 `json:"prefill_limit_tokens_per_s,omitempty"`
+	EnginePrefillTokensPerS float64 `json:"engine_prefill_tokens_per_s,omitempty"`
+	PrefillRatio            float64 `json:"prefill_ratio,omitempty"`
 
 	EngineDecodeCalls    int     `json:"engine_decode_calls"`
 	EngineAvgBatchTokens float64 `json:"engine_avg_batch_tokens"`
@@ -42,9 +48,14 @@ type EngineResult struct {
 	GeneratedTokens      int     `json:"generated_tokens"`
 
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
-	ModelMB     float64 `json:"model_mb"`
-	KVCacheMB   float64 `json:"kv_cache_mb"`
-	RSSOverBase float64 `json:"rss_over_model_and_kv"`
+	ModelMB     float64 `json:"model_mb,omitempty"`
+	KVCacheMB   float64 `json:"kv_cache_mb,omitempty"`
+	RSSOverBase float64 `json:"rss_over_model_and_kv,omitempty"`
+
+	// Devices holds, when the model runs on several devices, each
+	// device's figures measured alone; the figures above are then all the
+	// devices at once, behind the one engine a stream uses.
+	Devices []*EngineResult `json:"devices,omitempty"`
 }
 
 // benchTypes are entity types of UniNER's test sets.
@@ -73,30 +84,74 @@ const MaxTypes = len(benchTypes)
 
 // Engine measures the in-process engine of m against answering the same
 // prompts one at a time (see llama.Engine.GenerateUnbatched), and its
-// prefill against the one-batch ceiling.
+// prefill against the one-batch ceiling. On several devices it measures
+// each device alone, then all of them together.
 func Engine(ctx context.Context, m *engines.Model, o EngineOptions) (*EngineResult, error) {
-	eng := m.Local
-	if eng == nil {
+	if len(m.Workers) == 0 {
 		return nil, fmt.Errorf("%w: the engine benchmark runs an in-process model (a file, synth: or a reference)", ErrOptions)
 	}
 	if o.Docs <= 0 || o.Types <= 0 || o.Types > len(benchTypes) || o.DocTokens <= 0 || o.MaxNewTokens <= 0 {
 		return nil, fmt.Errorf("%w: docs, doc tokens and max new tokens must be > 0, and types within 1..%d", ErrOptions, len(benchTypes))
 	}
-	name := m.Name
-	tmpl, _ := model.NewTemplate(model.PromptOptions{})
-	texts, tokens, err := benchTexts(ctx, eng, o.Docs, o.DocTokens)
+	if len(m.Workers) == 1 {
+		return engineOne(ctx, m.Name, m.Workers[0], o)
+	}
+	all := &EngineResult{Model: m.Name, Device: "all", Docs: o.Docs, Types: o.Types, MaxNewTokens: o.MaxNewTokens}
+	for _, w := range m.Workers {
+		r, err := engineOne(ctx, m.Name, w, o)
+		if err != nil {
+			return nil, fmt.Errorf("on %s: %w", w.Device, err)
+		}
+		all.Devices = append(all.Devices, r)
+	}
+	w, tokens, err := newBenchWork(ctx, m.Engine, o)
 	if err != nil {
 		return nil, err
 	}
-	gen := model.GenerateOptions{MaxNewTokens: o.MaxNewTokens}
-	res := &EngineResult{Model: name, Docs: o.Docs, Types: o.Types, DocTokens: tokens, MaxNewTokens: o.MaxNewTokens,
+	all.DocTokens = tokens
+	before := workerStats(m.Workers)
+	start := time.Now()
+	// As many callers per device as engineOne gives one device.
+	if _, all.PromptTokens, err = w.feed(ctx, slices.Repeat([]generateFunc{m.Engine.Generate}, 4*len(m.Workers))); err != nil {
+		return nil, err
+	}
+	all.EngineDocsPerS = float64(o.Docs) / time.Since(start).Seconds()
+	st := workerStats(m.Workers)
+	all.EngineDecodeCalls = st.DecodeCalls - before.DecodeCalls
+	all.EngineAvgBatchTokens = float64(st.DecodeTokens-before.DecodeTokens) / float64(max(all.EngineDecodeCalls, 1))
+	all.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
+	all.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
+	all.PeakRSSMB = peakRSSMB()
+	return all, nil
+}
+
+// workerStats sums the workers' counters.
+func workerStats(ws []engines.Worker) llama.Stats {
+	var sum llama.Stats
+	for _, w := range ws {
+		st := w.Engine.Stats()
+		sum.DecodeCalls += st.DecodeCalls
+		sum.DecodeTokens += st.DecodeTokens
+		sum.SharedTokens += st.SharedTokens
+		sum.GeneratedTokens += st.GeneratedTokens
+	}
+	return sum
+}
+
+// engineOne measures one device's engine.
+func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOptions) (*EngineResult, error) {
+	eng := wk.Engine
+	w, tokens, err := newBenchWork(ctx, eng, o)
+	if err != nil {
+		return nil, err
+	}
+	res := &EngineResult{Model: name, Device: wk.Device, Docs: o.Docs, Types: o.Types, DocTokens: tokens, MaxNewTokens: o.MaxNewTokens,
 		Threads: eng.Options().Threads, Sequences: eng.Options().Sequences, BatchTokens: eng.Options().BatchTokens, Substring: eng.Options().SubstringAnswers}
 	if res.PrefillLimitTokensPerS, err = eng.PrefillLimit(ctx); err != nil {
 		return nil, err
 	}
 	before := eng.Stats()
 	start := time.Now()
-	w := benchWork{texts: texts, types: benchTypes[:o.Types], tmpl: tmpl, gen: gen, chunk: 8}
 	if _, res.PromptTokens, err = w.feed(ctx, slices.Repeat([]generateFunc{eng.Generate}, 4)); err != nil {
 		return nil, err
 	}
@@ -123,6 +178,56 @@ func Engine(ctx context.Context, m *engines.Model, o EngineOptions) (*EngineResu
 	res.KVCacheMB = float64(eng.KVCacheBytes()) / (1 << 20)
 	res.RSSOverBase = res.PeakRSSMB / (res.ModelMB + res.KVCacheMB)
 	return res, nil
+}
+
+// newBenchWork makes the benchmark's documents, as counted by tc, and
+// returns them with the mean tokens of a passage.
+func newBenchWork(ctx context.Context, tc model.TokenCounter, o EngineOptions) (benchWork, int, error) {
+	tmpl, _ := model.NewTemplate(model.PromptOptions{})
+	texts, tokens, err := benchTexts(ctx, tc, o.Docs, o.DocTokens)
+	if err != nil {
+		return benchWork{}, 0, err
+	}
+	gen := model.GenerateOptions{MaxNewTokens: o.MaxNewTokens}
+	return benchWork{texts: texts, types: benchTypes[:o.Types], tmpl: tmpl, gen: gen, chunk: 8}, tokens, nil
+}
+
+// PromptLine is one line of [WritePrompts]: a benchmark prompt as the
+// engine decodes it, for baselines outside nerstream
+// (scripts/hf_baseline.py).
+type PromptLine struct {
+	Doc  int     `json:"doc"`
+	Type string  `json:"type"`
+	IDs  []int32 `json:"ids"`
+	// MaxNewTokens is the benchmark's cap on an answer.
+	MaxNewTokens int `json:"max_new_tokens"`
+}
+
+// WritePrompts writes the prompts that [Engine] sends with options o, as
+// JSON lines of [PromptLine], tokenized by m's engine (BOS included).
+func WritePrompts(ctx context.Context, m *engines.Model, o EngineOptions, out io.Writer) error {
+	if len(m.Workers) == 0 {
+		return fmt.Errorf("%w: prompts come from an in-process model's tokenizer", ErrOptions)
+	}
+	eng := m.Workers[0].Engine
+	w, _, err := newBenchWork(ctx, eng, o)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(out)
+	enc := json.NewEncoder(bw)
+	for d, text := range w.texts {
+		for _, t := range w.types {
+			ids, err := eng.Tokenize(w.tmpl.Prompt(text, t))
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(PromptLine{Doc: d, Type: t, IDs: ids, MaxNewTokens: o.MaxNewTokens}); err != nil {
+				return err
+			}
+		}
+	}
+	return bw.Flush()
 }
 
 // generateFunc is an engine's Generate.

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 )
 
 // Shapes are the hyperparameters of a LLaMA model.
@@ -216,53 +218,79 @@ const weightStd = 0.02
 
 // weightGen generates and encodes synthetic weights. Each chunk of each
 // tensor has its own random stream, seeded by the seed, the tensor's index
-// and the chunk's index.
+// and the chunk's index, so chunks are made in parallel (one per
+// GOMAXPROCS) and written in order: the bytes do not depend on how many
+// are made at once, and memory holds one chunk per worker.
 type weightGen struct {
 	seed uint64
+	bufs []chunkBuf
+}
+
+// chunkBuf is one worker's chunk.
+type chunkBuf struct {
 	vals []float32
 	out  []byte
+	err  error
 }
 
 // write writes tensor i's data: ones for a 1-D (norm) tensor, random
 // weights otherwise.
 func (g *weightGen) write(w io.Writer, i int, t TensorInfo) error {
-	if g.vals == nil {
-		g.vals = make([]float32, chunkElems)
-		g.out = make([]byte, 0, chunkElems*4)
+	if g.bufs == nil {
+		g.bufs = make([]chunkBuf, max(1, runtime.GOMAXPROCS(0)))
+		for b := range g.bufs {
+			g.bufs[b] = chunkBuf{vals: make([]float32, chunkElems), out: make([]byte, 0, chunkElems*4)}
+		}
 	}
 	n := t.Elements()
-	for c := uint64(0); n > 0; c++ {
-		k := min(n, chunkElems)
-		n -= k
-		vals := g.vals[:k]
-		if len(t.Dims) == 1 {
-			for j := range vals {
-				vals[j] = 1
-			}
-		} else {
-			fillNormal(vals, rand.NewPCG(g.seed, uint64(i)<<32|c), weightStd)
+	chunks := (n + chunkElems - 1) / chunkElems
+	for first := uint64(0); first < chunks; first += uint64(len(g.bufs)) {
+		batch := g.bufs[:min(uint64(len(g.bufs)), chunks-first)]
+		var wg sync.WaitGroup
+		for b := range batch {
+			c := first + uint64(b)
+			k := min(n-c*chunkElems, chunkElems)
+			wg.Go(func() { g.encode(&batch[b], i, c, t, k) })
 		}
-		out := g.out[:0]
-		switch t.Type {
-		case TypeF32:
-			for _, x := range vals {
-				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(x))
+		wg.Wait()
+		for b := range batch {
+			if batch[b].err != nil {
+				return batch[b].err
 			}
-		case TypeF16:
-			for _, x := range vals {
-				out = binary.LittleEndian.AppendUint16(out, Float32ToF16(x))
+			if _, err := w.Write(batch[b].out); err != nil {
+				return err
 			}
-		case TypeQ8_0:
-			out = AppendQ8_0(out, vals)
-		default:
-			return fmt.Errorf("cannot encode %s", t.Type)
-		}
-		g.out = out
-		if _, err := w.Write(out); err != nil {
-			return err
 		}
 	}
 	return nil
+}
+
+// encode makes chunk c of tensor i (k weights) into buf.out.
+func (g *weightGen) encode(buf *chunkBuf, i int, c uint64, t TensorInfo, k uint64) {
+	vals := buf.vals[:k]
+	if len(t.Dims) == 1 {
+		for j := range vals {
+			vals[j] = 1
+		}
+	} else {
+		fillNormal(vals, rand.NewPCG(g.seed, uint64(i)<<32|c), weightStd)
+	}
+	out := buf.out[:0]
+	switch t.Type {
+	case TypeF32:
+		for _, x := range vals {
+			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(x))
+		}
+	case TypeF16:
+		for _, x := range vals {
+			out = binary.LittleEndian.AppendUint16(out, Float32ToF16(x))
+		}
+	case TypeQ8_0:
+		out = AppendQ8_0(out, vals)
+	default:
+		buf.err = fmt.Errorf("cannot encode %s", t.Type)
+	}
+	buf.out = out
 }
 
 // fillNormal fills vals with roughly normal values of mean 0 and standard

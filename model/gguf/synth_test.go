@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -186,6 +187,23 @@ func TestSynthDeterministic(t *testing.T) {
 		if b := sum(SynthOptions{Preset: "tiny", Type: typ, Seed: 8}); a == b {
 			t.Errorf("%s: different seeds wrote the same bytes", typ)
 		}
+	}
+	// The chunks are made in parallel; the bytes are those of the
+	// sequential writer that came before (these sums), whatever
+	// GOMAXPROCS is.
+	golden := map[GGMLType]string{
+		TypeF32:  "180b76f3aeb408eac0422cb4e4a5fbc7a5b9e8cfbab302068dd17fbac611ef11",
+		TypeF16:  "d1fe4b9871f2656a9d6a2b37b7a2d85d9e93d27c363164b63d3dc039db3ba703",
+		TypeQ8_0: "9cee3045520d42f8688e0bb0592caa4b3364e28773db699a8a92befa880524ed",
+	}
+	for _, procs := range []int{1, 3} {
+		old := runtime.GOMAXPROCS(procs)
+		for typ, want := range golden {
+			if got := sum(SynthOptions{Preset: "tiny", Type: typ, Seed: 3}); hex.EncodeToString(got[:]) != want {
+				t.Errorf("%s with GOMAXPROCS %d: sha256 %x, want %s", typ, procs, got, want)
+			}
+		}
+		runtime.GOMAXPROCS(old)
 	}
 	// The default preset is tiny.
 	if a, b := sum(SynthOptions{Type: TypeF16}), sum(SynthOptions{Preset: "tiny", Type: TypeF16}); a != b {
@@ -373,5 +391,24 @@ func TestSynthRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// BenchmarkSynth writes the small preset at Q8_0 (the 7b preset's type)
+// with one worker and with GOMAXPROCS of them: the ratio of the two is
+// what making chunks in parallel gives (BENCHMARKS.md).
+func BenchmarkSynth(b *testing.B) {
+	s, _ := PresetShapes("small")
+	for _, procs := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("small-q8_0/procs=%d", procs), func(b *testing.B) {
+			old := runtime.GOMAXPROCS(procs)
+			defer runtime.GOMAXPROCS(old)
+			b.SetBytes(int64(s.Parameters())) // "MB/s" is millions of weights a second
+			for b.Loop() {
+				if err := Synth(io.Discard, SynthOptions{Preset: "small", Type: TypeQ8_0}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
