@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model"
@@ -123,7 +124,7 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 	case strings.TrimSpace(spec) == "":
 		return nil, fmt.Errorf("%w: no model given", ErrSpec)
 	case strings.HasPrefix(spec, OpenAIPrefix):
-		return openRemote(spec, opts)
+		return openRemote(ctx, spec, opts)
 	case strings.HasPrefix(spec, SynthPrefix):
 		status("loading " + spec)
 		return openSynth(strings.TrimPrefix(spec, SynthPrefix), opts)
@@ -249,7 +250,7 @@ func openSynth(preset string, opts Options) (*Model, error) {
 }
 
 // openRemote opens the engine of an openai: spec.
-func openRemote(spec string, opts Options) (*Model, error) {
+func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) {
 	o := opts.OpenAI
 	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
 		if u = strings.TrimSpace(u); u != "" {
@@ -270,8 +271,24 @@ func openRemote(spec string, opts Options) (*Model, error) {
 	if opts.Logger != nil {
 		opts.Logger.Info("model: remote", "endpoints", len(o.Endpoints), "dialect", string(o.Dialect))
 	}
+	// One tiny completion first: a server that refuses it (a wrong model
+	// name or key, a request shape it does not take) would refuse every
+	// document, so the command fails now, in one line. Servers that are
+	// not up yet are no error: the stream holds until one answers.
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := eng.Probe(pctx); errors.Is(err, openai.ErrServerRefuses) {
+		eng.Close()
+		return nil, err
+	} else if err != nil && opts.Logger != nil {
+		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", err)
+	}
 	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: eng.Close}, nil
 }
+
+// probeTimeout bounds the start-up probe of a remote model: a loaded
+// server answers one token in well under a second.
+const probeTimeout = 30 * time.Second
 
 // FromConfig returns the spec and the options that the configuration's
 // model section describes: model.path for the llama engine, or the

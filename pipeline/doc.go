@@ -22,10 +22,17 @@
 //   - A model failure on one document (an error in its Annotation) is
 //     retried with exponential back-off; after Options.Retry.MaxAttempts
 //     the record becomes a dead letter with reason [record.ReasonInferenceFailed].
-//     A failure of the whole call (Recognize returns an error: the engine
-//     is closed, or a remote GPU tier is down) blames no document: the
-//     batch is retried without end, with back-off capped at
-//     Options.Retry.MaxBackoff, held uncommitted while readiness is false. Sink
+//     A failure of the whole call (Recognize returns an error) is first
+//     told apart: a probe (a canned one-line document) goes to the
+//     recognizer. If the probe fails too, the engine is down (closed, a
+//     remote GPU tier unreachable): no document is blamed, and the batch
+//     is retried without end, with back-off capped at
+//     Options.Retry.MaxBackoff, held uncommitted while readiness is false.
+//     If the probe passes, the batch's documents are at fault (a poison
+//     document): the batch is split in halves, each retried on its own,
+//     down to single documents, so that the others go through and a
+//     document that fails the working engine alone spends its attempts
+//     and becomes an inference_failed dead letter. Sink
 //     failures are likewise retried without end and never become dead
 //     letters.
 //   - When a claim's context ends (a rebalance or a shutdown), fetching

@@ -314,7 +314,7 @@ func TestLagAndModelHealth(t *testing.T) {
 		h.consumeUntil(t, func() bool { return claim.lastCommit() == 8 }, claim)
 		close(done)
 	}()
-	waitFor(t, "the second model call (a retry, held)", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 }, nil)
+	waitFor(t, "the second model call (the probe after a failure, held)", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 }, nil)
 	if lag, ok := o.value(t, "nerstream.consumer.lag", attribute.String("topic", "in"), attribute.String("partition", "0")); !ok || lag != 20 {
 		t.Errorf("lag = %d (found %v), want 20: nothing committed, high-water mark 20", lag, ok)
 	}

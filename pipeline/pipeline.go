@@ -103,11 +103,12 @@ func (b Batch) Validate() error {
 // Retry configures the retries of failed model calls and writes (the retry
 // section of the configuration).
 type Retry struct {
-	// MaxAttempts bounds the model calls that fail on one document; after
-	// the last, the record becomes a dead letter with reason
-	// inference_failed. A call that fails as a whole (the engine or the
-	// GPU tier down) does not count: it is retried without end, holding
-	// the records uncommitted. Default: 3.
+	// MaxAttempts bounds the model calls that fail on one document (an
+	// error in its annotation, or a call over it alone that fails while a
+	// probe passes); after the last, the record becomes a dead letter with
+	// reason inference_failed. A call that fails as a whole while the
+	// probe fails too (the engine or the GPU tier down) does not count: it
+	// is retried without end, holding the records uncommitted. Default: 3.
 	MaxAttempts int `yaml:"max_attempts"`
 	// InitialBackoff is the wait after the first failure; it doubles up to
 	// MaxBackoff. Default: 100ms. Broker failures and whole-model outages
@@ -352,15 +353,46 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 			return // shutting down: claims abandon what is left
 		}
 		if err != nil {
-			// The model failed as a whole (an engine closed, a GPU tier
-			// down or unreachable): no document is at fault, so none
-			// spends an attempt or becomes a dead letter. The batch
-			// waits, uncommitted, and readiness says why.
-			outage++
+			// The model failed as a whole. Either the engine is down (an
+			// engine closed, a GPU tier down or unreachable), and no
+			// document is at fault; or a document of the batch fails
+			// the engine (a poison document), and the others must not
+			// wait behind it. A probe (a canned document) tells which.
 			for _, it := range live {
 				it.tries--
 			}
 			p.opts.Health.Set(telemetry.CheckModel, fmt.Errorf("inference failing: %w", err))
+			if perr := p.probe(ctx); perr == nil {
+				p.opts.Health.Set(telemetry.CheckModel, nil) // the engine works
+				if len(live) > 1 {
+					// The engine works: narrow the batch down, each
+					// half on its own, until the guilty documents are
+					// alone and the others are through.
+					p.log.Warn("model failed on a batch that a probe passes; retrying its documents apart", "docs", len(live), "err", err)
+					half := len(live) / 2
+					p.process(ctx, live[:half])
+					p.process(ctx, live[half:])
+					return
+				}
+				// The one document fails the engine that works: it
+				// spends an attempt, as an error of its own would.
+				it := live[0]
+				it.tries++
+				if it.tries >= p.opts.Retry.MaxAttempts {
+					p.log.WarnContext(it.ctx, "inference failed on this document alone; dead letter", "topic", it.in.Topic, "partition", it.in.Partition, "offset", it.in.Offset, "tries", it.tries, "err", err)
+					p.deadLetter(it, record.ReasonInferenceFailed)
+					return
+				}
+				p.modelRetries.Add(1)
+				d := p.opts.Retry.delay(it.tries)
+				p.log.Warn("model failed on one document; retrying it", "in", d, "tries", it.tries, "err", err)
+				if backoff.Sleep(ctx, d) != nil {
+					return
+				}
+				batch = live
+				continue
+			}
+			outage++
 			p.modelRetries.Add(int64(len(live)))
 			d := p.opts.Retry.delay(outage)
 			p.log.Warn("model failed; holding the batch and retrying", "docs", len(live), "in", d, "failures", outage, "err", err)
@@ -408,6 +440,24 @@ func (p *Pipeline) process(ctx context.Context, batch []*item) {
 		}
 		batch = again
 	}
+}
+
+// probeDoc is the canned document of [Pipeline.probe]: short, plain, one
+// type.
+var probeDoc = record.Document{ID: "nerstream-probe", Text: "Ada Lovelace lived in London.", Types: []string{"person"}}
+
+// probe asks the recognizer about a canned document: nil when the engine
+// answers it, so that a batch that failed as a whole failed for its
+// documents, not for the engine.
+func (p *Pipeline) probe(ctx context.Context) error {
+	anns, err := p.opts.Recognizer.Recognize(ctx, []record.Document{probeDoc})
+	switch {
+	case err != nil:
+		return err
+	case len(anns) != 1:
+		return fmt.Errorf("recognizer returned %d annotations for the probe", len(anns))
+	}
+	return anns[0].Err
 }
 
 // recognize is one model call over the items, in an infer span linked to

@@ -594,3 +594,107 @@ func TestModelOutageHoldsRecords(t *testing.T) {
 		t.Fatalf("%d model calls, want at least 8 (7 failures, then success)", calls)
 	}
 }
+
+// TestPoisonDocumentIsNarrowedDown: a recognizer that fails the whole call
+// whenever the batch holds one document (a poison document: issue 16
+// reproduced it with a server answering HTTP 500 to any request holding
+// that text, and the batch was held and retried 51 times in 75 s, nothing
+// annotated, nothing committed). The probe passes, so the batch is split
+// until the poison document is alone: it becomes an inference_failed dead
+// letter after MaxAttempts, every other document is annotated, and the
+// offset reaches the end.
+func TestPoisonDocumentIsNarrowedDown(t *testing.T) {
+	const poison = "doc 5 of 0"
+	var mu sync.Mutex
+	alone := 0 // calls with the poison document alone
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
+		for _, d := range docs {
+			if d.Text == poison {
+				mu.Lock()
+				if len(docs) == 1 {
+					alone++
+				}
+				mu.Unlock()
+				return nil, errors.New("500 CUDA error: illegal memory access (test double)")
+			}
+		}
+		return instant(ctx, docs)
+	})
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: rec, Sink: sink, Retry: Retry{MaxAttempts: 3}, Batch: Batch{MaxDocs: 8, Linger: time.Hour}})
+	claim := newMemClaim(0, 16, nil)
+	h.consumeUntil(t, func() bool { return claim.lastCommit() == 16 }, claim)
+	var dead []string
+	annotated := 0
+	for _, o := range sink.snapshot() {
+		switch o.Topic {
+		case "dlq":
+			dead = append(dead, string(o.Value)+":"+string(o.Headers[0].Value))
+		case "out":
+			annotated++
+		}
+	}
+	if len(dead) != 1 || dead[0] != "5:"+record.ReasonInferenceFailed || annotated != 15 {
+		t.Fatalf("dead letters %v and %d annotated; want only offset 5 dead (inference_failed) and 15 annotated", dead, annotated)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if alone != 3 {
+		t.Errorf("the poison document was tried alone %d times, want MaxAttempts = 3", alone)
+	}
+}
+
+// TestOutageIsNotNarrowedDown: when the probe fails too, the whole batch
+// is held (no dead letter, no commit), with no calls split per document,
+// and goes through once the engine recovers.
+func TestOutageIsNotNarrowedDown(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	var sizes []int
+	rec := funcRecognizer(func(ctx context.Context, docs []record.Document) ([]model.Annotation, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(docs))
+		if down {
+			return nil, errors.New("connection refused (test double)")
+		}
+		return instant(ctx, docs)
+	})
+	sink := &memSink{}
+	h := start(t, Options{Recognizer: rec, Sink: sink, Retry: Retry{MaxAttempts: 2}, Batch: Batch{MaxDocs: 8, Linger: time.Hour}})
+	claim := newMemClaim(0, 8, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.p.Consume(ctx, claim, 0) }()
+	// Wait for a few rounds of batch + probe while the engine is down.
+	for {
+		mu.Lock()
+		n := len(sizes)
+		mu.Unlock()
+		if n >= 8 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(sink.snapshot()) != 0 || claim.lastCommit() != -1 {
+		t.Fatalf("during the outage: %d outputs, commit %d", len(sink.snapshot()), claim.lastCommit())
+	}
+	mu.Lock()
+	for _, n := range sizes {
+		if n != 8 && n != 1 { // the batch, and the one-document probe
+			t.Errorf("a call of %d documents during an outage: the batch was split (calls %v)", n, sizes)
+			break
+		}
+	}
+	down = false
+	mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for claim.lastCommit() != 8 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if s := h.p.Stats(); s.DeadLetters != 0 || s.Annotated != 8 || claim.lastCommit() != 8 {
+		t.Fatalf("after the recovery: stats %+v, commit %d", s, claim.lastCommit())
+	}
+}

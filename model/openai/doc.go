@@ -74,10 +74,28 @@
 // to the other endpoints at once. When every endpoint that is not ejected
 // is busy, the retry waits for the first to be free.
 //
+// A failure is the request's or the server's. After a failure that may be
+// the request's own (a 5xx other than 503, a malformed or cut answer, a
+// timeout) the engine sends the endpoint a health probe: a UniNER prompt
+// about a one-line passage, one new token, in the shape of every request
+// (its result stands for a second, so failures in a burst share one). When
+// the probe passes, the endpoint is healthy: the failure does not count
+// toward its circuit breaker, the request is retried on another endpoint
+// as usual, and when its retries are spent its prompts get an error
+// wrapping [ErrRequestFailed] in their Completion.Err, the other groups go
+// on, and the caller retries or dead-letters that document alone (a poison
+// document must not eject a server, nor stall the stream). When the probe
+// fails, the failure is the endpoint's, as before.
+//
 // These do not retry. 400 (and 413) is a refusal of that one request (most
-// often a prompt too long for the server's context): every prompt of that
-// group gets a [*StatusError] in its Completion.Err, and the other groups
-// go on. 401 and 403 fail the whole call with an error about the API key;
+// often a prompt too long for the server's context), if the endpoint
+// answers the probe: every prompt of that group gets a [*StatusError] in
+// its Completion.Err, and the other groups go on. A server that refuses the
+// probe too refuses every request (a request shape it does not take): that
+// fails the call as a whole, so that the caller holds its documents rather
+// than dead-letter them all. [Engine.Probe] sends the probe to every
+// endpoint at start: run and annotate fail at once, in one line, when every
+// server refuses it ([ErrServerRefuses]). 401 and 403 fail the whole call with an error about the API key;
 // any other 4xx (404 for a wrong model name or URL, 422) fails the whole
 // call too, as it would fail every request. Cancelling ctx stops every
 // request at once.

@@ -1,9 +1,11 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -279,7 +281,7 @@ var failures = []failure{
 		w.Write([]byte(`{"choices": [{"index": 0, "te`))
 	}},
 	{"too few choices", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"choices": []any{map[string]any{"index": 0, "text": " []"}}})
+		writeJSON(w, 200, map[string]any{"choices": []any{}})
 	}},
 	{"repeated index", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"choices": []any{
@@ -979,16 +981,23 @@ func TestPick(t *testing.T) {
 	}
 }
 
-// TestTokenCountRefusal: a 400 to a tokenize request is the document's
-// fault, reported as a record.InputError; a 500 is the engine's.
+// TestTokenCountRefusal: a 400 to a tokenize request from a server that
+// answers a completion probe is the document's fault, reported as a
+// record.InputError; a 500 is not the document's to bear as bad input; and
+// a 400 from a server that refuses the probe too is the engine's (issue
+// 16: a server refusing every request turned the whole stream into dead
+// letters).
 func TestTokenCountRefusal(t *testing.T) {
 	f := newFake(t)
-	status := http.StatusBadRequest
+	status, everything := http.StatusBadRequest, false
 	f.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if r.URL.Path != "/tokenize" && !everything {
+			return false
+		}
 		writeJSON(w, status, map[string]any{"error": map[string]any{"message": "text too long (test double)"}})
 		return true
 	}
-	e, _ := newTestEngine(t, Options{Endpoints: []string{f.base()}, Dialect: DialectVLLM, Retries: 1})
+	e, clock := newTestEngine(t, Options{Endpoints: []string{f.base()}, Dialect: DialectVLLM, Retries: 1})
 	_, err := e.TokenCount(context.Background(), "x")
 	var ie *record.InputError
 	if !errors.As(err, &ie) || ie.Reason != record.ReasonEngineRefused || !strings.Contains(ie.Detail, "text too long") {
@@ -997,5 +1006,100 @@ func TestTokenCountRefusal(t *testing.T) {
 	status = http.StatusInternalServerError
 	if _, err := e.TokenCount(context.Background(), "x"); err == nil || errors.As(err, &ie) {
 		t.Fatalf("500: err = %v, want an engine failure", err)
+	}
+	status, everything = http.StatusBadRequest, true
+	clock.advance(2 * probeTTL) // a fresh probe
+	if _, err := e.TokenCount(context.Background(), "x"); err == nil || errors.As(err, &ie) {
+		t.Fatalf("400 to everything: err = %v, want an engine failure", err)
+	}
+}
+
+// TestPoisonRequest: a server that answers HTTP 500 to any request holding
+// one document's text (issue 16's reproduction: that batch was held and
+// retried 51 times in 75 s, and the circuit breaker ejected the endpoint,
+// starving every partition). The poison group's prompts get an error
+// wrapping ErrRequestFailed, the other groups are answered, and the
+// endpoint stays in the pool: probes answered, so the failures were the
+// request's.
+func TestPoisonRequest(t *testing.T) {
+	f := newFake(t)
+	f.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.Contains(body, []byte("POISON")) {
+			writeJSON(w, 500, map[string]any{"error": map[string]any{"message": "CUDA error: illegal memory access (test double)"}})
+			return true
+		}
+		return false
+	}
+	e, _ := newTestEngine(t, Options{Endpoints: []string{f.base()}, FailureThreshold: 2})
+	groups := []model.PromptGroup{group("Ada Lovelace.", "person"), group("POISON Charles Babbage.", "person"), group("Royal Society.", "organization")}
+	out, err := e.Generate(context.Background(), groups, model.GenerateOptions{})
+	if err != nil {
+		t.Fatalf("the call failed as a whole: %v", err)
+	}
+	if out[0][0].Err != nil || out[0][0].Text != ` ["Ada Lovelace"]` || out[2][0].Err != nil || out[2][0].Text != ` ["Royal Society"]` {
+		t.Errorf("the healthy groups: %+v %+v", out[0], out[2])
+	}
+	if !errors.Is(out[1][0].Err, ErrRequestFailed) {
+		t.Errorf("the poison group: %+v, want ErrRequestFailed", out[1][0])
+	}
+	s := e.Stats()
+	if s.Ejections != 0 || s.Endpoints[0].State != "healthy" || s.RequestFaults != 4 || s.HealthProbes == 0 {
+		t.Errorf("stats %+v: the endpoint paid for the request's failures", s)
+	}
+}
+
+// TestRefusesEverything: a server that refuses every request with the
+// same 400 (issue 16: Ollama refusing list prompts; every document became
+// a dead letter, committed) fails the call as a whole, so that the stream
+// holds the documents, and Probe says the server refuses.
+func TestRefusesEverything(t *testing.T) {
+	f := newFake(t)
+	f.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 400, map[string]any{"error": map[string]any{"message": "json: cannot unmarshal array into Go struct field CompletionRequest.prompt of type string"}})
+		return true
+	}
+	e, _ := newTestEngine(t, Options{Endpoints: []string{f.base()}, Retries: 1})
+	out, err := e.Generate(context.Background(), []model.PromptGroup{group("Ada Lovelace.", "person")}, model.GenerateOptions{})
+	if err == nil {
+		t.Fatalf("a server refusing everything gave per-document answers: %+v", out)
+	}
+	if err := e.Probe(context.Background()); !errors.Is(err, ErrServerRefuses) || !strings.Contains(err.Error(), "cannot unmarshal") {
+		t.Errorf("Probe: %v, want ErrServerRefuses with the server's message", err)
+	}
+}
+
+// TestProbe: Probe passes when one endpoint answers, and tells a refusal
+// (no retry can help) from servers that are not up.
+func TestProbe(t *testing.T) {
+	good, down, refusing := newFake(t), newFake(t), newFake(t)
+	down.srv.Close()
+	refusing.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		writeJSON(w, 404, map[string]any{"error": map[string]any{"message": "model 'uniner' not found"}})
+		return true
+	}
+	cases := []struct {
+		name      string
+		endpoints []string
+		ok        bool
+		refuses   bool
+	}{
+		{"one good", []string{down.base(), good.base()}, true, false},
+		{"down", []string{down.base()}, false, false},
+		{"refusing", []string{refusing.base()}, false, true},
+		{"refusing and down", []string{refusing.base(), down.base()}, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, _ := newTestEngine(t, Options{Endpoints: c.endpoints})
+			err := e.Probe(context.Background())
+			if (err == nil) != c.ok || errors.Is(err, ErrServerRefuses) != c.refuses {
+				t.Errorf("Probe: %v", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("not one line: %q", err)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,8 +49,14 @@ type fakeServer struct {
 	// list of completions, one per prompt, each with its own usage.
 	listAnswer bool
 	// intercept, when set, may answer request number n (from 1) of any
-	// kind itself, and then returns true.
+	// kind itself, and then returns true. The engine's health probes (see
+	// isProbe) are not numbered: intercept sees them with the number of
+	// the request before, so that a server broken for request n is broken
+	// for the probe that follows it, and one that fails a request for its
+	// content answers the probe.
 	intercept func(w http.ResponseWriter, r *http.Request, n int) bool
+	// probes counts the health probes received.
+	probes int
 
 	mu        sync.Mutex
 	n         int
@@ -82,11 +89,24 @@ func (f *fakeServer) hits() int {
 	return f.n
 }
 
+// isProbe says whether a completions body is the engine's health probe: a
+// one-token answer about the probe's passage.
+func isProbe(body []byte) bool {
+	return bytes.Contains(body, []byte(`"max_tokens":1,`)) && bytes.Contains(body, []byte("Ada Lovelace lived in London."))
+}
+
 func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	probe := r.URL.Path == "/v1/completions" && isProbe(raw)
 	f.mu.Lock()
-	f.n++
+	if probe {
+		f.probes++
+	} else {
+		f.n++
+		f.paths = append(f.paths, r.URL.Path)
+	}
 	n := f.n
-	f.paths = append(f.paths, r.URL.Path)
 	intercept := f.intercept
 	f.mu.Unlock()
 	if intercept != nil && intercept(w, r, n) {
@@ -182,9 +202,11 @@ func (f *fakeServer) complete(w http.ResponseWriter, r *http.Request, body map[s
 		}
 		answers[i] = " " + string(a)
 	}
-	f.mu.Lock()
-	f.requests = append(f.requests, fakeRequest{Prompts: prompts, Raw: body, Auth: r.Header.Get("Authorization")})
-	f.mu.Unlock()
+	if len(prompts) != 1 || !strings.Contains(prompts[0], "Ada Lovelace lived in London.") || body["max_tokens"] != 1.0 {
+		f.mu.Lock()
+		f.requests = append(f.requests, fakeRequest{Prompts: prompts, Raw: body, Auth: r.Header.Get("Authorization")})
+		f.mu.Unlock()
+	}
 
 	// Tokens: one per word, plus BOS; one per answer byte.
 	ptoks := func(i int) int { return 1 + len(strings.Fields(prompts[i])) }

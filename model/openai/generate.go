@@ -100,6 +100,11 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 			for _, p := range sent {
 				comps[p].Err = se
 			}
+		} else if errors.Is(err, ErrRequestFailed) {
+			// The document fails healthy servers: its own error.
+			for _, p := range sent {
+				comps[p].Err = err
+			}
 		} else if err != nil {
 			return err
 		} else {

@@ -55,9 +55,19 @@ func (e *StatusError) refusesGroup() bool {
 // call POSTs payload to the URL that path gives for an endpoint, with
 // retries, and hands a 2xx body to decode; a decode error is a malformed
 // answer, retried. It returns nil, ctx's error, a permanent *StatusError,
-// or the last error once the retries are spent.
+// or the last error once the retries are spent: wrapping
+// [ErrRequestFailed] when each failure was the request's own (see
+// blame).
+//
+// A failure that may be the request's (a 5xx other than 503, a malformed
+// or cut answer, a timeout) or a refusal of the request (400, 413) sends
+// the endpoint a health probe. When the probe passes, the endpoint is
+// healthy: the failure counts against the request, not the endpoint's
+// circuit breaker. When a refused request's probe is refused too, the
+// server refuses every request, and the call fails as a whole.
 func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload []byte, decode func([]byte) error) error {
 	var avoid *endpoint
+	requestFault := false // the last failure was the request's own
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			e.mu.Lock()
@@ -65,6 +75,7 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 			e.mu.Unlock()
 		}
 		l, err := e.acquire(ctx, avoid)
+		requestFault = false
 		if err == nil {
 			avoid = l.ep
 			var r result
@@ -72,6 +83,9 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 			r, retryAfter, err = e.send(ctx, l.ep, path(l.ep), payload, decode)
 			if r == resultBusy && retryAfter == 0 {
 				retryAfter = e.opts.BackoffInitial
+			}
+			if err != nil && ctx.Err() == nil {
+				r, err, requestFault = e.blame(ctx, l.ep, r, err)
 			}
 			e.release(l, r, retryAfter)
 			if err == nil {
@@ -86,6 +100,9 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 			return se
 		}
 		if attempt >= e.opts.Retries {
+			if requestFault {
+				return fmt.Errorf("%w: giving up after %d attempts: %w", ErrRequestFailed, attempt+1, err)
+			}
 			return fmt.Errorf("openai: giving up after %d attempts: %w", attempt+1, err)
 		}
 		// Back off; and when every endpoint that is not ejected asked
@@ -95,6 +112,31 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 			return err
 		}
 	}
+}
+
+// blame decides whose fault a failed attempt on ep is, by probing ep
+// (see call): it returns the result for the circuit breaker, the error to
+// go on with, and whether the request is at fault.
+func (e *Engine) blame(ctx context.Context, ep *endpoint, r result, err error) (result, error, bool) {
+	se, isStatus := errors.AsType[*StatusError](err)
+	switch {
+	case isStatus && se.refusesGroup():
+		if !e.healthy(ctx, ep) {
+			// Not wrapped: this is no refusal of the request's own.
+			return resultFailure, fmt.Errorf("openai: %s refuses every request, a probe too: %s", ep.name, se), false
+		}
+		return resultOK, se, true
+	case r != resultFailure:
+		return r, err, false
+	case isStatus && se.StatusCode == http.StatusServiceUnavailable:
+		return r, err, false // the server says it is unavailable
+	case !e.healthy(ctx, ep):
+		return r, err, false
+	}
+	e.mu.Lock()
+	e.stats.requestFaults++
+	e.mu.Unlock()
+	return resultOK, err, true
 }
 
 // send makes one attempt.

@@ -18,6 +18,8 @@ type endpoint struct {
 	openUntil time.Time // when ejected: the end of the cooldown
 	probing   bool      // a probe request is in flight
 	busyUntil time.Time // after a 429 or 503: no requests before this
+	checkedAt time.Time // the last health probe (see healthy)
+	checkOK   bool      // its result
 
 	requests, failures, ejections int64
 }
@@ -25,6 +27,7 @@ type endpoint struct {
 // counters are the engine's totals. Guarded by Engine.mu.
 type counters struct {
 	requests, retries, failures, ejections int64
+	probes, requestFaults                  int64
 }
 
 // Stats are counters of an engine's work since [New].
@@ -39,6 +42,10 @@ type Stats struct {
 	// Ejections counts endpoints ejected by the circuit breaker, failed
 	// probes included.
 	Ejections int64
+	// HealthProbes counts the probes sent after a failed request to tell
+	// the request's fault from the endpoint's; RequestFaults counts the
+	// failures that a passing probe blamed on the request.
+	HealthProbes, RequestFaults int64
 	// Endpoints are the endpoints, in the order of Options.Endpoints.
 	Endpoints []EndpointStats
 }
@@ -63,11 +70,13 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := Stats{
-		Requests:  e.stats.requests,
-		Retries:   e.stats.retries,
-		Failures:  e.stats.failures,
-		Ejections: e.stats.ejections,
-		Endpoints: make([]EndpointStats, len(e.eps)),
+		Requests:      e.stats.requests,
+		Retries:       e.stats.retries,
+		Failures:      e.stats.failures,
+		Ejections:     e.stats.ejections,
+		HealthProbes:  e.stats.probes,
+		RequestFaults: e.stats.requestFaults,
+		Endpoints:     make([]EndpointStats, len(e.eps)),
 	}
 	for i, ep := range e.eps {
 		state := "healthy"
