@@ -123,7 +123,7 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 	case strings.TrimSpace(spec) == "":
 		return nil, fmt.Errorf("%w: no model given", ErrSpec)
 	case strings.HasPrefix(spec, OpenAIPrefix):
-		return openRemote(spec, opts)
+		return openRemote(ctx, spec, opts)
 	case strings.HasPrefix(spec, SynthPrefix):
 		status("loading " + spec)
 		return openSynth(strings.TrimPrefix(spec, SynthPrefix), opts)
@@ -248,8 +248,9 @@ func openSynth(preset string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// openRemote opens the engine of an openai: spec.
-func openRemote(spec string, opts Options) (*Model, error) {
+// openRemote opens the engine of an openai: spec, with the local tokenizer
+// that opts.OpenAI.Tokenizer names.
+func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) {
 	o := opts.OpenAI
 	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
 		if u = strings.TrimSpace(u); u != "" {
@@ -263,14 +264,54 @@ func openRemote(spec string, opts Options) (*Model, error) {
 		per := cmp.Or(o.MaxInFlightPerEndpoint, openai.DefaultOptions().MaxInFlightPerEndpoint)
 		o.HTTPClient = &http.Client{Transport: opts.WrapTransport(openai.NewTransport(per))}
 	}
+	closeTokenizer := func() error { return nil }
+	if o.Tokenizer != "" && o.LocalTokenizer == nil {
+		tok, err := OpenTokenizer(ctx, o.Tokenizer, opts)
+		if err != nil {
+			return nil, err
+		}
+		o.LocalTokenizer, closeTokenizer = tok.Local, tok.Close
+	}
 	eng, err := openai.New(o)
 	if err != nil {
+		closeTokenizer()
 		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	if opts.Logger != nil {
-		opts.Logger.Info("model: remote", "endpoints", len(o.Endpoints), "dialect", string(o.Dialect))
+		opts.Logger.Info("model: remote", "endpoints", len(o.Endpoints), "dialect", cmp.Or(string(o.Dialect), "generic"),
+			"prompts", map[bool]string{true: "a list per document", false: "one per request"}[o.Dialect.ListPrompts()],
+			"token_count", tokenCounting(eng.TokenCounting(), o.Tokenizer), "prompt_tokens_checked", eng.ChecksPromptTokens())
 	}
-	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: eng.Close}, nil
+	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: func() error {
+		return errors.Join(eng.Close(), closeTokenizer())
+	}}, nil
+}
+
+// tokenCounting says in words how an openai engine counts tokens.
+func tokenCounting(t openai.Tokenize, tokenizer string) string {
+	switch t {
+	case openai.TokenizeLocal:
+		return "local tokenizer " + tokenizer
+	case openai.TokenizeVLLM, openai.TokenizeLlamaServer:
+		return "the server's /tokenize (" + string(t) + ")"
+	}
+	return "estimate: bytes+1, an upper bound (windows smaller than they need be; give a tokenizer for exact counts)"
+}
+
+// OpenTokenizer loads the vocabulary of the GGUF model that spec names (a
+// file, a reference pulled into the model cache, or synth:PRESET), without
+// its weights:
+// the openai engine's local tokenizer ([openai.Options.Tokenizer]). Only
+// opts.Pull, opts.Status and opts.Logger apply. Close the model when done.
+func OpenTokenizer(ctx context.Context, spec string, opts Options) (*Model, error) {
+	if strings.HasPrefix(spec, OpenAIPrefix) {
+		return nil, fmt.Errorf("%w: the tokenizer %q is not a GGUF model", ErrSpec, spec)
+	}
+	m, err := Open(ctx, spec, Options{Llama: llama.Options{VocabOnly: true}, Pull: opts.Pull, Status: opts.Status, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("the tokenizer: %w", err)
+	}
+	return m, nil
 }
 
 // FromConfig returns the spec and the options that the configuration's

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nerstream/nerstream/model/openai/openaitest"
 )
 
 // The UniNER prompt's fixed text, as the fake parses it.
@@ -186,8 +188,9 @@ func (f *fakeServer) complete(w http.ResponseWriter, r *http.Request, body map[s
 	f.requests = append(f.requests, fakeRequest{Prompts: prompts, Raw: body, Auth: r.Header.Get("Authorization")})
 	f.mu.Unlock()
 
-	// Tokens: one per word, plus BOS; one per answer byte.
-	ptoks := func(i int) int { return 1 + len(strings.Fields(prompts[i])) }
+	// Tokens: as a llama.cpp server counts them (BOS, "</s>" one token); one
+	// per answer byte.
+	ptoks := func(i int) int { return openaitest.Tokens(prompts[i]) }
 	if f.listAnswer {
 		var out []any
 		for i := range prompts {

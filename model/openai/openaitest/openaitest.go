@@ -101,6 +101,9 @@ type Options struct {
 	// flight at once (or a second has passed), so that a test can see
 	// requests run in parallel. Default: 0, no wait.
 	WaitFor int
+	// Hold holds each completions request this long (after WaitFor), so
+	// that requests a client sends at once overlap. Default: 0.
+	Hold time.Duration
 }
 
 // Tokens is the doubles' default count of a prompt: BOS, one token per
@@ -237,6 +240,7 @@ wait:
 			break wait
 		}
 	}
+	time.Sleep(s.opts.Hold)
 	return func() {
 		s.mu.Lock()
 		s.inFlight--
