@@ -72,6 +72,9 @@ func TestConformance(t *testing.T) {
 				if stop, _ := r.Body["stop"].([]any); len(stop) != 1 || stop[0] != model.EOS {
 					t.Errorf("stop %v", r.Body["stop"])
 				}
+				if tc.perPrompt && (r.Body["top_p"] != float64(1) || r.Body["frequency_penalty"] != float64(0) || r.Body["presence_penalty"] != float64(0)) {
+					t.Errorf("request %v: OpenAI's neutral sampling settings not sent", r.Body)
+				}
 				if tc.server == openaitest.Ollama {
 					// As Ollama's OpenAI layer maps them: its defaults
 					// (temperature 1 when absent) must not apply.
