@@ -65,8 +65,9 @@
 // Each prompt is sent as its [model.Prompt.String], the exact prompt of the
 // official code. The server adds BOS itself. The "</s>" inside the prompt
 // must become the EOS special token, not the four characters: vLLM (with
-// the Hugging Face tokenizer) and llama-server parse special tokens in
-// prompt text by default, so it does. A server configured not to parse
+// the Hugging Face tokenizer), llama-server and Ollama (its llama runner
+// tokenizes with parse_special) parse special tokens in prompt text by
+// default, so it does. A server configured not to parse
 // them would see a different prompt, and answer worse.
 //
 // Because the server parses special tokens in the whole text, it would also
