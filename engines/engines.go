@@ -249,7 +249,8 @@ func openSynth(preset string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// openRemote opens the engine of an openai: spec.
+// openRemote opens the engine of an openai: spec, with the local tokenizer
+// that opts.OpenAI.Tokenizer names, and probes its servers.
 func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) {
 	o := opts.OpenAI
 	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
@@ -264,12 +265,23 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 		per := cmp.Or(o.MaxInFlightPerEndpoint, openai.DefaultOptions().MaxInFlightPerEndpoint)
 		o.HTTPClient = &http.Client{Transport: opts.WrapTransport(openai.NewTransport(per))}
 	}
+	closeTokenizer := func() error { return nil }
+	if o.Tokenizer != "" && o.LocalTokenizer == nil {
+		tok, err := OpenTokenizer(ctx, o.Tokenizer, opts)
+		if err != nil {
+			return nil, err
+		}
+		o.LocalTokenizer, closeTokenizer = tok.Local, tok.Close
+	}
 	eng, err := openai.New(o)
 	if err != nil {
+		closeTokenizer()
 		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	if opts.Logger != nil {
-		opts.Logger.Info("model: remote", "endpoints", len(o.Endpoints), "dialect", string(o.Dialect))
+		opts.Logger.Info("model: remote", "endpoints", len(o.Endpoints), "dialect", cmp.Or(string(o.Dialect), "generic"),
+			"prompts", map[bool]string{true: "a list per document", false: "one per request"}[o.Dialect.ListPrompts()],
+			"token_count", tokenCounting(eng.TokenCounting(), o.Tokenizer), "prompt_tokens_checked", eng.ChecksPromptTokens())
 	}
 	// One tiny completion first: a server that refuses it (a wrong model
 	// name or key, a request shape it does not take) would refuse every
@@ -279,11 +291,41 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 	defer cancel()
 	if err := eng.Probe(pctx); errors.Is(err, openai.ErrServerRefuses) {
 		eng.Close()
+		closeTokenizer()
 		return nil, err
 	} else if err != nil && opts.Logger != nil {
 		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", err)
 	}
-	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: eng.Close}, nil
+	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: func() error {
+		return errors.Join(eng.Close(), closeTokenizer())
+	}}, nil
+}
+
+// tokenCounting says in words how an openai engine counts tokens.
+func tokenCounting(t openai.Tokenize, tokenizer string) string {
+	switch t {
+	case openai.TokenizeLocal:
+		return "local tokenizer " + tokenizer
+	case openai.TokenizeVLLM, openai.TokenizeLlamaServer:
+		return "the server's /tokenize (" + string(t) + ")"
+	}
+	return "estimate: bytes+1, an upper bound (windows smaller than they need be; give a tokenizer for exact counts)"
+}
+
+// OpenTokenizer loads the vocabulary of the GGUF model that spec names (a
+// file, a reference pulled into the model cache, or synth:PRESET), without
+// its weights:
+// the openai engine's local tokenizer ([openai.Options.Tokenizer]). Only
+// opts.Pull, opts.Status and opts.Logger apply. Close the model when done.
+func OpenTokenizer(ctx context.Context, spec string, opts Options) (*Model, error) {
+	if strings.HasPrefix(spec, OpenAIPrefix) {
+		return nil, fmt.Errorf("%w: the tokenizer %q is not a GGUF model", ErrSpec, spec)
+	}
+	m, err := Open(ctx, spec, Options{Llama: llama.Options{VocabOnly: true}, Pull: opts.Pull, Status: opts.Status, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("the tokenizer: %w", err)
+	}
+	return m, nil
 }
 
 // probeTimeout bounds the start-up probe of a remote model: a loaded

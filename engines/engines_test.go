@@ -1,10 +1,12 @@
 package engines
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model/llama"
+	"github.com/nerstream/nerstream/model/openai"
 )
 
 // TestOpenRefusesBadSpecs: a spec that names no model is an ErrSpec, in one
@@ -141,6 +144,23 @@ func TestFlags(t *testing.T) {
 	if _, err := f.Options(); err == nil {
 		t.Error("negative threads taken")
 	}
+	// The served model and the tokenizer, for any openai spec.
+	for _, c := range []struct {
+		args  []string
+		model string
+		bad   bool
+	}{
+		{[]string{"--model", "openai:http://a/v1", "--served-model", "uniner", "--tokenizer", "u.gguf"}, "uniner", false},
+		{[]string{"--engine", "openai", "--endpoint", "http://a/v1", "--served-model", "uniner"}, "uniner", false},
+		{[]string{"--engine", "openai", "--endpoint", "http://a/v1", "--served-model", "uniner", "--model", "uniner"}, "uniner", false},
+		{[]string{"--engine", "openai", "--endpoint", "http://a/v1", "--served-model", "uniner", "--model", "other"}, "", true},
+	} {
+		f, _ := parse(c.args...)
+		o, err := f.Options()
+		if (err != nil) != c.bad || o.OpenAI.Model != c.model || (!c.bad && c.args[len(c.args)-2] == "--tokenizer" && o.OpenAI.Tokenizer != "u.gguf") {
+			t.Errorf("%q: %+v, %v", c.args, o.OpenAI, err)
+		}
+	}
 	// A flag the command declared first stays the command's.
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	own := fs.Duration("request-timeout", time.Minute, "the command's own")
@@ -148,5 +168,48 @@ func TestFlags(t *testing.T) {
 	g.Register(fs, "the model")
 	if err := fs.Parse([]string{"--request-timeout", "5m"}); err != nil || *own != 5*time.Minute || g.Timeout != 0 {
 		t.Errorf("--request-timeout: the command's %v, the engine's %v, %v", *own, g.Timeout, err)
+	}
+}
+
+// TestOpenRemoteTokenizer: an openai spec with a tokenizer loads it
+// without weights and counts with it, sending nothing; the log says how
+// tokens are counted, in one INFO line.
+func TestOpenRemoteTokenizer(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		dialect, tokenizer, want string
+	}{
+		{"ollama", "synth:tiny", "token_count=\"local tokenizer synth:tiny\" prompt_tokens_checked=true"},
+		{"ollama", "", "token_count=\"estimate: bytes+1"},
+		{"llama-server", "", "token_count=\"the server's /tokenize (llama-server)\" prompt_tokens_checked=true"},
+		{"vllm", "", "prompt_tokens_checked=false"},
+	} {
+		var log bytes.Buffer
+		m, err := Open(ctx, "openai:http://127.0.0.1:1/v1", Options{OpenAI: openai.Options{Dialect: openai.Dialect(c.dialect), Tokenizer: c.tokenizer},
+			Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var line string // the one "model: remote" line
+		for _, l := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+			if strings.Contains(l, "model: remote") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, c.want) || !strings.Contains(line, "level=INFO") {
+			t.Errorf("%s %q: log %q, want %q", c.dialect, c.tokenizer, log.String(), c.want)
+		}
+		if c.tokenizer != "" {
+			// Port 1 answers nothing: the count is local.
+			if n, err := m.Engine.TokenCount(ctx, "Ada Lovelace"); err != nil || n <= 0 {
+				t.Errorf("TokenCount = %d, %v", n, err)
+			}
+		}
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := Open(ctx, "openai:http://127.0.0.1:1/v1", Options{OpenAI: openai.Options{Dialect: "ollama", Tokenizer: filepath.Join(t.TempDir(), "none.gguf")}}); !errors.Is(err, ErrSpec) {
+		t.Errorf("a missing tokenizer: %v, want an ErrSpec", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 type Flags struct {
 	// Model is the spec (--model); see the package doc. With --engine
 	// openai it is the served model's name instead, as earlier versions
-	// took it.
+	// took it, unless ServedModel is given.
 	Model string
 	// Engine is "llama" (any spec) or "openai" (--endpoint URLs, the
 	// same as --model openai:URL,…).
@@ -30,6 +30,11 @@ type Flags struct {
 	Dialect    string
 	APIKeyFile string
 	Timeout    time.Duration
+	// ServedModel is the served model's name that the openai engine sends
+	// (--served-model); Tokenizer is a GGUF model whose vocabulary counts
+	// its tokens here (--tokenizer).
+	ServedModel string
+	Tokenizer   string
 	// Threads and GPULayers configure the in-process engine; BackendsDir
 	// and Devices where it runs.
 	Threads, GPULayers int
@@ -63,7 +68,13 @@ func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
 		})
 	})
 	define("dialect", func() {
-		fs.StringVar(&f.Dialect, "dialect", f.Dialect, "openai engine: the servers' extensions, llama-server (and nerstream serve) or vllm; empty for plain OpenAI")
+		fs.StringVar(&f.Dialect, "dialect", f.Dialect, "openai engine: the servers' kind: llama-server (and nerstream serve), vllm, ollama, openai (plain OpenAI, one string prompt per request), or empty (plain OpenAI, a list of prompts per document)")
+	})
+	define("served-model", func() {
+		fs.StringVar(&f.ServedModel, "served-model", f.ServedModel, "openai engine: the served model's name, sent as \"model\" (vLLM's --served-model-name, Ollama's model; llama-server takes any)")
+	})
+	define("tokenizer", func() {
+		fs.StringVar(&f.Tokenizer, "tokenizer", f.Tokenizer, "openai engine: a GGUF model (file or hf:// reference) whose vocabulary counts tokens here, loaded without its weights: for servers without /tokenize (Ollama), and to check that the server got each prompt whole")
 	})
 	define("api-key-file", func() {
 		fs.StringVar(&f.APIKeyFile, "api-key-file", f.APIKeyFile, "openai engine: a file holding the API key (else $OPENAI_API_KEY)")
@@ -118,13 +129,18 @@ func (f *Flags) Options() (Options, error) {
 			Dialect:    openai.Dialect(f.Dialect),
 			APIKeyFile: f.APIKeyFile,
 			Timeout:    f.Timeout,
+			Model:      f.ServedModel,
+			Tokenizer:  f.Tokenizer,
 		},
 	}
 	if f.APIKeyFile == "" {
 		o.OpenAI.APIKey = os.Getenv("OPENAI_API_KEY")
 	}
-	if f.Engine == "openai" {
+	if f.Engine == "openai" && f.ServedModel == "" {
 		o.OpenAI.Model = f.Model
+	}
+	if f.Engine == "openai" && f.ServedModel != "" && f.Model != "" && f.Model != f.ServedModel {
+		return Options{}, fmt.Errorf("--model %q and --served-model %q name two served models: give one", f.Model, f.ServedModel)
 	}
 	return o, nil
 }

@@ -94,7 +94,14 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	if *clients <= 0 {
 		return usagef("--clients must be > 0")
 	}
-	ro := bench.RemoteOptions{EngineOptions: o, Endpoints: remote, Dialect: ef.Dialect, Clients: *clients}
+	// --model is the baseline here: the served model is --served-model.
+	served := ef
+	served.Model = ""
+	eo, err := served.Options()
+	if err != nil {
+		return usageError{err}
+	}
+	ro := bench.RemoteOptions{EngineOptions: o, Endpoints: remote, Dialect: ef.Dialect, Clients: *clients, OpenAI: eo.OpenAI}
 	if ro.Dialect == "" {
 		ro.Dialect = "llama-server"
 	}
@@ -108,7 +115,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 		ro.Baseline = m
 	}
 	res, err := bench.Remote(ctx, ro)
-	if errors.Is(err, bench.ErrOptions) {
+	if errors.Is(err, bench.ErrOptions) || errors.Is(err, engines.ErrSpec) {
 		return usageError{err}
 	}
 	if err != nil {

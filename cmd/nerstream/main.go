@@ -52,7 +52,7 @@ func commands() []command {
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model SPEC [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
 			"score predictions against UniNER JSON or CoNLL data; prints JSON", runEval},
-		{"annotate", "--model SPEC [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [--dialect llama-server|vllm] [IN.jsonl]",
+		{"annotate", "--model SPEC [--types a,b] [--threads N] [--gpu-layers N] [--batch N] [--engine openai --endpoint URL [--dialect llama-server|vllm|ollama|openai] [--served-model NAME] [--tokenizer GGUF]] [IN.jsonl]",
 			"annotate JSON-lines documents with a model; one annotation record per line, in order", runAnnotate},
 		{"serve", "--model SPEC [--listen 127.0.0.1:8081] [--max-new-tokens N] [--threads N] [--gpu-layers N] [--token-file F] [--max-body-bytes B] [--max-text-bytes B] [--max-types N] [--max-prompts N] [--max-docs N] [--max-in-flight N] [--request-timeout D] [--drain-timeout D]",
 			"serve the model over HTTP until SIGTERM or SIGINT: POST /v1/completions (the OpenAI completions subset, greedy) and POST /v1/annotate (annotation records), with /healthz /readyz /metrics; requests from all connections share one continuous batch", runServe},
@@ -64,7 +64,7 @@ func commands() []command {
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",
 			"write a synthetic LLaMA model with random weights, describe a GGUF model, or download one (REF: hf://OWNER/REPO/FILE.gguf[@REVISION] or an https:// address) into the model cache and print its path", runModel},
-		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] [--clients C] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
+		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | engine --engine openai --endpoint URL [--dialect D] [--served-model NAME] [--tokenizer GGUF] [--clients C] [--model BASELINE] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
 			"measure the engine against one-prompt-at-a-time decoding, or the stream against a plain kafka-go loop; prints JSON", runBench},
 	}
 }

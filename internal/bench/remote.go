@@ -16,10 +16,16 @@ import (
 type RemoteOptions struct {
 	EngineOptions
 	// Endpoints and Dialect are the servers'; Clients is the concurrent
-	// callers, each with one request in flight.
+	// callers, each with one document in flight (one request, or with a
+	// dialect of string prompts, one per prompt).
 	Endpoints []string
 	Dialect   string
 	Clients   int
+	// OpenAI is what each client's engine starts from: the served model's
+	// name, the API key, the tokenizer (loaded here once, for all of
+	// them). Endpoints, Dialect, MaxInFlightPerEndpoint and Timeout are
+	// the benchmark's.
+	OpenAI openai.Options
 	// Baseline, when set, is an in-process model that answers the same
 	// documents first, in this process, for the ratio.
 	Baseline *engines.Model
@@ -52,7 +58,7 @@ type RemoteResult struct {
 }
 
 // Remote measures the openai engine against servers: clients
-// concurrent callers, each an engine of its own with one request in flight,
+// concurrent callers, each an engine of its own with one document in flight,
 // as that many nerstream run instances with one document each in flight
 // would be. With --model it first runs the same documents through the
 // in-process engine, for the ratio that the GPU worker pool must hold.
@@ -64,9 +70,22 @@ func Remote(ctx context.Context, o RemoteOptions) (*RemoteResult, error) {
 	if len(o.Endpoints) == 0 || o.Clients <= 0 || o.Docs <= 0 || o.Types <= 0 || o.Types > len(benchTypes) || o.DocTokens <= 0 || o.MaxNewTokens <= 0 {
 		return nil, fmt.Errorf("%w: endpoints, clients, docs, doc tokens and max new tokens must be > 0, and types within 1..%d", ErrOptions, len(benchTypes))
 	}
+	eo := o.OpenAI
+	eo.Endpoints, eo.Dialect, eo.MaxInFlightPerEndpoint, eo.Timeout = o.Endpoints, openai.Dialect(o.Dialect), 1, 10*time.Minute
+	if !eo.Dialect.ListPrompts() {
+		eo.MaxInFlightPerEndpoint = o.Types // one document: its prompts, one request each
+	}
+	if eo.Tokenizer != "" && eo.LocalTokenizer == nil {
+		tok, err := engines.OpenTokenizer(ctx, eo.Tokenizer, engines.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer tok.Close()
+		eo.LocalTokenizer = tok.Local
+	}
 	engines := make([]*openai.Engine, o.Clients)
 	for i := range engines {
-		e, err := openai.New(openai.Options{Endpoints: o.Endpoints, Dialect: openai.Dialect(o.Dialect), MaxInFlightPerEndpoint: 1, Timeout: 10 * time.Minute})
+		e, err := openai.New(eo)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

@@ -4,13 +4,20 @@ import "encoding/json"
 
 // CompletionRequest is the body of POST /v1/completions: the subset of
 // OpenAI's that UniNER needs, with the extensions of vLLM and llama-server.
-// A server ignores the fields it does not know.
+// Most servers ignore the fields they do not know (vLLM, llama-server,
+// Ollama); OpenAI's own refuses them.
 type CompletionRequest struct {
 	Model string `json:"model,omitempty"`
 	// Prompt is a string or a list of strings; [Strings] reads it.
 	Prompt      json.RawMessage `json:"prompt"`
 	MaxTokens   *int            `json:"max_tokens,omitempty"`
 	Temperature *float64        `json:"temperature,omitempty"`
+	// TopP, FrequencyPenalty and PresencePenalty are OpenAI's sampling
+	// settings, sent as their neutral values (1, 0, 0) by the dialects
+	// whose servers have other defaults (Ollama).
+	TopP             *float64 `json:"top_p,omitempty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
 	// Stop is a string or a list of strings; [Strings] reads it.
 	Stop   json.RawMessage `json:"stop,omitempty"`
 	N      *int            `json:"n,omitempty"`

@@ -1,6 +1,6 @@
 // Package openai is a [model.Engine] that sends UniNER prompts to
 // OpenAI-compatible inference servers over HTTP: the /v1/completions
-// endpoint of vLLM, llama.cpp's llama-server, SGLang or TGI.
+// endpoint of vLLM, llama.cpp's llama-server, Ollama, SGLang or TGI.
 //
 // # Deployment
 //
@@ -17,22 +17,57 @@
 //	llama-server -m UniNER-7B-type.Q4_K_M.gguf -c 16384 -np 8 --port 8080
 //
 // (its context is split between the -np slots: 8 slots of 2,048 tokens).
+// With Ollama, a Modelfile makes the model take the prompt as it is and
+// decode greedily:
 //
-// The prompts of one [model.PromptGroup] (one passage, asked about each
-// entity type) go out in ONE request, with "prompt" as a list of strings, so
-// that they reach one server together and its prefix cache computes the
-// passage once for all of them. A load balancer in front of several servers
-// should keep that property: it routes whole requests, so it does. Prefix
-// caching must be on in the server (vLLM: --enable-prefix-caching, the
-// default in recent versions; llama-server caches prompts by default).
+//	FROM ./UniNER-7B-type.Q4_K_M.gguf
+//	TEMPLATE """{{ .Prompt }}"""
+//	PARAMETER temperature 0
+//	PARAMETER repeat_penalty 1
+//	PARAMETER num_ctx 2048
+//	PARAMETER stop "</s>"
+//
+// then ollama create uniner -f Modelfile, OLLAMA_NUM_PARALLEL=8 ollama
+// serve, and nerstream pointed at http://host:11434/v1 with the ollama
+// dialect, Model "uniner" and a Tokenizer (see below).
+//
+// # Dialects: a list of prompts, or one string per request
+//
+// With the dialects "" (the plain API), vllm and llama-server, the prompts
+// of one [model.PromptGroup] (one passage, asked about each entity type)
+// go out in ONE request, with "prompt" as a list of strings, so that they
+// reach one server together and its prefix cache computes the passage once
+// for all of them. A load balancer in front of several servers should keep
+// that property: it routes whole requests, so it does. Prefix caching must
+// be on in the server (vLLM: --enable-prefix-caching, the default in recent
+// versions; llama-server caches prompts by default).
+//
+// OpenAI's API allows "prompt" to be a string or a list, so "" keeps the
+// list, as it always has: every server it was used with (vLLM,
+// llama-server, SGLang, nerstream serve) takes one, and a string per
+// request would cost them the shared passage. Servers that take only a
+// string have dialects of their own: ollama (Ollama v0.24.0 decodes
+// "prompt" into a Go string and answers a list with a 400, "cannot
+// unmarshal array into Go struct field CompletionRequest.prompt of type
+// string") and openai (the plain API, one string per request, for any
+// other such server). With these, each prompt of a group is a request of
+// its own, all sent at once: each takes its own place under
+// [Options.MaxInFlightPerEndpoint], waits for one like any request, and is
+// retried alone; a 400 refuses that prompt only. The passage is then
+// shared only as far as the server's prompt cache shares it between
+// requests: Ollama's llama runner starts a request in the free slot that
+// holds the longest cached prefix of it (with OLLAMA_MULTIUSER_CACHE=1 it
+// also copies a prefix from a busy slot), so prompts sent together mostly
+// compute the passage each, in parallel slots (OLLAMA_NUM_PARALLEL).
 //
 // # The prompt as text
 //
 // Each prompt is sent as its [model.Prompt.String], the exact prompt of the
 // official code. The server adds BOS itself. The "</s>" inside the prompt
 // must become the EOS special token, not the four characters: vLLM (with
-// the Hugging Face tokenizer) and llama-server parse special tokens in
-// prompt text by default, so it does. A server configured not to parse
+// the Hugging Face tokenizer), llama-server and Ollama (its llama runner
+// tokenizes with parse_special) parse special tokens in prompt text by
+// default, so it does. A server configured not to parse
 // them would see a different prompt, and answer worse.
 //
 // Because the server parses special tokens in the whole text, it would also
@@ -45,7 +80,18 @@
 // anyway.
 //
 // Decoding is the official one: temperature 0, at most MaxNewTokens new
-// tokens ("max_tokens"), stop at "</s>". The answer text is returned as the
+// tokens ("max_tokens"), stop at "</s>". The string dialects also send
+// "top_p": 1, "frequency_penalty": 0 and "presence_penalty": 0, OpenAI's
+// neutral values: Ollama's OpenAI layer maps exactly these fields (and
+// "seed", which greedy decoding does not use, so it is not sent) to its
+// options, takes an absent temperature as 1 and a top_p of 0 as 1, and
+// passes the penalties to llama.cpp's sampler. Its repeat_penalty (1.1 by
+// default, over the last 64 tokens, the prompt's included) has no OpenAI
+// field, and changes greedy answers (16 of 64 in the issue's comparison
+// with the in-process engine; none with repeat_penalty 1): the Modelfile
+// above sets it to 1. Its TEMPLATE must be "{{ .Prompt }}", or the prompt
+// is wrapped in the model's chat template; its num_ctx must hold a prompt
+// and its answer (ContextTokens). The answer text is returned as the
 // server gives it, cut at "</s>" if the server echoes it: the in-process
 // engine returns the detokenized pieces as they are, leading space included.
 // With [Options.GuidedJSON] the server holds the answer to a JSON array of
@@ -120,13 +166,39 @@
 //
 // # Token counting
 //
-// [Engine.TokenCount] asks the server's tokenizer ([TokenizeVLLM],
-// [TokenizeLlamaServer]: POST /tokenize at the server's root, each call,
-// nothing cached) or, with [TokenizeEstimate], returns len(text)+1: no
+// [Engine.TokenCount] counts with a local tokenizer ([TokenizeLocal]: the
+// GGUF file that [Options.Tokenizer] names, loaded without its weights by
+// engines.Open; no request), or asks the server's tokenizer
+// ([TokenizeVLLM], [TokenizeLlamaServer]: POST /tokenize at the server's
+// root, each call, nothing cached) or, with [TokenizeEstimate] (the
+// default of the dialects without /tokenize: "", openai, ollama), returns
+// len(text)+1: no
 // SentencePiece or byte-level BPE text takes more tokens than its bytes
 // plus one (LLaMA splits digits into single tokens and falls back to bytes
 // for characters outside its vocabulary, so smaller estimates such as
 // bytes/2 can fall short). The estimate over-counts ordinary text about
 // fourfold, which only makes windows smaller: no round trip, no prompt too
 // long.
+//
+// # A prompt the server cut short
+//
+// Ollama cuts a prompt longer than its num_ctx silently: it answers 200
+// about the prompt's end, with usage.prompt_tokens equal to num_ctx. So
+// where the engine can count a prompt's tokens as a llama.cpp-based server
+// does (BOS, the text, each "</s>" of the template one token), it checks
+// the prompt_tokens that the server reports for that prompt alone: fewer
+// is [ErrPromptTruncated], more is [ErrPromptAltered] (a TEMPLATE around
+// the prompt, or another tokenizer), in the prompt's Completion.Err, and
+// the recognizer dead-letters the document as it does after a 400. It
+// counts with the local tokenizer, or with llama-server's /tokenize (its
+// literal text between special tokens counted once per call, passages and
+// questions shared), and checks where the server reports each prompt's own
+// count: the string dialects, llama-server's list answers. It does not
+// check vLLM, which refuses a prompt past its context with a 400 rather
+// than cut it, reports a request's total only, and tokenizes with the
+// model's Hugging Face tokenizer, which may split the text beside "</s>"
+// otherwise than llama.cpp's. Without a tokenizer (Ollama's default: it
+// has no /tokenize) nothing can be checked: the log says so at start, and
+// ContextTokens must then stay within num_ctx. [Engine.ChecksPromptTokens]
+// tells whether the engine checks.
 package openai

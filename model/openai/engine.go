@@ -24,14 +24,27 @@ import (
 type Dialect string
 
 const (
-	// DialectGeneric uses the plain OpenAI completions API only.
+	// DialectGeneric uses the plain OpenAI completions API only, with a
+	// document's prompts as a list in one request, which the API allows
+	// (vLLM, llama-server, SGLang and nerstream serve take it).
 	DialectGeneric Dialect = ""
 	// DialectVLLM is vLLM (and servers that copy its extensions, SGLang
 	// for /tokenize).
 	DialectVLLM Dialect = "vllm"
 	// DialectLlamaServer is llama.cpp's llama-server.
 	DialectLlamaServer Dialect = "llama-server"
+	// DialectOpenAI is the plain OpenAI completions API with one prompt,
+	// a string, per request: for servers that take no list of prompts.
+	DialectOpenAI Dialect = "openai"
+	// DialectOllama is Ollama's OpenAI-compatible API: one string prompt
+	// per request, with the sampling settings that make its decoding
+	// greedy (see the package doc).
+	DialectOllama Dialect = "ollama"
 )
+
+// ListPrompts says whether the dialect sends a document's prompts as a
+// list in one request; the others send each prompt alone, as a string.
+func (d Dialect) ListPrompts() bool { return d != DialectOpenAI && d != DialectOllama }
 
 // Tokenize selects how [Engine.TokenCount] counts tokens.
 type Tokenize string
@@ -43,7 +56,22 @@ const (
 	TokenizeLlamaServer Tokenize = "llama-server"
 	// TokenizeEstimate counts len(text)+1, an upper bound, with no request.
 	TokenizeEstimate Tokenize = "estimate"
+	// TokenizeLocal counts with [Options.LocalTokenizer], in this
+	// process, with no request.
+	TokenizeLocal Tokenize = "local"
 )
+
+// LocalTokenizer is a model's tokenizer in this process: the in-process
+// engine (model/llama) loaded without its weights satisfies it, as
+// engines.Open loads [Options.Tokenizer].
+type LocalTokenizer interface {
+	// TokenCount counts text as literal text, no BOS.
+	model.TokenCounter
+	// Tokenize gives a prompt's tokens as a llama.cpp-based server counts
+	// them: BOS when the vocabulary adds it, then the prompt, "</s>" in
+	// its template as the EOS token.
+	Tokenize(p model.Prompt) ([]int32, error)
+}
 
 // Routing selects how requests are spread over the endpoints.
 type Routing string
@@ -66,8 +94,9 @@ type Options struct {
 	Endpoints []string `yaml:"endpoints"`
 	// Model is the served model's name, sent as "model". vLLM checks it
 	// against --served-model-name (default: the model path given to vllm
-	// serve); llama-server ignores it. Default: empty, and the field is
-	// left out.
+	// serve), Ollama against its models (the name given to ollama
+	// create), and both answer 404 to another; llama-server ignores it.
+	// Default: empty, and the field is left out.
 	Model string `yaml:"model"`
 	// APIKey is sent as "Authorization: Bearer <key>". Default: none.
 	APIKey string `yaml:"api_key" secret:"true"`
@@ -76,9 +105,14 @@ type Options struct {
 	// as secrets. Set at most one of APIKey and APIKeyFile.
 	APIKeyFile string `yaml:"api_key_file"`
 	// Dialect is the servers' extensions: "llama-server" (llama.cpp's
-	// server, and nerstream serve), "vllm", or "" (default: the plain
-	// OpenAI API, whose token counts are estimated from bytes, which makes
-	// long documents' windows smaller than they need be).
+	// server, and nerstream serve), "vllm", "ollama", "openai" (the plain
+	// OpenAI API, one string prompt per request, for servers that take no
+	// list), or "" (default: the plain OpenAI API with each document's
+	// prompts as a list in one request, which the API allows and which
+	// lets the server's prefix cache compute the passage once). Without a
+	// tokenizer (the server's /tokenize, or Tokenizer) token counts are
+	// estimated from bytes, which makes long documents' windows smaller
+	// than they need be.
 	Dialect Dialect `yaml:"dialect"`
 	// GuidedJSON asks the server to hold each answer to a JSON array of
 	// strings, as the in-process engine's grammar does: vLLM's
@@ -87,10 +121,22 @@ type Options struct {
 	// "grammar". It needs Dialect vllm or llama-server. Default: false, as
 	// the official decoding.
 	GuidedJSON bool `yaml:"-"`
-	// Tokenize is how TokenCount counts. Default: the dialect's /tokenize
-	// for vllm and llama-server, else [TokenizeEstimate] (the generic API
-	// has no tokenizer endpoint).
+	// Tokenize is how TokenCount counts. Default: [TokenizeLocal] with a
+	// Tokenizer, else the dialect's /tokenize for vllm and llama-server,
+	// else [TokenizeEstimate] (the plain API and Ollama have no tokenizer
+	// endpoint).
 	Tokenize Tokenize `yaml:"-"`
+	// Tokenizer is a GGUF file (the served model's, or any with its
+	// vocabulary) whose tokenizer counts tokens in this process, loaded
+	// without its weights: exact counts with no request, for servers
+	// without /tokenize (Ollama, plain OpenAI), and the check that a
+	// llama.cpp-based server got each prompt whole (see the package doc).
+	// Default: none: the server's /tokenize where the dialect has one,
+	// else the bytes+1 estimate.
+	Tokenizer string `yaml:"tokenizer"`
+	// LocalTokenizer is the tokenizer that counts with TokenizeLocal;
+	// engines.Open loads Tokenizer into it. Default: none.
+	LocalTokenizer LocalTokenizer `yaml:"-"`
 	// ContextTokens is the model's context window, which the recognizer
 	// fits prompts and answers into. Default: 2048, UniNER's context. Set
 	// it no larger than the servers' (vLLM --max-model-len; llama-server's
@@ -102,8 +148,10 @@ type Options struct {
 	// "round-robin".
 	Routing Routing `yaml:"routing"`
 	// MaxInFlightPerEndpoint bounds the requests in flight on each
-	// endpoint; more wait in nerstream, where they can still go to the
-	// next free endpoint, rather than in one server's queue. Default: 8.
+	// endpoint (a document's prompts are one request, or with the ollama
+	// and openai dialects one request each); more wait in nerstream,
+	// where they can still go to the next free endpoint, rather than in
+	// one server's queue. Default: 8.
 	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
 	// Timeout bounds each request (each attempt, not the retries
 	// together). Default: 60s: one group is up to 64 prompts of up to 256
@@ -150,6 +198,18 @@ type Options struct {
 // hold special-token text, unless [Options.AllowSpecialTokenText].
 var ErrSpecialTokenText = errors.New("openai: the text holds special-token text (<s>, </s> or <unk>), which the server would parse as control tokens")
 
+// ErrPromptTruncated is wrapped by the Completion.Err of a prompt of which
+// the server counted fewer tokens than it has: the server cut it (Ollama
+// keeps the end of a prompt longer than its num_ctx, and answers 200).
+// It is checked where a count is known (see the package doc).
+var ErrPromptTruncated = errors.New("openai: the server cut the prompt short (a prompt longer than its context)")
+
+// ErrPromptAltered is wrapped by the Completion.Err of a prompt of which
+// the server counted more tokens than it has: it did not take the prompt
+// as it is (Ollama applies its model's TEMPLATE unless that is
+// "{{ .Prompt }}"), or tokenizes it otherwise than the tokenizer here.
+var ErrPromptAltered = errors.New("openai: the server counted more prompt tokens than the prompt has (a template around it, or another tokenizer)")
+
 // ErrInvalidUTF8 is the Completion.Err of a prompt that is not valid UTF-8,
 // which JSON cannot carry unchanged.
 var ErrInvalidUTF8 = errors.New("openai: the prompt is not valid UTF-8")
@@ -195,10 +255,12 @@ func DefaultOptions() Options {
 func (o Options) withDefaults() Options {
 	o = defaults.Fill(o, DefaultOptions())
 	if o.Tokenize == "" {
-		switch o.Dialect {
-		case DialectVLLM:
+		switch {
+		case o.Tokenizer != "" || o.LocalTokenizer != nil:
+			o.Tokenize = TokenizeLocal
+		case o.Dialect == DialectVLLM:
 			o.Tokenize = TokenizeVLLM
-		case DialectLlamaServer:
+		case o.Dialect == DialectLlamaServer:
 			o.Tokenize = TokenizeLlamaServer
 		default:
 			o.Tokenize = TokenizeEstimate
@@ -219,17 +281,24 @@ func (o Options) Validate() error {
 		}
 	}
 	switch o.Dialect {
-	case DialectGeneric, DialectVLLM, DialectLlamaServer:
+	case DialectGeneric, DialectVLLM, DialectLlamaServer, DialectOpenAI, DialectOllama:
 	default:
-		p.Addf("dialect", "%q is not one of llama-server, vllm or empty", o.Dialect)
+		p.Addf("dialect", "%q is not one of llama-server, vllm, ollama, openai or empty", o.Dialect)
 	}
-	if o.GuidedJSON && o.Dialect == DialectGeneric {
-		p.Addf("GuidedJSON", "needs a dialect (vllm or llama-server): the plain OpenAI API has no grammar")
+	if o.GuidedJSON && o.Dialect != DialectVLLM && o.Dialect != DialectLlamaServer {
+		p.Addf("GuidedJSON", "needs a dialect with a grammar (vllm or llama-server): the plain OpenAI API and Ollama's have none")
 	}
 	switch o.Tokenize {
 	case "", TokenizeVLLM, TokenizeLlamaServer, TokenizeEstimate:
+	case TokenizeLocal:
+		if o.Tokenizer == "" && o.LocalTokenizer == nil {
+			p.Addf("Tokenize", "local needs a tokenizer")
+		}
 	default:
-		p.Addf("Tokenize", "%q is not one of vllm, llama-server, estimate", o.Tokenize)
+		p.Addf("Tokenize", "%q is not one of vllm, llama-server, local, estimate", o.Tokenize)
+	}
+	if o.Tokenizer != "" && strings.TrimSpace(o.Tokenizer) != o.Tokenizer {
+		p.Addf("tokenizer", "%q has white space at its ends", o.Tokenizer)
 	}
 	switch o.Routing {
 	case RoutingLeastInFlight, RoutingRoundRobin:
@@ -260,6 +329,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if noRetries {
 		opts.Retries = 0
+	}
+	if opts.Tokenize == TokenizeLocal && opts.LocalTokenizer == nil {
+		return nil, fmt.Errorf("openai: the tokenizer %s is not loaded: open the engine with engines.Open, or set LocalTokenizer", opts.Tokenizer)
 	}
 	if opts.now == nil {
 		opts.now = time.Now

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/openai/openaitest"
 	"github.com/nerstream/nerstream/record"
 )
 
@@ -185,7 +186,7 @@ func TestGenerate(t *testing.T) {
 		}
 		wantPT, wantGT := 0, 0
 		for p, prompt := range groups[g].Prompts {
-			wantPT += 1 + len(strings.Fields(prompt.String()))
+			wantPT += openaitest.Tokens(prompt.String())
 			wantGT += len(wantAnswer(docs[g][0], strings.Split(docs[g][1], ",")[p])) + 1
 		}
 		if pt != wantPT || gt != wantGT {
@@ -222,7 +223,7 @@ func TestGenerateListAnswerPerChoiceUsage(t *testing.T) {
 	checkAnswers(t, groups, docs, out)
 	for g := range groups {
 		for p, c := range out[g] {
-			want := 1 + len(strings.Fields(groups[g].Prompts[p].String()))
+			want := openaitest.Tokens(groups[g].Prompts[p].String())
 			if c.PromptTokens != want || c.GeneratedTokens != len(c.Text)+1 {
 				t.Errorf("group %d prompt %d: tokens %d, %d; want the choice's own %d, %d", g, p, c.PromptTokens, c.GeneratedTokens, want, len(c.Text)+1)
 			}

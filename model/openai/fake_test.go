@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nerstream/nerstream/model/openai/openaitest"
 )
 
 // The UniNER prompt's fixed text, as the fake parses it.
@@ -90,9 +92,22 @@ func (f *fakeServer) hits() int {
 }
 
 // isProbe says whether a completions body is the engine's health probe: a
-// one-token answer about the probe's passage.
+// one-token answer to probePrompt.
 func isProbe(body []byte) bool {
-	return bytes.Contains(body, []byte(`"max_tokens":1,`)) && bytes.Contains(body, []byte("Ada Lovelace lived in London."))
+	var req struct {
+		Prompt    any `json:"prompt"`
+		MaxTokens int `json:"max_tokens"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.MaxTokens != 1 {
+		return false
+	}
+	switch p := req.Prompt.(type) {
+	case string:
+		return p == probePrompt
+	case []any:
+		return len(p) == 1 && p[0] == probePrompt
+	}
+	return false
 }
 
 func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
@@ -202,14 +217,15 @@ func (f *fakeServer) complete(w http.ResponseWriter, r *http.Request, body map[s
 		}
 		answers[i] = " " + string(a)
 	}
-	if len(prompts) != 1 || !strings.Contains(prompts[0], "Ada Lovelace lived in London.") || body["max_tokens"] != 1.0 {
+	if len(prompts) != 1 || prompts[0] != probePrompt || body["max_tokens"] != 1.0 {
 		f.mu.Lock()
 		f.requests = append(f.requests, fakeRequest{Prompts: prompts, Raw: body, Auth: r.Header.Get("Authorization")})
 		f.mu.Unlock()
 	}
 
-	// Tokens: one per word, plus BOS; one per answer byte.
-	ptoks := func(i int) int { return 1 + len(strings.Fields(prompts[i])) }
+	// Tokens: as a llama.cpp server counts them (BOS, "</s>" one token); one
+	// per answer byte.
+	ptoks := func(i int) int { return openaitest.Tokens(prompts[i]) }
 	if f.listAnswer {
 		var out []any
 		for i := range prompts {

@@ -19,8 +19,10 @@ var stopAtEOS = json.RawMessage(`["` + model.EOS + `"]`)
 // answerSchema is the JSON schema of an answer, for vLLM.
 var answerSchema = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
 
-// Generate implements [model.Engine]. Each group is one request; the groups
-// run concurrently, at most as many as the pool has places.
+// Generate implements [model.Engine]. Each group is one request, or with a
+// dialect that takes string prompts only, one request per prompt, sent
+// together; the groups run concurrently, and every request waits for a
+// place on an endpoint.
 func (e *Engine) Generate(ctx context.Context, groups []model.PromptGroup, opts model.GenerateOptions) ([][]model.Completion, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -32,12 +34,13 @@ func (e *Engine) Generate(ctx context.Context, groups []model.PromptGroup, opts 
 	out := make([][]model.Completion, len(groups))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	counts := &segmentCounts{}
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(len(groups), e.capacity) {
 		wg.Go(func() {
 			for g := range work {
-				if err := e.generateGroup(ctx, groups[g].Prompts, maxNew, &out[g]); err != nil {
+				if err := e.generateGroup(ctx, groups[g].Prompts, maxNew, counts, &out[g]); err != nil {
 					cancel(err)
 				}
 			}
@@ -60,11 +63,11 @@ feed:
 }
 
 // generateGroup answers one group into *out. Its error fails the whole call.
-func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxNew int, out *[]model.Completion) error {
+func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxNew int, counts *segmentCounts, out *[]model.Completion) error {
 	comps := make([]model.Completion, len(prompts))
-	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &maxNew, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS}
-	var sent []int     // indices into prompts of texts
-	var texts []string // the prompts sent
+	counted := make([]bool, len(prompts)) // the server gave the prompt's own count
+	var sent []int                        // indices into prompts of texts
+	var texts []string                    // the prompts sent
 	for p, prompt := range prompts {
 		if err := e.checkPrompt(prompt); err != nil {
 			comps[p].Err = err
@@ -74,58 +77,127 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 		texts = append(texts, prompt.String())
 	}
 	if len(sent) > 0 {
-		if e.opts.GuidedJSON {
-			switch e.opts.Dialect {
-			case DialectVLLM:
-				req.StructuredOutputs = map[string]any{"json": answerSchema}
-			case DialectLlamaServer:
-				req.Grammar = model.AnswerGrammar
-			}
-		}
 		var err error
-		if req.Prompt, err = json.Marshal(texts); err != nil {
-			return fmt.Errorf("openai: encoding a request: %w", err)
-		}
-		payload, err := json.Marshal(req)
-		if err != nil {
-			return fmt.Errorf("openai: encoding a request: %w", err)
-		}
-		var got []model.Completion
-		err = e.call(ctx, func(ep *endpoint) string { return ep.base + "/completions" }, payload, func(body []byte) error {
-			var err error
-			got, err = decodeCompletions(body, texts)
-			return err
-		})
-		if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
-			for _, p := range sent {
-				comps[p].Err = se
-			}
-		} else if errors.Is(err, ErrRequestFailed) {
-			// The document fails healthy servers: its own error.
-			for _, p := range sent {
-				comps[p].Err = err
-			}
-		} else if err != nil {
-			return err
+		if e.opts.Dialect.ListPrompts() {
+			err = e.complete(ctx, sent, texts, maxNew, comps, counted)
 		} else {
-			for i, p := range sent {
-				comps[p] = got[i]
-			}
+			err = e.completeEach(ctx, sent, texts, maxNew, comps, counted)
+		}
+		if err != nil {
+			return err
+		}
+		if err := e.verifyPromptTokens(ctx, prompts, counted, counts, comps); err != nil {
+			return err
 		}
 	}
 	*out = comps
 	return nil
 }
 
+// completeEach sends each prompt alone, all at once: each request takes
+// its own place on an endpoint. The first error that fails the call stops
+// the others.
+func (e *Engine) completeEach(ctx context.Context, sent []int, texts []string, maxNew int, comps []model.Completion, counted []bool) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for i := range sent {
+		wg.Go(func() {
+			if err := e.complete(ctx, sent[i:i+1], texts[i:i+1], maxNew, comps, counted); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// complete sends texts, the prompts sent[i] of a group, in one request (a
+// list of prompts, or with a dialect that takes strings only, the one
+// prompt as a string), and puts their answers in comps[sent[i]], and in
+// counted[sent[i]] whether the server counted that prompt's tokens alone.
+// A refusal of the request (400, 413) is every one of its prompts'
+// Completion.Err; any other error fails the call.
+func (e *Engine) complete(ctx context.Context, sent []int, texts []string, maxNew int, comps []model.Completion, counted []bool) error {
+	payload, err := e.completionPayload(texts, maxNew)
+	if err != nil {
+		return err
+	}
+	var got []model.Completion
+	var perPrompt bool
+	err = e.call(ctx, func(ep *endpoint) string { return ep.base + "/completions" }, payload, func(body []byte) error {
+		var err error
+		got, perPrompt, err = decodeCompletions(body, texts)
+		return err
+	})
+	if se, ok := errors.AsType[*StatusError](err); ok && se.refusesGroup() {
+		for _, p := range sent {
+			comps[p].Err = se
+		}
+		return nil
+	}
+	if errors.Is(err, ErrRequestFailed) {
+		// The document fails healthy servers: its own error.
+		for _, p := range sent {
+			comps[p].Err = err
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i, p := range sent {
+		comps[p], counted[p] = got[i], perPrompt
+	}
+	return nil
+}
+
+// completionPayload is the body of a completions request for texts (a
+// list of prompts, or with a dialect that takes strings only, the one
+// prompt as a string), in the dialect's shape.
+func (e *Engine) completionPayload(texts []string, maxNew int) ([]byte, error) {
+	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &maxNew, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS}
+	if e.opts.GuidedJSON {
+		switch e.opts.Dialect {
+		case DialectVLLM:
+			req.StructuredOutputs = map[string]any{"json": answerSchema}
+		case DialectLlamaServer:
+			req.Grammar = model.AnswerGrammar
+		}
+	}
+	var err error
+	if e.opts.Dialect.ListPrompts() {
+		req.Prompt, err = json.Marshal(texts)
+	} else {
+		// The neutral values of OpenAI's sampling settings, sent where
+		// the server's own defaults differ: Ollama takes an absent
+		// temperature as 1 and top_p 0 as 1. (Its repeat_penalty, 1.1
+		// by default, has no field here: see the package doc.)
+		req.TopP, req.FrequencyPenalty, req.PresencePenalty = openaiapi.Ptr(1.0), openaiapi.Ptr(0.0), openaiapi.Ptr(0.0)
+		req.Prompt, err = json.Marshal(texts[0])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("openai: encoding a request: %w", err)
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("openai: encoding a request: %w", err)
+	}
+	return payload, nil
+}
+
 // decodeCompletions reads the answer to a request of len(prompts) prompts:
 // one completion object, or (llama-server, for a list of prompts) a list
 // of them, one per prompt. Every prompt must have exactly one choice.
-func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error) {
+// perPrompt says whether the server gave each prompt's own prompt token
+// count (per choice, per completion of a list, or a request of one
+// prompt), rather than a total spread over them.
+func decodeCompletions(body []byte, prompts []string) (out []model.Completion, perPrompt bool, err error) {
 	var resps []openaiapi.CompletionResponse
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
 		if err := json.Unmarshal(body, &resps); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for i := range resps {
 			// A completion's usage is its one choice's.
@@ -137,7 +209,7 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 	} else {
 		var r openaiapi.CompletionResponse
 		if err := json.Unmarshal(body, &r); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		resps = []openaiapi.CompletionResponse{r}
 	}
@@ -152,14 +224,14 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 		}
 		for _, c := range r.Choices {
 			if c.Index == nil || c.Text == nil {
-				return nil, errors.New("a choice without index or text")
+				return nil, false, errors.New("a choice without index or text")
 			}
 			i := *c.Index
 			if i < 0 || i >= n {
-				return nil, fmt.Errorf("choice index %d out of range for %d prompts", i, n)
+				return nil, false, fmt.Errorf("choice index %d out of range for %d prompts", i, n)
 			}
 			if texts[i] != nil {
-				return nil, fmt.Errorf("two choices for prompt %d", i)
+				return nil, false, fmt.Errorf("two choices for prompt %d", i)
 			}
 			texts[i] = c.Text
 			per[i] = c.Usage
@@ -167,9 +239,9 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 		}
 	}
 	if count != n {
-		return nil, fmt.Errorf("%d choices for %d prompts", count, n)
+		return nil, false, fmt.Errorf("%d choices for %d prompts", count, n)
 	}
-	out := make([]model.Completion, n)
+	out = make([]model.Completion, n)
 	for i, t := range texts {
 		out[i].Text = trimAnswer(*t)
 	}
@@ -190,7 +262,7 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 			out[i].PromptTokens = *per[i].PromptTokens
 			out[i].GeneratedTokens = *per[i].CompletionTokens
 		}
-		return out, nil
+		return out, true, nil
 	}
 	if total.PromptTokens != nil {
 		for i, v := range spread(*total.PromptTokens, promptWeights) {
@@ -202,7 +274,7 @@ func decodeCompletions(body []byte, prompts []string) ([]model.Completion, error
 			out[i].GeneratedTokens = v
 		}
 	}
-	return out, nil
+	return out, n == 1 && total.PromptTokens != nil, nil
 }
 
 func addUsage(a, b openaiapi.Usage) openaiapi.Usage {

@@ -2,12 +2,10 @@ package openai
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/model"
 )
 
@@ -29,22 +27,24 @@ var ErrServerRefuses = errors.New("openai: every server refuses a plain completi
 // it reuse the result rather than probe again.
 const probeTTL = time.Second
 
-// probePayload is the health probe's request: a UniNER prompt about a
-// one-line passage, one new token, in the shape of every other request.
-func (e *Engine) probePayload() []byte {
+// probePrompt is the health probe's prompt: UniNER's, about the shortest
+// of passages, so that a server whose context takes any document takes
+// it.
+var probePrompt = func() string {
 	tmpl, _ := model.NewTemplate(model.PromptOptions{})
-	one := 1
-	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &one, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS}
-	req.Prompt, _ = json.Marshal([]string{tmpl.Prompt("Ada Lovelace lived in London.", "person").String()})
-	payload, _ := json.Marshal(req)
-	return payload
-}
+	return tmpl.Prompt("Hi.", "person").String()
+}()
 
-// probeOnce sends the probe to ep: nil when it answers with one completion.
+// probeOnce sends the probe to ep, one new token in the shape of every
+// other request: nil when it answers with one completion.
 func (e *Engine) probeOnce(ctx context.Context, ep *endpoint) error {
-	prompts := []string{""}
-	_, _, err := e.send(ctx, ep, ep.base+"/completions", e.probePayload(), func(body []byte) error {
-		_, err := decodeCompletions(body, prompts)
+	prompts := []string{probePrompt}
+	payload, err := e.completionPayload(prompts, 1)
+	if err != nil {
+		return err
+	}
+	_, _, err = e.send(ctx, ep, ep.base+"/completions", payload, func(body []byte) error {
+		_, _, err := decodeCompletions(body, prompts)
 		return err
 	})
 	return err

@@ -12,7 +12,8 @@ import (
 
 // TokenCount implements [model.Engine]: the tokens text takes as literal
 // text, no BOS. See [Options.Tokenize]. Nothing is cached: each call with a
-// tokenizer is one request (with the retries of any other).
+// server's tokenizer is one request (with the retries of any other); a
+// local tokenizer sends none.
 func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -21,6 +22,12 @@ func (e *Engine) TokenCount(ctx context.Context, text string) (int, error) {
 	switch e.opts.Tokenize {
 	case TokenizeEstimate:
 		return EstimateTokens(text), nil
+	case TokenizeLocal:
+		n, err := e.opts.LocalTokenizer.TokenCount(ctx, text)
+		if err != nil {
+			return 0, fmt.Errorf("openai: counting tokens: %w", err)
+		}
+		return n, nil
 	case TokenizeVLLM:
 		req.Model, req.Prompt, req.AddSpecialTokens = e.opts.Model, &text, openaiapi.Ptr(false)
 	case TokenizeLlamaServer:
