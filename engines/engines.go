@@ -10,9 +10,11 @@
 //
 // [Open] returns a [Model]: the [model.Engine], the name that annotations
 // carry, and its Close. A spec that cannot name a model (a missing file, a
-// folder, a file that is not GGUF, an unknown preset, a malformed
-// reference or URL) is an error that wraps [ErrSpec], so that a command can
-// tell bad input (exit 2) from a failure to run it.
+// folder, a file that is not GGUF, a GGUF file that the gate of package
+// gguf refuses because llama.cpp would abort on it or refuse it, an
+// unknown preset, a malformed reference or URL) is an error that wraps
+// [ErrSpec], so that a command can tell bad input (exit 2) from a failure
+// to run it.
 //
 // [Flags] are the model flags that every command registers, and
 // [FromConfig] maps the configuration's model section to a spec and
@@ -150,11 +152,11 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 }
 
 // openFile loads a GGUF file in this process, after checking in Go that it
-// is one (llama.cpp aborts the process on some malformed files): one
-// worker on each device of opts.Devices, each with its own context and the
-// whole model, behind one engine.
+// is one that llama.cpp loads safely (it aborts the process on some
+// malformed files): one worker on each device of opts.Devices, each with
+// its own context and the whole model, behind one engine.
 func openFile(path string, opts Options) (*Model, error) {
-	if err := checkFile(path); err != nil {
+	if err := checkFile(path, opts.Llama.VocabOnly); err != nil {
 		return nil, err
 	}
 	lo := opts.Llama
@@ -163,7 +165,7 @@ func openFile(path string, opts Options) (*Model, error) {
 	if lo.VocabOnly || lo.Device != "" {
 		eng, err := llama.Load(path, lo)
 		if err != nil {
-			return nil, err
+			return nil, specError(err)
 		}
 		return &Model{Engine: eng, Name: name, Path: path, Local: eng, Workers: []Worker{{lo.Device, eng}}, close: eng.Close}, nil
 	}
@@ -187,7 +189,7 @@ func openFile(path string, opts Options) (*Model, error) {
 		eng, err := llama.Load(path, wo)
 		if err != nil {
 			p.close()
-			return nil, fmt.Errorf("on %s: %w", d.Name, err)
+			return nil, specError(fmt.Errorf("on %s: %w", d.Name, err))
 		}
 		p.workers = append(p.workers, &poolWorker{device: d.Name, eng: eng})
 		m.Workers = append(m.Workers, Worker{d.Name, eng})
@@ -204,8 +206,12 @@ func openFile(path string, opts Options) (*Model, error) {
 	return m, nil
 }
 
-// checkFile refuses a path that is not a readable GGUF file, as ErrSpec.
-func checkFile(path string) error {
+// checkFile refuses, as ErrSpec, a path that is not a GGUF file that
+// llama.cpp loads safely: a folder, a file that is not GGUF, or one that
+// the gate (gguf.File.CheckLlama) refuses, as a model or, for a
+// vocabulary-only load, as a vocabulary. llama.Load checks again, for
+// those who call it directly.
+func checkFile(path string, vocabOnly bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSpec, err)
@@ -219,10 +225,26 @@ func checkFile(path string) error {
 		return fmt.Errorf("%w: %s is a folder, not a GGUF file", ErrSpec, path)
 	}
 	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != "GGUF" {
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != gguf.Magic {
 		return fmt.Errorf("%w: %s is not a GGUF file", ErrSpec, path)
 	}
+	mode := gguf.LoadModel
+	if vocabOnly {
+		mode = gguf.LoadVocab
+	}
+	if _, err := gguf.OpenLlama(path, mode); err != nil {
+		return fmt.Errorf("%w: %w", ErrSpec, err)
+	}
 	return nil
+}
+
+// specError makes a load that the gate refused (the file changed since
+// checkFile, say) an ErrSpec, as checkFile's refusals are.
+func specError(err error) error {
+	if errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel) {
+		return fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	return err
 }
 
 // openSynth writes a synthetic model of the preset (F16, seed 1) to a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/gguf/gguftest"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
 )
@@ -211,5 +214,51 @@ func TestOpenRemoteTokenizer(t *testing.T) {
 	}
 	if _, err := Open(ctx, "openai:http://127.0.0.1:1/v1", Options{OpenAI: openai.Options{Dialect: "ollama", Tokenizer: filepath.Join(t.TempDir(), "none.gguf")}}); !errors.Is(err, ErrSpec) {
 		t.Errorf("a missing tokenizer: %v, want an ErrSpec", err)
+	}
+}
+
+// TestOpenRefusesHostileFiles: every file of the hostile corpus that the
+// gate refuses is an ErrSpec from Open, in one line that says what is
+// wrong, before llama.cpp sees it (package llama runs the corpus through
+// llama.cpp itself, in child processes). A vocabulary-only open takes
+// LLaMA's vocabulary, a file without tensors.
+func TestOpenRefusesHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	refused := 0
+	for i, c := range gguftest.Cases() {
+		if c.Refused == "" {
+			continue
+		}
+		refused++
+		path := filepath.Join(dir, fmt.Sprintf("case-%d.gguf", i))
+		if err := c.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Open(context.Background(), path, Options{Llama: llama.Options{Threads: 1, VocabOnly: c.Mode == gguf.LoadVocab}})
+		if m != nil {
+			m.Close()
+		}
+		switch {
+		case !errors.Is(err, ErrSpec):
+			t.Errorf("%s: %v, want an ErrSpec", c.Name, err)
+		case !strings.Contains(err.Error(), c.Refused) || strings.ContainsAny(err.Error(), "\n\r"):
+			t.Errorf("%s: %q, want one line that says %q", c.Name, err, c.Refused)
+		}
+	}
+	if refused < 25 {
+		t.Errorf("%d hostile files, want at least 25", refused)
+	}
+
+	vocab := filepath.Join("..", "..", "shared", "data", "vocab", "ggml-vocab-llama-spm.gguf")
+	if _, err := os.Stat(vocab); err != nil {
+		t.Skipf("SKIPPED (the rest): needs LLaMA's vocabulary in ../shared/data/vocab beside the checkout (%v)", err)
+	}
+	m, err := Open(context.Background(), vocab, Options{Llama: llama.Options{Threads: 1, VocabOnly: true}})
+	if err != nil {
+		t.Fatalf("LLaMA's vocabulary, vocabulary only: %v", err)
+	}
+	m.Close()
+	if _, err := Open(context.Background(), vocab, Options{Llama: llama.Options{Threads: 1}}); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "token_embd.weight") {
+		t.Errorf("LLaMA's vocabulary as a model: %v, want an ErrSpec for its missing tensors", err)
 	}
 }

@@ -32,6 +32,16 @@ const KeyAlignment = "general.alignment"
 // maxDepth bounds the nesting of arrays of arrays.
 const maxDepth = 8
 
+// MaxHeaderBytes bounds the header (the metadata and the tensor
+// descriptions): [Read] refuses a file whose header runs past it, so that
+// the memory a header takes is bounded whatever the size of the file. Real
+// headers take a few megabytes (LLaMA-7B's, with its 32,000 tokens, 0.7
+// MB; a 256,000-token vocabulary with its merges about 20 MB).
+const MaxHeaderBytes = 256 << 20
+
+// maxHeader is MaxHeaderBytes, a variable so that tests can lower it.
+var maxHeader int64 = MaxHeaderBytes
+
 // KV is one metadata entry: a key and its value.
 //
 // Values are Go values of the GGUF value types: uint8, int8, uint16, int16,
@@ -57,6 +67,8 @@ type File struct {
 	// DataOffset is where the data section starts, from the start of the
 	// file; tensor offsets are relative to it.
 	DataOffset int64
+	// Size is the size of the file in bytes.
+	Size int64
 }
 
 // KV returns the value of the metadata key, and whether it is present.
@@ -201,7 +213,7 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("%w: negative size %d", ErrFormat, size)
 	}
-	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10), size: size}
+	d := &decoder{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10), size: size, limit: min(size, maxHeader)}
 	f, err := d.file()
 	if err != nil {
 		var fe *formatError
@@ -213,20 +225,27 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	return f, nil
 }
 
-// decoder reads little-endian values, keeping count of the bytes left.
+// decoder reads little-endian values, keeping count of the bytes left
+// before the end of the header's room: the end of the file, or
+// MaxHeaderBytes.
 type decoder struct {
-	r    *bufio.Reader
-	pos  int64
-	size int64
-	buf  [8]byte
+	r     *bufio.Reader
+	pos   int64
+	size  int64 // the file's size
+	limit int64 // where the header must end: min(size, maxHeader)
+	buf   [8]byte
+	sbuf  []byte // str's buffer for short strings
 }
 
-func (d *decoder) left() int64 { return d.size - d.pos }
+func (d *decoder) left() int64 { return d.limit - d.pos }
 
 // need fails unless n bytes are left.
 func (d *decoder) need(n uint64, what string) error {
 	if n > uint64(d.left()) {
-		return bad("%s needs %d bytes at offset %d, but the file has %d left", what, n, d.pos, d.left())
+		if d.limit < d.size && n <= uint64(d.size-d.pos) {
+			return bad("%s needs %d bytes at offset %d, past the %d-byte bound on a header", what, n, d.pos, d.limit)
+		}
+		return bad("%s needs %d bytes at offset %d, but the file has %d left", what, n, d.pos, d.size-d.pos)
 	}
 	return nil
 }
@@ -269,16 +288,40 @@ func (d *decoder) u64(what string) (uint64, error) {
 	return binary.LittleEndian.Uint64(b), nil
 }
 
+// lengthOf names the length of a string for messages, without an
+// allocation for the usual ones (str runs once per token).
+func lengthOf(what string) string {
+	switch what {
+	case "string":
+		return "string length"
+	case "key":
+		return "key length"
+	case "tensor name":
+		return "tensor name length"
+	}
+	return what + " length"
+}
+
 // str reads a GGUF string: a uint64 length and that many bytes.
 func (d *decoder) str(what string) (string, error) {
-	n, err := d.u64(what + " length")
+	n, err := d.u64(lengthOf(what))
 	if err != nil {
 		return "", err
 	}
-	if err := d.need(n, fmt.Sprintf("%s of length %d", what, n)); err != nil {
-		return "", err
+	if n > uint64(d.left()) {
+		return "", d.need(n, fmt.Sprintf("%s of length %d", what, n))
 	}
-	b := make([]byte, n)
+	// Short strings (tokens, keys) go through one reused buffer, so that
+	// each costs one allocation, the string's own.
+	var b []byte
+	if n <= uint64(cap(d.sbuf)) {
+		b = d.sbuf[:n]
+	} else if n <= 256 {
+		d.sbuf = make([]byte, 256)
+		b = d.sbuf[:n]
+	} else {
+		b = make([]byte, n)
+	}
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		return "", d.readErr(err, what)
 	}
@@ -294,7 +337,7 @@ func (d *decoder) file() (*File, error) {
 	if string(b) != Magic {
 		return nil, bad("magic %q, want %q", b, Magic)
 	}
-	f := &File{Alignment: DefaultAlignment}
+	f := &File{Alignment: DefaultAlignment, Size: d.size}
 	if f.Version, err = d.u32("version"); err != nil {
 		return nil, err
 	}
@@ -331,23 +374,23 @@ func (d *decoder) file() (*File, error) {
 			return nil, fmt.Errorf("metadata entry %d: %w", i, err)
 		}
 		if keys[key] {
-			return nil, bad("metadata entry %d: duplicate key %q", i, key)
+			return nil, bad("metadata entry %d: duplicate key %s", i, quote(key))
 		}
 		keys[key] = true
 		typ, err := d.u32("value type")
 		if err != nil {
-			return nil, fmt.Errorf("metadata entry %d (%q): %w", i, key, err)
+			return nil, fmt.Errorf("metadata entry %d (%s): %w", i, quote(key), err)
 		}
 		v, err := d.value(typ, 0)
 		if err != nil {
-			return nil, fmt.Errorf("metadata entry %d (%q): %w", i, key, err)
+			return nil, fmt.Errorf("metadata entry %d (%s): %w", i, quote(key), err)
 		}
 		f.KVs = append(f.KVs, KV{Key: key, Value: v})
 	}
 	if v, ok := f.KV(KeyAlignment); ok {
 		a, ok := asUint(v)
 		if !ok || a == 0 || a&(a-1) != 0 || a > 1<<30 {
-			return nil, bad("%s is %v (%T), want a power of two", KeyAlignment, v, v)
+			return nil, bad("%s is %s (%T), want a power of two", KeyAlignment, short(v), v)
 		}
 		f.Alignment = a
 	}
@@ -358,12 +401,12 @@ func (d *decoder) file() (*File, error) {
 		t, err := d.tensorInfo(f.Alignment)
 		if err != nil {
 			if t.Name != "" {
-				return nil, fmt.Errorf("tensor %d (%q): %w", i, t.Name, err)
+				return nil, fmt.Errorf("tensor %d (%s): %w", i, quote(t.Name), err)
 			}
 			return nil, fmt.Errorf("tensor %d: %w", i, err)
 		}
 		if names[t.Name] {
-			return nil, bad("tensor %d: duplicate name %q", i, t.Name)
+			return nil, bad("tensor %d: duplicate name %s", i, quote(t.Name))
 		}
 		names[t.Name] = true
 		f.Tensors = append(f.Tensors, t)
@@ -374,8 +417,8 @@ func (d *decoder) file() (*File, error) {
 		n, _ := t.Bytes() // checked by tensorInfo
 		start := uint64(f.DataOffset) + t.Offset
 		if t.Offset > maxInt64 || start < t.Offset || start > uint64(d.size) || n > uint64(d.size)-start {
-			return nil, bad("tensor %d (%q): its %d bytes of data at offset %d of the data section (which starts at %d) run past the end of the %d-byte file",
-				i, t.Name, n, t.Offset, f.DataOffset, d.size)
+			return nil, bad("tensor %d (%s): its %d bytes of data at offset %d of the data section (which starts at %d) run past the end of the %d-byte file",
+				i, quote(t.Name), n, t.Offset, f.DataOffset, d.size)
 		}
 	}
 	return f, nil

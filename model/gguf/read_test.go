@@ -115,6 +115,7 @@ func handFile() (*builder, *File) {
 		},
 		Alignment:  32,
 		DataOffset: dataOffset,
+		Size:       int64(len(b.b)),
 	}
 	return b, want
 }

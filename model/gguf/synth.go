@@ -111,13 +111,26 @@ type SynthOptions struct {
 // as opts.Type. The weights are generated and written chunk by chunk, so
 // even the 7b preset is written in a few megabytes of memory.
 func Synth(w io.Writer, opts SynthOptions) error {
+	kvs, tensors, err := synthHeader(opts)
+	if err != nil {
+		return err
+	}
+	g := &weightGen{seed: opts.Seed}
+	return Write(w, kvs, tensors, func(i int, w io.Writer) error {
+		return g.write(w, i, tensors[i])
+	})
+}
+
+// synthHeader returns the metadata and the tensors that [Synth] writes for
+// opts.
+func synthHeader(opts SynthOptions) ([]KV, []TensorInfo, error) {
 	preset := opts.Preset
 	if preset == "" {
 		preset = "tiny"
 	}
 	s, err := PresetShapes(preset)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var ftype FileType
 	switch opts.Type {
@@ -128,7 +141,7 @@ func Synth(w io.Writer, opts SynthOptions) error {
 	case TypeQ8_0:
 		ftype = FileTypeQ8_0
 	default:
-		return fmt.Errorf("gguf: synthetic weights of type %s: want F32, F16 or Q8_0", opts.Type)
+		return nil, nil, fmt.Errorf("gguf: synthetic weights of type %s: want F32, F16 or Q8_0", opts.Type)
 	}
 	v := opts.Vocab
 	if v == nil {
@@ -136,21 +149,17 @@ func Synth(w io.Writer, opts SynthOptions) error {
 		padVocab(v, s.VocabSize)
 	}
 	if err := v.Validate(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
+		return nil, nil, fmt.Errorf("gguf: %w", err)
 	}
 	s.VocabSize = len(v.Tokens)
 	if err := s.Validate(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
+		return nil, nil, fmt.Errorf("gguf: %w", err)
 	}
 	name := opts.Name
 	if name == "" {
 		name = "nerstream-synthetic-" + preset
 	}
-	tensors := llamaTensors(s, opts.Type)
-	g := &weightGen{seed: opts.Seed}
-	return Write(w, llamaKVs(s, name, ftype, v), tensors, func(i int, w io.Writer) error {
-		return g.write(w, i, tensors[i])
-	})
+	return llamaKVs(s, name, ftype, v), llamaTensors(s, opts.Type), nil
 }
 
 // padVocab appends unused tokens "<unused N>" to v until it has n tokens.

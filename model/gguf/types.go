@@ -155,29 +155,29 @@ func (t TensorInfo) Elements() uint64 {
 func (t TensorInfo) Bytes() (uint64, error) {
 	bs, ts := t.Type.BlockSize(), t.Type.TypeSize()
 	if bs == 0 {
-		return 0, fmt.Errorf("tensor %q: unknown ggml type %d", t.Name, uint32(t.Type))
+		return 0, fmt.Errorf("tensor %s: unknown ggml type %d", quote(t.Name), uint32(t.Type))
 	}
 	if len(t.Dims) > MaxDims {
-		return 0, fmt.Errorf("tensor %q: %d dimensions, more than %d", t.Name, len(t.Dims), MaxDims)
+		return 0, fmt.Errorf("tensor %s: %d dimensions, more than %d", quote(t.Name), len(t.Dims), MaxDims)
 	}
 	ne0 := uint64(1)
 	if len(t.Dims) > 0 {
 		ne0 = t.Dims[0]
 	}
 	if ne0%bs != 0 {
-		return 0, fmt.Errorf("tensor %q: first dimension %d is not a multiple of the %s block size %d", t.Name, ne0, t.Type, bs)
+		return 0, fmt.Errorf("tensor %s: first dimension %d is not a multiple of the %s block size %d", quote(t.Name), ne0, t.Type, bs)
 	}
 	n := uint64(1)
 	for _, d := range t.Dims {
 		hi, lo := bits.Mul64(n, d)
 		if hi != 0 || lo > maxInt64 {
-			return 0, fmt.Errorf("tensor %q: dimensions %v overflow", t.Name, t.Dims)
+			return 0, fmt.Errorf("tensor %s: dimensions %v overflow", quote(t.Name), t.Dims)
 		}
 		n = lo
 	}
 	hi, size := bits.Mul64(n/bs, ts)
 	if hi != 0 || size > maxInt64 {
-		return 0, fmt.Errorf("tensor %q: size of %v %s overflows", t.Name, t.Dims, t.Type)
+		return 0, fmt.Errorf("tensor %s: size of %v %s overflows", quote(t.Name), t.Dims, t.Type)
 	}
 	return size, nil
 }

@@ -65,9 +65,35 @@ func Write(w io.Writer, kvs []KV, tensors []TensorInfo, data func(i int, w io.Wr
 		}
 	}
 
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := writeHeader(bw, kvs, tensors, offsets, align); err != nil {
+		return err
+	}
+	tw := &countingWriter{w: bw}
+	for i, t := range tensors {
+		tw.n = 0
+		if err := data(i, tw); err != nil {
+			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
+		}
+		if uint64(tw.n) != sizes[i] {
+			return fmt.Errorf("gguf: tensor %q: data wrote %d bytes, want %d", t.Name, tw.n, sizes[i])
+		}
+		if err := pad(bw, sizes[i], align); err != nil {
+			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	return nil
+}
+
+// writeHeader writes the header of a file, checked by Write, through the
+// padding before the data section: the magic, the counts, kvs, and the
+// tensor descriptions with the given offsets.
+func writeHeader(w io.Writer, kvs []KV, tensors []TensorInfo, offsets []uint64, align uint64) error {
 	cw := &countingWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	e := &encoder{w: bw}
+	e := &encoder{w: cw}
 	e.raw([]byte(Magic))
 	e.u32(Version)
 	e.u64(uint64(len(tensors)))
@@ -90,24 +116,8 @@ func Write(w io.Writer, kvs []KV, tensors []TensorInfo, data func(i int, w io.Wr
 	if e.err != nil {
 		return fmt.Errorf("gguf: writing header: %w", e.err)
 	}
-	if err := pad(bw, uint64(cw.n)+uint64(bw.Buffered()), align); err != nil {
+	if err := pad(cw, uint64(cw.n), align); err != nil {
 		return fmt.Errorf("gguf: writing header: %w", err)
-	}
-	tw := &countingWriter{w: bw}
-	for i, t := range tensors {
-		tw.n = 0
-		if err := data(i, tw); err != nil {
-			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
-		}
-		if uint64(tw.n) != sizes[i] {
-			return fmt.Errorf("gguf: tensor %q: data wrote %d bytes, want %d", t.Name, tw.n, sizes[i])
-		}
-		if err := pad(bw, sizes[i], align); err != nil {
-			return fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
 	}
 	return nil
 }

@@ -71,11 +71,20 @@ type cModel struct {
 	m *C.struct_llama_model
 }
 
-// loadModel loads a GGUF file. gpuLayers < 0 offloads every layer. devices
-// nil leaves the choice to llama.cpp (every GPU device of the loaded
-// backends); an empty, non-nil devices keeps the model on the CPU.
+// loadMu serializes loads, so that the error lines llama.cpp logs during a
+// load are that load's.
+var loadMu sync.Mutex
+
+// loadModel loads a GGUF file, which the caller has checked (see
+// gguf.File.CheckLlama): llama.cpp aborts the process on some malformed
+// files. gpuLayers < 0 offloads every layer. devices nil leaves the choice
+// to llama.cpp (every GPU device of the loaded backends); an empty, non-nil
+// devices keeps the model on the CPU. A refusal says every error line
+// llama.cpp logged during the load.
 func loadModel(path string, gpuLayers int, vocabOnly bool, devices []cDevice) (*cModel, error) {
 	initBackend()
+	loadMu.Lock()
+	defer loadMu.Unlock()
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = C.int32_t(gpuLayers)
 	if gpuLayers < 0 {
@@ -98,9 +107,10 @@ func loadModel(path string, gpuLayers int, vocabOnly bool, devices []cDevice) (*
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	takeLlamaErrors() // earlier lines are not this load's
 	m := C.llama_model_load_from_file(cpath, mp)
 	if m == nil {
-		msg := lastLlamaError()
+		msg := takeLlamaErrors()
 		if msg == "" {
 			msg = "llama.cpp could not load it"
 		}
@@ -193,9 +203,14 @@ func newContext(m *cModel, p contextParams) (*cContext, error) {
 		cp.flash_attn_type = C.NERSTREAM_LLAMA_FLASH_ATTN_TYPE_DISABLED
 	}
 	cp.no_perf = true
+	takeLlamaErrors()
 	lctx := C.llama_init_from_model(m.m, cp)
 	if lctx == nil {
-		return nil, errors.New(lastLlamaError())
+		msg := takeLlamaErrors()
+		if msg == "" {
+			msg = "llama.cpp could not create it"
+		}
+		return nil, errors.New(msg)
 	}
 	c := &cContext{ctx: lctx, mem: C.llama_get_memory(lctx), nVoc: m.vocab().nTokens(), nSeq: p.sequences}
 	n := p.batchTokens
@@ -246,7 +261,7 @@ func (c *cContext) decode(b *batch) error {
 	}
 	c.batch.n_tokens = C.int32_t(n)
 	if rc := C.llama_decode(c.ctx, c.batch); rc != 0 {
-		return fmt.Errorf("llama_decode failed (code %d): %s", int(rc), lastLlamaError())
+		return fmt.Errorf("llama_decode failed (code %d): %s", int(rc), takeLlamaErrors())
 	}
 	return nil
 }
@@ -295,9 +310,10 @@ func newGrammar(v cVocab) (*cGrammar, error) {
 	defer C.free(unsafe.Pointer(src))
 	root := C.CString("root")
 	defer C.free(unsafe.Pointer(root))
+	takeLlamaErrors()
 	s := C.llama_sampler_init_grammar(v.v, src, root)
 	if s == nil {
-		return nil, errors.New("the answer grammar did not parse: " + lastLlamaError())
+		return nil, errors.New("the answer grammar did not parse: " + takeLlamaErrors())
 	}
 	n := v.nTokens()
 	buf := &candidates{}
@@ -366,9 +382,10 @@ func loadBackend(path string) (string, error) {
 	initBackend()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	takeLlamaErrors()
 	reg := C.ggml_backend_load(cpath)
 	if reg == nil {
-		msg := lastLlamaError()
+		msg := takeLlamaErrors()
 		if msg == "" {
 			msg = "ggml could not load it"
 		}

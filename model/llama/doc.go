@@ -29,6 +29,23 @@
 // is checked in Go first: prompts that would not fit the context, invalid
 // UTF-8, token ids and batch sizes come back as Go errors.
 //
+// Model files too: [Load] runs the gate of package gguf
+// (gguf.File.CheckLlama, for the whole model, or for the vocabulary with
+// Options.VocabOnly) before llama.cpp opens the file, whoever calls it, so
+// that a file llama.cpp would abort on (or read past an array's end in)
+// comes back as one line wrapping gguf.ErrFormat or gguf.ErrModel. This is
+// why this package imports model/gguf, a standard-library-only leaf,
+// besides model. TestHostileFiles runs gguf's hostile corpus through Load
+// and the real llama.cpp, each file in a child process of the test binary,
+// so that an abort fails the case it is; with NERSTREAM_HOSTILE_UNGATED=1
+// it runs the corpus past the gate instead and logs what llama.cpp does
+// with each file.
+//
+// A load that llama.cpp refuses says every error line it logged during the
+// load, in order, joined into one line of about a kilobyte at most (with a
+// count of the lines left out), not only the last. Loads are serialized so
+// that those lines are the load's own.
+//
 // # The cgo boundary
 //
 // Every call into C is in cgo.go, behind small Go types: the model, its

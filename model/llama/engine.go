@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/gguf"
 )
 
 // Options configure an [Engine]. Zero values take the defaults, except
@@ -144,14 +145,22 @@ var ErrClosed = fmt.Errorf("llama: %w", model.ErrClosed)
 // the model's context; it wraps [model.ErrPromptTooLong].
 var ErrPromptTooLong = fmt.Errorf("llama: %w", model.ErrPromptTooLong)
 
-// Load loads a GGUF model and starts its scheduler.
+// Load loads a GGUF model and starts its scheduler. It first checks the
+// file in Go (see the package doc, Safety): a file that llama.cpp would
+// abort on, or refuse, is refused with an error that wraps
+// [gguf.ErrFormat] or [gguf.ErrModel] before any C code sees it.
 func Load(path string, opts Options) (*Engine, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	if err := checkGGUF(path); err != nil {
+	if err := checkFile(path, opts.VocabOnly); err != nil {
 		return nil, err
 	}
+	return load(path, opts)
+}
+
+// load is Load after the checks: opts filled, the file checked.
+func load(path string, opts Options) (*Engine, error) {
 	if opts.Logger != nil {
 		setLogger(opts.Logger)
 	}
@@ -229,24 +238,24 @@ func deviceList(name string) ([]cDevice, error) {
 	return nil, fmt.Errorf("%w %q (there are: %s; GPU backends load from model.backends_dir)", ErrUnknownDevice, name, strings.Join(names, ", "))
 }
 
-// checkGGUF refuses a path that is not a readable GGUF file before
-// llama.cpp sees it.
-func checkGGUF(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("llama: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
+// checkFile refuses, in Go, a path that is not a GGUF file llama.cpp loads
+// safely: a folder, a file that is not GGUF, or one that the gate
+// (gguf.File.CheckLlama) refuses, for a whole model or for its vocabulary
+// alone.
+func checkFile(path string, vocabOnly bool) error {
+	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("llama: %w", err)
 	}
 	if st.IsDir() {
 		return fmt.Errorf("llama: %s is a folder, not a GGUF file", path)
 	}
-	var magic [4]byte
-	if _, err := f.Read(magic[:]); err != nil || string(magic[:]) != "GGUF" {
-		return fmt.Errorf("llama: %s is not a GGUF file", path)
+	mode := gguf.LoadModel
+	if vocabOnly {
+		mode = gguf.LoadVocab
+	}
+	if _, err := gguf.OpenLlama(path, mode); err != nil {
+		return fmt.Errorf("llama: %w", err)
 	}
 	return nil
 }
