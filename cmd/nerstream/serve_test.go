@@ -462,6 +462,8 @@ func TestServeBearerToken(t *testing.T) {
 		{"wrong", []string{"Authorization", "Bearer s3cres"}, 401},
 		{"not bearer", []string{"Authorization", "Basic s3cret"}, 401},
 		{"right", []string{"Authorization", "Bearer s3cret"}, 200},
+		{"scheme in lower case", []string{"Authorization", "bearer s3cret"}, 200}, // RFC 7235: any case
+		{"scheme in upper case", []string{"Authorization", "BEARER s3cret"}, 200},
 	} {
 		code, body := post(t, base+"/v1/annotate", doc, tc.header...)
 		if code != tc.status {
@@ -492,6 +494,7 @@ func TestServeUsageErrors(t *testing.T) {
 	}{
 		{[]string{"serve"}, "--model is required"},
 		{[]string{"serve", "--model", "synth:tiny", "--max-types", "0"}, "must be > 0"},
+		{[]string{"serve", "--model", "synth:tiny", "--body-timeout", "0s"}, "must be > 0"},
 		{[]string{"serve", "--model", "synth:tiny", "--token-file", empty}, "is empty"},
 		{[]string{"serve", "--model", "synth:tiny", "--token-file", empty + ".missing"}, "--token-file"},
 		{[]string{"serve", "--model", "synth:tiny", "stray"}, "unexpected argument"},
