@@ -50,6 +50,10 @@ const maxSnappyRatio = 22
 // "identity" mean the value is as is; anything else is a [*record.InputError]
 // with reason unsupported_content_encoding.
 //
+// A value of no bytes (a Kafka tombstone: a null value) is a
+// [*record.InputError] with reason empty_value, whatever the format and the
+// content-encoding: it holds no document, and it is no broken JSON either.
+//
 // opts.Limits.MaxBytes bounds both the value as received and as
 // decompressed, and a snappy value is never decompressed past it. Every
 // error about the value is a [*record.InputError]; an unknown opts.Format is a
@@ -61,6 +65,9 @@ func Decode(value []byte, contentEncoding string, opts DecodeOptions) (record.Do
 	}
 	if format != FormatJSON && format != FormatText {
 		return record.Document{}, fmt.Errorf("consumers: unknown input format %s", quoteShort(string(format)))
+	}
+	if len(value) == 0 {
+		return record.Document{}, &record.InputError{Reason: record.ReasonEmptyValue, Detail: "the record has no value (a tombstone)"}
 	}
 	lim := opts.Limits
 	enc := strings.TrimSpace(contentEncoding)

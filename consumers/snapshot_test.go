@@ -13,8 +13,9 @@ import (
 
 // TestReadSnapshot reads two topics from a kfake broker over kafka-go: every
 // record once, in topic, partition and offset order, decoded as a Claim
-// decodes (snappy, bad JSON as Err), with an empty partition and an empty
-// topic in the way.
+// decodes (snappy, bad JSON and a tombstone as Err), with an empty
+// partition and an empty topic in the way. (A tombstone, a record with a
+// null value, was an invalid_json dead letter; it is empty_value.)
 func TestReadSnapshot(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "a"), kfake.SeedTopics(2, "b"), kfake.SeedTopics(1, "empty"))
 	if err != nil {
@@ -39,6 +40,7 @@ func TestReadSnapshot(t *testing.T) {
 		rec{"a", 2, kafka.Message{Value: []byte(`not json`)}},
 		rec{"a", 2, kafka.Message{Value: snappy.Encode(nil, []byte(`{"id":"a2-2","text":"zipped"}`)),
 			Headers: []kafka.Header{{Key: "content-encoding", Value: []byte("snappy")}}}},
+		rec{"a", 2, kafka.Message{Key: []byte("deleted"), Value: nil}}, // a tombstone
 		rec{"b", 1, kafka.Message{Value: []byte(`{"id":"b-0","text":"t"}`)}},
 	)
 	for _, r := range recs {
@@ -62,7 +64,7 @@ func TestReadSnapshot(t *testing.T) {
 	}
 	want := fmt.Sprint([]string{
 		"a/0@0:a0-0:t", "a/0@1:a0-1:t", "a/0@2:a0-2:t", "a/0@3:a0-3:t", "a/0@4:a0-4:t",
-		"a/2@0:a2-0:t", "a/2@1:invalid_json", "a/2@2:a2-2:zipped",
+		"a/2@0:a2-0:t", "a/2@1:invalid_json", "a/2@2:a2-2:zipped", "a/2@3:empty_value",
 		"b/1@0:b-0:t",
 	})
 	if fmt.Sprint(got) != want {

@@ -214,6 +214,20 @@ func (r *Recognizer) Recognize(ctx context.Context, docs []record.Document) ([]A
 	return anns, nil
 }
 
+// Check validates a document as [Recognizer.Recognize] does before it
+// calls the engine: the text (its size, UTF-8, not blank) and the entity
+// types (given or configured, not blank, their length and number). The
+// error is the [*record.InputError] that Recognize would set in the
+// document's Annotation. It calls no engine: a caller that takes all
+// documents or none (nerstream serve's /v1/annotate) checks each first, so
+// that a bad one costs no generation. Only a refusal that needs token
+// counts (a type whose prompt leaves no room for text) is left to
+// Recognize.
+func (r *Recognizer) Check(d record.Document) error {
+	_, err := r.check(d)
+	return err
+}
+
 // check validates a document and returns the types to ask about.
 func (r *Recognizer) check(d record.Document) ([]string, error) {
 	if len(d.Text) > r.opts.MaxTextBytes {

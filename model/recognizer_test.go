@@ -145,12 +145,20 @@ func TestRecognizeRefusesBadInput(t *testing.T) {
 			if !errors.As(anns[0].Err, &ie) || ie.Reason != c.reason {
 				t.Fatalf("err = %v, want reason %s", anns[0].Err, c.reason)
 			}
+			// Check refuses it alike, without the engine.
+			if err := r.Check(c.doc); !errors.As(err, &ie) || ie.Reason != c.reason {
+				t.Fatalf("Check: %v, want reason %s", err, c.reason)
+			}
 		})
 	}
 	// Repeated types are asked once, so four names of three types pass.
-	anns, err := r.Recognize(context.Background(), []record.Document{{Text: "t", Types: []string{"a", "b", "a", "c"}}})
+	ok := record.Document{Text: "t", Types: []string{"a", "b", "a", "c"}}
+	anns, err := r.Recognize(context.Background(), []record.Document{ok})
 	if err != nil || anns[0].Err != nil {
 		t.Fatalf("%v %v", err, anns[0].Err)
+	}
+	if err := r.Check(ok); err != nil {
+		t.Fatalf("Check: %v", err)
 	}
 }
 

@@ -118,6 +118,10 @@ func (e *InputError) Error() string { return e.Reason + ": " + e.Detail }
 const (
 	// Decoding the record's value (consumers).
 
+	// ReasonEmptyValue is a record without a value: a null value (a
+	// tombstone, which compacted topics use to delete a key) or a value of
+	// no bytes; kafka-go hands both over as nil.
+	ReasonEmptyValue   = "empty_value"
 	ReasonInvalidJSON  = "invalid_json"
 	ReasonMissingText  = "missing_text"
 	ReasonInvalidTypes = "invalid_entity_types"

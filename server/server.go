@@ -31,13 +31,29 @@
 //   - "model" in a request is not checked: the server has one model, and
 //     answers with its name.
 //   - The bearer token guards every route here; the probes and /metrics of
-//     the process stay open.
+//     the process stay open. The scheme is matched in any case ("bearer",
+//     "BEARER"), as RFC 7235 says, and the token in constant time.
 //   - finish_reason is "length" when the answer used all of max_tokens and
 //     is not a complete JSON value, else "stop".
 //   - At most Options.MaxInFlight requests are answered at once; the next
 //     gets 429 with Retry-After: 1, which the openai engine honours by
 //     trying another worker. The engine's own queue is unbounded, so this
 //     is what bounds a worker's memory and queueing delay.
+//   - The body is read before a request takes its in-flight slot, under a
+//     read deadline of its own (Options.BodyTimeout; 408 past it), so the
+//     slots count generation only. A client that sends its body slowly
+//     holds its own connection, and no slot: 16 connections sending a
+//     byte a second once kept a server of 16 slots answering 429 to
+//     everyone. Bodies in transit are then bounded per connection
+//     (MaxBodyBytes) rather than by the slots; only a request with the
+//     right token (when there is one) gets its body read at all.
+//   - A request is validated whole before the engine is called: a list of
+//     documents with one bad document costs no generation.
+//   - A client that goes away before its answer (its request's context
+//     is cancelled) is logged as such, at info level, and answered 499
+//     (nginx's "client closed request"), so that the http.server.*
+//     metrics do not count it as a server error; 503 is for an engine
+//     that is closing.
 //   - /tokenize gives token ids when the engine is a [Tokenizer] (the
 //     llama engine is), and the count alone otherwise.
 package server
@@ -56,6 +72,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -91,6 +108,9 @@ type Options struct {
 	MaxInFlight int
 	// Timeout bounds one request's generation. Default: 5 minutes.
 	Timeout time.Duration
+	// BodyTimeout bounds the reading of one request body, which happens
+	// before the request takes an in-flight slot. Default: 10 seconds.
+	BodyTimeout time.Duration
 	// Types are asked about when a document names none. Default: none,
 	// and such a document is refused.
 	Types []string
@@ -114,6 +134,7 @@ func DefaultOptions() Options {
 		MaxDocs:      64,
 		MaxInFlight:  256,
 		Timeout:      5 * time.Minute,
+		BodyTimeout:  10 * time.Second,
 	}
 }
 
@@ -128,6 +149,7 @@ func (o Options) Validate() error {
 	problems.Positive(&p, "MaxDocs", o.MaxDocs)
 	problems.Positive(&p, "MaxInFlight", o.MaxInFlight)
 	problems.Positive(&p, "Timeout", o.Timeout)
+	problems.Positive(&p, "BodyTimeout", o.BodyTimeout)
 	return p.Err()
 }
 
@@ -234,11 +256,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// handle wraps an API handler with the method check, the bearer token,
-// the in-flight cap, the model's readiness, the body limit and the request
-// timeout.
+// statusClientClosed answers a request whose client went away before its
+// answer (nginx's 499 "client closed request"): nobody reads it, but the
+// server span and the http.server.* metrics record it as the client's
+// doing, not as a server error.
+const statusClientClosed = 499
+
+// handle wraps an API handler with the method check, the bearer token, the
+// model's readiness, the body (its limit and its read deadline), the
+// in-flight cap and the request timeout, in this order: a request takes an
+// in-flight slot only once its body is in.
 func (s *Server) handle(method string, f func(ctx context.Context, b *backend, body []byte) (any, *apiError)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		if r.Method != method {
 			w.Header().Set("Allow", method)
 			writeError(w, &apiError{http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed",
@@ -250,6 +280,22 @@ func (s *Server) handle(method string, f func(ctx context.Context, b *backend, b
 				"missing or wrong bearer token (Authorization: Bearer TOKEN)"})
 			return
 		}
+		b := s.backend.Load()
+		if b == nil {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, &apiError{http.StatusServiceUnavailable, "server_error", "model_loading", "the model is loading"})
+			return
+		}
+		// The body before the slot: a slow body holds its own
+		// connection, never a slot that others wait for.
+		var body []byte
+		if method == http.MethodPost {
+			var aerr *apiError
+			if body, aerr = s.readBody(w, r); aerr != nil {
+				writeError(w, aerr)
+				return
+			}
+		}
 		// The cap holds memory and queueing delay bounded; a client
 		// that is told 429 tries another worker, or comes back.
 		if n := s.inFlight.Add(1); n > int64(s.opts.MaxInFlight) {
@@ -260,26 +306,15 @@ func (s *Server) handle(method string, f func(ctx context.Context, b *backend, b
 			return
 		}
 		defer s.inFlight.Add(-1)
-		b := s.backend.Load()
-		if b == nil {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, &apiError{http.StatusServiceUnavailable, "server_error", "model_loading", "the model is loading"})
-			return
-		}
-		var body []byte
-		if method == http.MethodPost {
-			var aerr *apiError
-			if body, aerr = s.readBody(w, r); aerr != nil {
-				writeError(w, aerr)
-				return
-			}
-		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 		defer cancel()
 		out, aerr := f(ctx, b, body)
 		if aerr != nil {
-			if aerr.status >= 500 {
-				s.log.Warn("serve: request failed", "path", r.URL.Path, "status", aerr.status, "err", aerr.message)
+			switch {
+			case aerr.status == statusClientClosed:
+				s.log.InfoContext(ctx, "serve: the client closed the request before its answer", "path", r.URL.Path, "after", time.Since(start).Round(time.Millisecond))
+			case aerr.status >= 500:
+				s.log.WarnContext(ctx, "serve: request failed", "path", r.URL.Path, "status", aerr.status, "err", aerr.message)
 			}
 			writeError(w, aerr)
 			return
@@ -289,13 +324,14 @@ func (s *Server) handle(method string, f func(ctx context.Context, b *backend, b
 }
 
 // authorized checks the bearer token, in constant time. Without a token
-// every request is.
+// every request is. The scheme is case-insensitive (RFC 7235 2.1), and one
+// or more spaces separate it from the token.
 func (s *Server) authorized(r *http.Request) bool {
 	if s.opts.Token == nil {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	// Hash both sides so that the compare takes the same time whatever
@@ -305,20 +341,46 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(want[:], have[:]) == 1
 }
 
+// readBody reads the request body, up to Options.MaxBodyBytes, within
+// Options.BodyTimeout: a read deadline on the connection, of its own,
+// whatever the http.Server's timeouts are (a program that embeds the
+// server may have none).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	tooLarge := &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large",
 		fmt.Sprintf("request body is over the limit of %d bytes", s.opts.MaxBodyBytes)}
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, tooLarge
 	}
+	if r.Body == nil || r.Body == http.NoBody {
+		// Nothing to wait for. A deadline here would stay on the
+		// connection's background read, which net/http starts at once
+		// for a request without a body, and cancel the request's
+		// context when it passed.
+		return nil, nil
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(s.opts.BodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, badRequest("body_unreadable", "reading the request body: %v", err)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
+		// The deadline stays: net/http then closes the connection
+		// rather than wait for the rest of the body.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return nil, tooLarge
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			return nil, &apiError{http.StatusRequestTimeout, "invalid_request_error", "body_timeout",
+				fmt.Sprintf("the request body did not arrive within %v", s.opts.BodyTimeout)}
 		}
 		return nil, badRequest("body_unreadable", "reading the request body: %v", err)
 	}
+	// The body is in; generation may take minutes, and the connection
+	// must not time out under it. (net/http clears the deadline itself
+	// when the body reaches its end; this covers the rest.)
+	_ = rc.SetReadDeadline(time.Time{})
 	return body, nil
 }
 
@@ -444,15 +506,29 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 	return resp, nil
 }
 
-// engineFailure is the answer to a failure of a whole Generate call.
+// engineFailure is the answer to a failure of a whole engine call, made
+// with ctx, the request's context under the request timeout.
 func engineFailure(ctx context.Context, err error) *apiError {
-	if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded):
 		return &apiError{http.StatusGatewayTimeout, "server_error", "timeout", "generation did not finish within the request timeout"}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, model.ErrClosed) {
+	case errors.Is(ctx.Err(), context.Canceled):
+		// net/http cancels a request's context when its client goes
+		// away (or its connection is closed under it).
+		return &apiError{statusClientClosed, "invalid_request_error", "client_closed_request", "the client closed the request before its answer"}
+	case errors.Is(err, context.Canceled) || errors.Is(err, model.ErrClosed):
 		return &apiError{http.StatusServiceUnavailable, "server_error", "unavailable", "the server is stopping"}
 	}
 	return &apiError{http.StatusInternalServerError, "server_error", "", "the engine failed: " + err.Error()}
+}
+
+// inputFailure is the answer to a document that the recognizer refuses;
+// where says which document of a list ("" for a single one).
+func inputFailure(where string, ie *record.InputError) *apiError {
+	if ie.Reason == record.ReasonTextTooLong {
+		return &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", ie.Reason, where + ie.Error()}
+	}
+	return badRequest(ie.Reason, "%s%s", where, ie.Error())
 }
 
 // annotateRequest is one document of POST /v1/annotate.
@@ -492,14 +568,16 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	}
 	base := requestID("ann-")
 	docs := make([]record.Document, len(reqs))
+	// Every document is checked before the engine is called: the request
+	// is answered whole or refused, so one bad document must not cost
+	// the others' generation first (a two-document request with an empty
+	// text was once refused after 26 s of generating).
 	for i, r := range reqs {
-		// The cheap limits first, before any work.
+		// The cheapest limits first: the number of types before the
+		// recognizer looks at each.
 		switch {
 		case r.Text == nil:
 			return nil, badRequest(record.ReasonEmptyText, "%stext is required", where(i))
-		case len(*r.Text) > s.opts.MaxTextBytes:
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", record.ReasonTextTooLong,
-				fmt.Sprintf("%stext of %d bytes is over the limit of %d", where(i), len(*r.Text), s.opts.MaxTextBytes)}
 		case len(r.EntityTypes) > s.opts.MaxTypes:
 			return nil, badRequest(record.ReasonTooManyTypes, "%s%d entity types is over the limit of %d", where(i), len(r.EntityTypes), s.opts.MaxTypes)
 		}
@@ -511,6 +589,14 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 			id = base + "/" + strconv.Itoa(i)
 		}
 		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata}
+		// The text (size, UTF-8, blank) and the types, as the
+		// recognizer checks them, without the engine.
+		if err := b.rec.Check(docs[i]); err != nil {
+			if ie, ok := errors.AsType[*record.InputError](err); ok {
+				return nil, inputFailure(where(i), ie)
+			}
+			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + err.Error()}
+		}
 	}
 	start := time.Now()
 	anns, err := b.rec.Recognize(ctx, docs)
@@ -523,10 +609,8 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 		if e := anns[i].Err; e != nil {
 			var ie *record.InputError
 			switch {
-			case errors.As(e, &ie) && ie.Reason == record.ReasonTextTooLong:
-				return nil, &apiError{http.StatusRequestEntityTooLarge, "invalid_request_error", ie.Reason, where(i) + ie.Error()}
 			case errors.As(e, &ie):
-				return nil, badRequest(ie.Reason, "%s%s", where(i), ie.Error())
+				return nil, inputFailure(where(i), ie)
 			case errors.Is(e, model.ErrPromptTooLong):
 				return nil, badRequest(record.ReasonContextTooBig, "%s%v", where(i), e)
 			}

@@ -257,6 +257,8 @@ func TestStreamDeadLetters(t *testing.T) {
 		{"too_many_entity_types", kafka.Message{Value: []byte(`{"text":"Ada","entity_types":["a","b","c","d"]}`)}},
 		{"invalid_entity_types", kafka.Message{Value: []byte(`{"text":"Ada","entity_types":[]}`)}},
 		{"invalid_snappy", kafka.Message{Value: []byte("\x10not snappy at all"), Headers: snappyHeader}},
+		// A tombstone (a null value) was an invalid_json dead letter.
+		{"empty_value", kafka.Message{Key: []byte("deleted"), Value: nil}},
 	}
 	var msgs []kafka.Message
 	for i, b := range bad {

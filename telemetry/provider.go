@@ -305,6 +305,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	meterOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
 		sdkmetric.WithReader(promReader),
+		sdkmetric.WithView(httpServerView),
 	}
 	if metricExp != nil {
 		var readerOpts []sdkmetric.PeriodicReaderOption

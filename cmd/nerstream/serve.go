@@ -38,6 +38,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	types := fset.String("types", "person,organization,location", "entity types for documents that name none, comma-separated")
 	maxInFlight := fset.Int("max-in-flight", d.MaxInFlight, "most API requests at once; more get 429 with Retry-After, so that clients go to another worker")
 	drain := fset.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight have to finish")
+	bodyTimeout := fset.Duration("body-timeout", d.BodyTimeout, "longest a request body may take to arrive (it is read before the request takes an in-flight slot)")
 	pprof := fset.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
@@ -45,12 +46,13 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	if ef.Model == "" && ef.Engine != "openai" {
 		return usagef("--model is required")
 	}
-	if ef.MaxNewTokens <= 0 || *maxBody <= 0 || *maxText <= 0 || *maxTypes <= 0 || *maxPrompts <= 0 || *maxDocs <= 0 || *timeout <= 0 || *maxInFlight <= 0 || *drain <= 0 {
-		return usagef("--max-new-tokens, --max-body-bytes, --max-text-bytes, --max-types, --max-prompts, --max-docs, --max-in-flight, --request-timeout and --drain-timeout must be > 0")
+	if ef.MaxNewTokens <= 0 || *maxBody <= 0 || *maxText <= 0 || *maxTypes <= 0 || *maxPrompts <= 0 || *maxDocs <= 0 || *timeout <= 0 || *maxInFlight <= 0 || *drain <= 0 || *bodyTimeout <= 0 {
+		return usagef("--max-new-tokens, --max-body-bytes, --max-text-bytes, --max-types, --max-prompts, --max-docs, --max-in-flight, --request-timeout, --body-timeout and --drain-timeout must be > 0")
 	}
 	opts := server.Options{
 		MaxNewTokens: ef.MaxNewTokens, MaxBodyBytes: *maxBody, MaxTextBytes: *maxText, MaxTypes: *maxTypes,
 		MaxPrompts: *maxPrompts, MaxDocs: *maxDocs, Timeout: *timeout, Types: splitList(*types), MaxInFlight: *maxInFlight,
+		BodyTimeout: *bodyTimeout,
 	}
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
@@ -83,7 +85,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	}
 	addr, stop, err := startServer(telemetry.ServerOptions{
 		Address: *listen, Health: health, Metrics: tel.MetricsHandler(), Pprof: *pprof, Logger: log,
-		Routes: routes, WriteTimeout: *timeout + 30*time.Second, ShutdownTimeout: *drain,
+		Routes: routes, WriteTimeout: *bodyTimeout + *timeout + 30*time.Second, ShutdownTimeout: *drain,
 	})
 	if err != nil {
 		return err

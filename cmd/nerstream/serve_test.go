@@ -462,6 +462,8 @@ func TestServeBearerToken(t *testing.T) {
 		{"wrong", []string{"Authorization", "Bearer s3cres"}, 401},
 		{"not bearer", []string{"Authorization", "Basic s3cret"}, 401},
 		{"right", []string{"Authorization", "Bearer s3cret"}, 200},
+		{"scheme in lower case", []string{"Authorization", "bearer s3cret"}, 200}, // RFC 7235: any case
+		{"scheme in upper case", []string{"Authorization", "BEARER s3cret"}, 200},
 	} {
 		code, body := post(t, base+"/v1/annotate", doc, tc.header...)
 		if code != tc.status {
@@ -481,6 +483,70 @@ func TestServeBearerToken(t *testing.T) {
 	}
 }
 
+// TestServeMetricsBounded: requests, unauthenticated ones included, choose
+// no label of /metrics. Reproduction of the defect: 20,000 requests with
+// random Host headers, all answered 401, grew /metrics from 8.9 KB to
+// 28.7 MB (a series each, under server.address and server.port), and then
+// the 2,000-series cap put real traffic under otel_metric_overflow. Here,
+// after one request of each kind, many more with random Host headers,
+// methods, paths and user agents add no series.
+func TestServeMetricsBounded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := startServe(t, "--token-file", file)
+	n := 0
+	send := func(method, path, host, agent string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host, n = host, n+1
+		req.Header.Set("User-Agent", agent)
+		doRequest(t, req) // the answer is read: the request is recorded
+	}
+	round := func(i int) {
+		host, agent := fmt.Sprintf("h%d.example:%d", i, 1+i%65535), fmt.Sprintf("agent-%d", i)
+		send(http.MethodPost, "/v1/annotate", host, agent)                  // 401
+		send(http.MethodGet, "/v1/models", host, agent)                     // 401
+		send(fmt.Sprintf("M%d", i), "/v1/annotate", host, agent)            // 405, method _OTHER
+		send(http.MethodGet, fmt.Sprintf("/v1/nothing-%d", i), host, agent) // 404
+	}
+	series := func() (lines []string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := doRequest(t, req)
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, "http_server_") {
+				lines = append(lines, line)
+			}
+		}
+		return lines
+	}
+	round(0)
+	first := series()
+	for i := 1; i <= 100; i++ {
+		round(i)
+	}
+	second := series()
+	if len(first) == 0 || len(second) != len(first) {
+		t.Fatalf("%d http_server_ lines after 4 requests, %d after %d; e.g. %q", len(first), len(second), n, second[len(second)-1])
+	}
+	for _, line := range second {
+		if strings.Contains(line, ".example") || strings.Contains(line, "agent-") || strings.Contains(line, "nothing-") || strings.Contains(line, `"M`) {
+			t.Fatalf("a label a client chose: %s", line)
+		}
+	}
+}
+
 func TestServeUsageErrors(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
@@ -492,6 +558,7 @@ func TestServeUsageErrors(t *testing.T) {
 	}{
 		{[]string{"serve"}, "--model is required"},
 		{[]string{"serve", "--model", "synth:tiny", "--max-types", "0"}, "must be > 0"},
+		{[]string{"serve", "--model", "synth:tiny", "--body-timeout", "0s"}, "must be > 0"},
 		{[]string{"serve", "--model", "synth:tiny", "--token-file", empty}, "is empty"},
 		{[]string{"serve", "--model", "synth:tiny", "--token-file", empty + ".missing"}, "--token-file"},
 		{[]string{"serve", "--model", "synth:tiny", "stray"}, "unexpected argument"},
