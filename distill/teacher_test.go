@@ -74,6 +74,9 @@ func (d *teacherDouble) hits() int {
 
 func (d *teacherDouble) base() string { return d.srv.URL + "/v1" }
 
+// close stops the double and waits for the requests it still holds.
+func (d *teacherDouble) close() { d.srv.Close() }
+
 // writeChat writes a well-formed chat completions answer.
 func writeChat(w http.ResponseWriter, content string, prompt, completion int) {
 	w.Header().Set("Content-Type", "application/json")
@@ -254,6 +257,8 @@ func TestNewTeacherErrors(t *testing.T) {
 }
 
 func TestTeacherRetries(t *testing.T) {
+	// gaveUp: the slow case's client hung up on the held request.
+	var gaveUp atomic.Bool
 	const retryDate = "Wed, 21 Oct 2026 07:28:07 GMT"
 	dateNow, _ := http.ParseTime(retryDate)
 	dateNow = dateNow.Add(-9 * time.Second)
@@ -320,18 +325,23 @@ func TestTeacherRetries(t *testing.T) {
 			},
 		},
 		{
+			// The double holds the request until the client gives up,
+			// so it is slow whatever the timeout; the timeout leaves the
+			// healthy retry ample time on a busy machine.
 			name:    "slow past the timeout",
-			timeout: 100 * time.Millisecond,
+			timeout: 2 * time.Second,
 			first: func(w http.ResponseWriter, r *http.Request) {
 				select {
 				case <-r.Context().Done():
-				case <-time.After(5 * time.Second):
+					gaveUp.Store(true)
+				case <-time.After(time.Minute):
 				}
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			gaveUp.Store(false)
 			d := newTeacherDouble(t, func(w http.ResponseWriter, r *http.Request, n int) bool {
 				if n == 1 {
 					tt.first(w, r)
@@ -350,7 +360,15 @@ func TestTeacherRetries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if took := time.Since(start); took > 2*time.Second {
+			switch took := time.Since(start); {
+			case tt.timeout > 0:
+				// The double's first answer waits for the client to
+				// give up, which its timeout alone makes it do.
+				d.close()
+				if !gaveUp.Load() {
+					t.Errorf("the client did not give up on the slow request within its timeout of %v", tt.timeout)
+				}
+			case took > 2*time.Second:
 				t.Errorf("took %v: a wait was not cut short", took)
 			}
 			if ans.Text != doubleAnswer || ans.Attempts != 2 {

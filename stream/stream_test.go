@@ -129,7 +129,7 @@ func TestStreamRebalanceWithSlowBatch(t *testing.T) {
 	watch := kafkatest.WatchOffsets(brokers, group, 6)
 	steps := []map[int]int64{}
 	step := func(name string) {
-		got := watch.Snapshot(t, brokers, group, 6)
+		got := watch.Snapshot(t)
 		if len(steps) > 0 {
 			for p, off := range got {
 				if off < steps[len(steps)-1][p] {
@@ -161,7 +161,7 @@ func TestStreamRebalanceWithSlowBatch(t *testing.T) {
 	slow := &kafkatest.InstantRecognizer{Delay: 400 * time.Millisecond}
 	runMember(t, slowCfg, slow, "slow")
 	assigned("the slow member alone", func(a map[string][]int) bool { return len(a["slow"]) == 6 })
-	for slow.Seen() == 0 || sumOffsets(watch.Snapshot(t, brokers, group, 6)) == 0 {
+	for slow.Seen() == 0 || sumOffsets(watch.Snapshot(t)) == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	step("the slow member's first commits")

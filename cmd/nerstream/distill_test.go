@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -104,8 +105,15 @@ func (tt *testTeacher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"slow down (test double)"}}`, http.StatusTooManyRequests)
 		return
 	case first && strings.Contains(passage, "Turing"):
-		time.Sleep(1500 * time.Millisecond) // the client has given up by now
-		http.Error(w, `{"error":{"message":"too late (test double)"}}`, http.StatusGatewayTimeout)
+		// No answer until the client gives up, past its timeout. The
+		// server notices a client that hangs up only once the body is
+		// read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+			http.Error(w, `{"error":{"message":"too late (test double)"}}`, http.StatusGatewayTimeout)
+		}
 		return
 	case first && strings.Contains(passage, "IBM"):
 		http.Error(w, `{"error":{"message":"CUDA error (test double)"}}`, http.StatusInternalServerError)
@@ -144,10 +152,12 @@ func (tt *testTeacher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// distillArgs are the flags of a test run.
+// distillArgs are the flags of a test run. The request timeout is what
+// ends the teacher's held "Turing" request; it leaves the healthy requests
+// ample time on a busy machine.
 func distillArgs(in, teacher, out string, extra ...string) []string {
 	return append([]string{"distill", "--in", in, "--teacher", teacher, "--teacher-model", "teacher-x", "--out", out,
-		"--passage-tokens", "40", "--negatives", "2", "--seed", "7", "--retries", "3", "--request-timeout", "700ms"}, extra...)
+		"--passage-tokens", "40", "--negatives", "2", "--seed", "7", "--retries", "3", "--request-timeout", "2s"}, extra...)
 }
 
 func writeDistillInput(t *testing.T) string {

@@ -8,6 +8,7 @@ package kafkatest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -347,73 +348,125 @@ func WriteConfig(t testing.TB, cfg config.Config) string {
 
 // OffsetWatch polls the group's committed offsets and records any that
 // moves backwards.
+//
+// One goroutine makes every fetch, the polls and the snapshots alike, and
+// observes each answer before it sends the next request. So the answers
+// are observed in the order the broker gave them, and an offset that only
+// moved forwards on the broker never looks as if it moved backwards. (Two
+// fetches in flight at once, one from a poll and one from a snapshot, may
+// have their answers observed in the other order: an older reading, seen
+// after a newer one, looked like a backward move.)
 type OffsetWatch struct {
-	mu        sync.Mutex
+	fetch func() (map[int]int64, error)
+	snap  chan chan snapshot // a snapshot's request, answered by the poller
+	stop  chan struct{}
+	done  chan struct{}
+
+	// Owned by the poller until done is closed.
 	last      map[int]int64
 	backwards []string
 	polls     int
-	stop      chan struct{}
-	done      chan struct{}
 }
 
+// snapshot is one fetch's answer.
+type snapshot struct {
+	offsets map[int]int64
+	err     error
+}
+
+// WatchOffsets starts a watch on the group's committed offsets of the
+// input topic's partitions; end it with Check.
 func WatchOffsets(brokers []string, group string, partitions int) *OffsetWatch {
-	w := &OffsetWatch{last: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			got, err := Committed(brokers, group, partitions)
-			if err != nil {
-				continue
-			}
-			w.observe(got)
-		}
-	}()
+	return newOffsetWatch(func() (map[int]int64, error) { return Committed(brokers, group, partitions) })
+}
+
+// newOffsetWatch starts a watch whose readings come from fetch.
+func newOffsetWatch(fetch func() (map[int]int64, error)) *OffsetWatch {
+	w := &OffsetWatch{fetch: fetch, snap: make(chan chan snapshot), stop: make(chan struct{}), done: make(chan struct{}), last: map[int]int64{}}
+	go w.poll()
 	return w
 }
 
+// poll fetches the offsets every 10ms, and at once for each snapshot, one
+// fetch at a time, until stop is closed.
+func (w *OffsetWatch) poll() {
+	defer close(w.done)
+	for {
+		var reply chan snapshot
+		select {
+		case <-w.stop:
+			return
+		case reply = <-w.snap:
+		case <-time.After(10 * time.Millisecond):
+		}
+		got, err := w.fetch()
+		if err == nil {
+			w.observe(got)
+		}
+		if reply != nil {
+			reply <- snapshot{got, err}
+		}
+	}
+}
+
 func (w *OffsetWatch) observe(got map[int]int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.polls++
 	for p, off := range got {
 		if prev, ok := w.last[p]; ok && off < prev {
 			w.backwards = append(w.backwards, fmt.Sprintf("partition %d: %d after %d", p, off, prev))
+			continue
 		}
-		if off > w.last[p] || w.last[p] == 0 {
-			w.last[p] = off
-		}
+		w.last[p] = off
 	}
 }
 
 // Check stops the watch and fails the test if an offset moved backwards.
 func (w *OffsetWatch) Check(t testing.TB) {
 	t.Helper()
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.backwards) > 0 {
-		t.Fatalf("committed offsets moved backwards: %v", w.backwards)
+	backwards, polls := w.end()
+	if len(backwards) > 0 {
+		t.Fatalf("committed offsets moved backwards: %v", backwards)
 	}
-	if w.polls < 5 {
-		t.Fatalf("only %d polls of the committed offsets", w.polls)
+	if polls < 5 {
+		t.Fatalf("only %d polls of the committed offsets", polls)
 	}
 }
 
-// Snapshot is the committed offsets now; it fails the test on an error.
-func (w *OffsetWatch) Snapshot(t testing.TB, brokers []string, group string, partitions int) map[int]int64 {
+// end stops the watch and returns the backward moves it saw and how many
+// readings it took.
+func (w *OffsetWatch) end() (backwards []string, polls int) {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	return w.backwards, w.polls
+}
+
+// Snapshot is the committed offsets now, read after the call and observed
+// by the watch like its polls; it fails the test on an error.
+func (w *OffsetWatch) Snapshot(t testing.TB) map[int]int64 {
 	t.Helper()
-	got, err := Committed(brokers, group, partitions)
+	got, err := w.snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.observe(got)
 	return got
+}
+
+func (w *OffsetWatch) snapshot() (map[int]int64, error) {
+	reply := make(chan snapshot, 1)
+	select {
+	case w.snap <- reply:
+	case <-w.done:
+		return nil, errors.New("kafkatest: the offset watch has ended")
+	}
+	s := <-reply
+	if s.err != nil {
+		return nil, fmt.Errorf("kafkatest: committed offsets: %w", s.err)
+	}
+	return s.offsets, nil
 }
 
 // FreePort returns a loopback port that was free a moment ago.

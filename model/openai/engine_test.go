@@ -261,6 +261,12 @@ func TestGuidedJSON(t *testing.T) {
 	}
 }
 
+// slowTimeout is the request timeout of the tests with a "slow" endpoint,
+// which hangs until the client gives up, so that it is slow whatever the
+// timeout. The timeout bounds the healthy requests too: it leaves them
+// ample time on a busy machine.
+const slowTimeout = 2 * time.Second
+
 // failure is one way an endpoint fails a request.
 type failure struct {
 	name string
@@ -298,8 +304,14 @@ func TestRetryOnAnotherEndpoint(t *testing.T) {
 		t.Run(fl.name, func(t *testing.T) {
 			bad, good := newFake(t), newFake(t)
 			bad.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool { fl.do(w, r); return true }
-			// The first pick is the first endpoint: the bad one.
-			e, clock := newTestEngine(t, Options{Endpoints: []string{bad.base(), good.base()}, Timeout: 50 * time.Millisecond})
+			// The first pick is the first endpoint: the bad one. Only
+			// the slow case is about the timeout (the fake hangs until
+			// the client gives up); elsewhere it is the default.
+			opts := Options{Endpoints: []string{bad.base(), good.base()}}
+			if fl.name == "slow" {
+				opts.Timeout = slowTimeout
+			}
+			e, clock := newTestEngine(t, opts)
 			g := group("Ada Lovelace met Charles Babbage.", "person", "organization")
 			out, err := e.Generate(context.Background(), []model.PromptGroup{g}, model.GenerateOptions{})
 			if err != nil {
@@ -524,7 +536,7 @@ func TestMixedPool(t *testing.T) {
 	for _, routing := range []Routing{RoutingLeastInFlight, RoutingRoundRobin} {
 		t.Run(string(routing), func(t *testing.T) {
 			e, _ := newTestEngine(t, Options{Endpoints: endpoints, Routing: routing, Retries: 2 * len(endpoints),
-				FailureThreshold: 1, Cooldown: time.Hour, Timeout: 100 * time.Millisecond, MaxInFlightPerEndpoint: 2})
+				FailureThreshold: 1, Cooldown: time.Hour, Timeout: slowTimeout, MaxInFlightPerEndpoint: 2})
 			var groups []model.PromptGroup
 			var docs [][2]string
 			for i := range 40 {
