@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHFBaselinePrompts: the prompts that bench engine --prompts-out writes
@@ -28,7 +30,14 @@ func TestHFBaselinePrompts(t *testing.T) {
 		t.Fatalf("bench engine: exit %d: %s", code, errs)
 	}
 	script := filepath.Join("..", "..", "scripts", "hf_baseline.py")
-	out, err := exec.Command(python, script, "--prompts", prompts, "--batch-docs", "2", "--dry-run").CombinedOutput()
+	// A bound on each run, so that a hang is this test's failure, not the
+	// package's time-out.
+	run := func(args ...string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return exec.CommandContext(ctx, python, append([]string{script}, args...)...).CombinedOutput()
+	}
+	out, err := run("--prompts", prompts, "--batch-docs", "2", "--dry-run")
 	if err != nil {
 		t.Fatalf("hf_baseline.py --dry-run: %v: %s", err, out)
 	}
@@ -55,7 +64,7 @@ func TestHFBaselinePrompts(t *testing.T) {
 	} {
 		bad := filepath.Join(t.TempDir(), "bad.jsonl")
 		os.WriteFile(bad, []byte(body), 0o644)
-		out, err := exec.Command(python, script, "--prompts", bad, "--dry-run").CombinedOutput()
+		out, err := run("--prompts", bad, "--dry-run")
 		msg := strings.TrimSpace(string(out))
 		if err == nil || strings.Count(msg, "\n") != 0 || !strings.HasPrefix(msg, "hf_baseline: ") || strings.Contains(msg, "Traceback") {
 			t.Errorf("%s: exit %v, output %q; want one line and a failure", name, err, msg)
