@@ -69,6 +69,7 @@ import (
 	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/openai"
 	"github.com/nerstream/nerstream/pipeline"
 	"github.com/nerstream/nerstream/producers"
@@ -119,6 +120,13 @@ type Model struct {
 
 	model.RecognizerOptions `yaml:",inline"`
 
+	// PullMaxBytes is the largest model that a reference in path may
+	// download, in bytes: a larger Content-Length is refused before the
+	// download starts, and a body that grows past it is cut off and
+	// deleted. Default: 34359738368 (32 GiB, room for any 7B model, F32
+	// included; nerstream model pull --max-bytes says the same).
+	PullMaxBytes int `yaml:"pull_max_bytes"`
+
 	// Threads is the CPU threads of the engine. Default: 0, all cores.
 	Threads int `yaml:"threads"`
 	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
@@ -162,6 +170,7 @@ func Default() Config {
 		Output: producers.DefaultOutputConfig(),
 		Model: Model{
 			RecognizerOptions: model.DefaultRecognizerOptions(),
+			PullMaxBytes:      int(hub.DefaultMaxBytes),
 			GPULayers:         -1,
 			Devices:           []string{DevicesAuto},
 			Engine:            EngineLlama,
@@ -212,6 +221,9 @@ func (c Config) Validate() error {
 	m := c.Model
 	if m.Threads < 0 {
 		p.Addf("model.threads", "must be >= 0")
+	}
+	if m.PullMaxBytes <= 0 {
+		p.Addf("model.pull_max_bytes", "must be > 0")
 	}
 	if m.GPULayers < -1 {
 		p.Addf("model.gpu_layers", "must be -1 (all), 0 (none) or a count")

@@ -37,6 +37,7 @@ func TestString(t *testing.T) {
 		{"openai:https://u:PASS@gpu-1/v1,https://gpu-2/v1?key=k", "openai:https://REDACTED:REDACTED@gpu-1/v1,https://gpu-2/v1?key=REDACTED"},
 		// Does not parse: hidden all the same.
 		{"https://u:PASS@h/%zz?sig=abc", "https://REDACTED:REDACTED@h/%zz?sig=REDACTED"},
+		{"http://us er:hunter2@host:bad:port", "http://REDACTED:REDACTED@host:bad:port"},
 	}
 	for _, tt := range tests {
 		if got := String(tt.in); got != tt.want {
