@@ -58,6 +58,9 @@
 // Fields tagged secret:"true" (kafka.sasl.password, model.openai.api_key,
 // telemetry.headers) are hidden by [Config.Redacted], which config print
 // uses: a non-empty value becomes "[redacted]"; a map keeps its keys.
+// Every other value is shown with the user information and query values
+// of the addresses in it REDACTED (model.openai.endpoints,
+// telemetry.endpoint, a presigned model.path).
 package config
 
 import (
