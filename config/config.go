@@ -58,6 +58,9 @@
 // Fields tagged secret:"true" (kafka.sasl.password, model.openai.api_key,
 // telemetry.headers) are hidden by [Config.Redacted], which config print
 // uses: a non-empty value becomes "[redacted]"; a map keeps its keys.
+// Every other value is shown with the user information and query values
+// of the addresses in it REDACTED (model.openai.endpoints,
+// telemetry.endpoint, a presigned model.path).
 package config
 
 import (
@@ -69,6 +72,7 @@ import (
 	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/internal/problems"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/openai"
 	"github.com/nerstream/nerstream/pipeline"
 	"github.com/nerstream/nerstream/producers"
@@ -119,6 +123,13 @@ type Model struct {
 
 	model.RecognizerOptions `yaml:",inline"`
 
+	// PullMaxBytes is the largest model that a reference in path may
+	// download, in bytes: a larger Content-Length is refused before the
+	// download starts, and a body that grows past it is cut off and
+	// deleted. Default: 34359738368 (32 GiB, room for any 7B model, F32
+	// included; nerstream model pull --max-bytes says the same).
+	PullMaxBytes int `yaml:"pull_max_bytes"`
+
 	// Threads is the CPU threads of the engine. Default: 0, all cores.
 	Threads int `yaml:"threads"`
 	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
@@ -162,6 +173,7 @@ func Default() Config {
 		Output: producers.DefaultOutputConfig(),
 		Model: Model{
 			RecognizerOptions: model.DefaultRecognizerOptions(),
+			PullMaxBytes:      int(hub.DefaultMaxBytes),
 			GPULayers:         -1,
 			Devices:           []string{DevicesAuto},
 			Engine:            EngineLlama,
@@ -212,6 +224,9 @@ func (c Config) Validate() error {
 	m := c.Model
 	if m.Threads < 0 {
 		p.Addf("model.threads", "must be >= 0")
+	}
+	if m.PullMaxBytes <= 0 {
+		p.Addf("model.pull_max_bytes", "must be > 0")
 	}
 	if m.GPULayers < -1 {
 		p.Addf("model.gpu_layers", "must be -1 (all), 0 (none) or a count")

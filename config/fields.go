@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	redactaddr "github.com/nerstream/nerstream/internal/redact"
 )
 
 // Field describes one leaf of [Config], for documentation and for the
@@ -257,55 +259,68 @@ func reservedEnv(name string) bool {
 	return strings.HasPrefix(name, "NERSTREAM_TEST_") || strings.HasPrefix(name, "NERSTREAM_REQUIRE_")
 }
 
-// Redacted returns a copy of c with every non-empty secret value replaced
-// by "[redacted]", for printing. Secrets are the fields tagged
-// secret:"true" (kafka.sasl.password, model.openai.api_key and
-// telemetry.headers, where API keys go); in a map,
-// every value is a secret and the keys stay. c itself is untouched.
+// Redacted returns a copy of c fit to print. Every non-empty secret value
+// is replaced by "[redacted]": the fields tagged secret:"true"
+// (kafka.sasl.password, model.openai.api_key and telemetry.headers, where
+// API keys go); in a map, every value is a secret and the keys stay. Every
+// other value that holds an address (model.openai.endpoints,
+// telemetry.endpoint, a model.path to download) is shown with the user
+// information and the query values of its addresses REDACTED
+// (internal/redact): a password or a signature in an address is as secret
+// as a password field. c itself is untouched.
 func (c Config) Redacted() Config {
 	redact(reflect.ValueOf(&c).Elem(), theSchema().fields)
 	return c
 }
 
-// redact hides the secret fields of the struct v in place; a secret
-// slice or map is replaced, not changed, since v may share it.
+// redact hides the secrets of the struct v in place; a slice or map is
+// replaced, not changed, since v may share it.
 func redact(v reflect.Value, fields []field) {
 	const hidden = "[redacted]"
 	for _, f := range fields {
-		if !f.Secret {
-			continue
-		}
 		fv := v.FieldByIndex(f.index)
+		hide := redactaddr.String
+		if f.Secret {
+			hide = func(s string) string {
+				if s == "" {
+					return ""
+				}
+				return hidden
+			}
+		}
 		switch {
 		case fv.Kind() == reflect.String:
-			if fv.String() != "" {
-				fv.SetString(hidden)
+			if s := fv.String(); hide(s) != s {
+				fv.SetString(hide(s))
 			}
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
-			if fv.IsNil() {
-				continue
-			}
 			s := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			changed := false
 			for i := range fv.Len() {
-				if fv.Index(i).String() != "" {
-					s.Index(i).SetString(hidden)
-				}
+				e := fv.Index(i).String()
+				s.Index(i).SetString(hide(e))
+				changed = changed || hide(e) != e
 			}
-			fv.Set(s)
+			if changed {
+				fv.Set(s)
+			}
 		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
 			if fv.IsNil() {
 				continue
 			}
+			changed := false
 			m := reflect.MakeMapWithSize(fv.Type(), fv.Len())
 			for it := fv.MapRange(); it.Next(); {
 				val := it.Value()
-				if val.String() != "" {
-					val = reflect.ValueOf(hidden).Convert(fv.Type().Elem())
+				if shown := hide(val.String()); shown != val.String() {
+					val, changed = reflect.ValueOf(shown).Convert(fv.Type().Elem()), true
 				}
 				m.SetMapIndex(it.Key(), val)
 			}
-			fv.Set(m)
-		default:
+			if changed {
+				fv.Set(m)
+			}
+		case f.Secret:
 			panic("config: secret:\"true\" on a " + fv.Type().String() + " field, " + f.Path)
 		}
 	}

@@ -3,7 +3,10 @@ package config
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestEnvVar(t *testing.T) {
@@ -117,6 +120,46 @@ func TestRedacted(t *testing.T) {
 	}
 	if Default().Redacted().Telemetry.Headers != nil {
 		t.Error("no headers became some")
+	}
+}
+
+// TestRedactedAddresses is a regression test of issue 16's finding that
+// config print showed the secrets of addresses. Reproduction, before the
+// fix: with model.openai.endpoints: [https://user:PASS@gpu-1:8000/v1] and
+// telemetry.endpoint: https://user:PASS@collector:4318, `nerstream config
+// print` printed both passwords, and a model.path presigned for its
+// download printed its signature, since only fields tagged secret were
+// hidden. Now every address is shown redacted, whichever field holds it.
+func TestRedactedAddresses(t *testing.T) {
+	c := Default()
+	c.Model.OpenAI.Endpoints = []string{"https://user:PASSSECRET@gpu-1:8000/v1", "http://gpu-2:8000/v1"}
+	c.Telemetry.Endpoint = "https://user:PASSSECRET@collector:4318"
+	c.Model.Path = "https://bucket.example/m.gguf?X-Amz-Credential=AKID&X-Amz-Signature=SIGSECRET"
+	c.Telemetry.ResourceAttributes = map[string]string{"repo": "https://TOKSECRET@git.example/ner"}
+	c.Kafka.Brokers = []string{"kafka-1:9093"}
+	r := c.Redacted()
+	tests := []struct{ path, got, want string }{
+		{"model.openai.endpoints[0]", r.Model.OpenAI.Endpoints[0], "https://REDACTED:REDACTED@gpu-1:8000/v1"},
+		{"model.openai.endpoints[1]", r.Model.OpenAI.Endpoints[1], "http://gpu-2:8000/v1"},
+		{"telemetry.endpoint", r.Telemetry.Endpoint, "https://REDACTED:REDACTED@collector:4318"},
+		{"model.path", r.Model.Path, "https://bucket.example/m.gguf?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED"},
+		{"telemetry.resource_attributes", r.Telemetry.ResourceAttributes["repo"], "https://REDACTED@git.example/ner"},
+		{"kafka.brokers", r.Kafka.Brokers[0], "kafka-1:9093"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.path, tt.got, tt.want)
+		}
+	}
+	out, err := yaml.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "SECRET") {
+		t.Errorf("the redacted configuration shows a secret:\n%s", out)
+	}
+	if c.Model.OpenAI.Endpoints[0] != "https://user:PASSSECRET@gpu-1:8000/v1" || c.Telemetry.ResourceAttributes["repo"] != "https://TOKSECRET@git.example/ner" {
+		t.Error("Redacted changed the original")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nerstream/nerstream/internal/backoff"
 	"github.com/nerstream/nerstream/internal/openaiapi"
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 const (
@@ -220,9 +221,9 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 	case opts.BaseURL == "":
 		return nil, errors.New("distill: teacher: no base URL")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return nil, fmt.Errorf("distill: teacher: base URL %q is not an http(s) URL", openaiapi.HideUserinfoRaw(opts.BaseURL))
+		return nil, fmt.Errorf("distill: teacher: base URL %q is not an http(s) URL", redact.String(opts.BaseURL))
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return nil, fmt.Errorf("distill: teacher: base URL %s has a query or fragment", openaiapi.HideUserinfo(u))
+		return nil, fmt.Errorf("distill: teacher: base URL %s has a query or fragment", redact.URL(u))
 	case opts.Model == "":
 		return nil, errors.New("distill: teacher: no model name")
 	}
@@ -269,7 +270,7 @@ func NewTeacher(opts TeacherOptions) (*Teacher, error) {
 	u.Path = strings.TrimRight(u.Path, "/") + "/chat/completions"
 	u.RawPath = ""
 	t.target = u.String()
-	t.name = openaiapi.HideUserinfo(u)
+	t.name = redact.URL(u)
 	t.requests = newLimiter(opts.RequestsPerMinute, opts.now, opts.sleep)
 	t.tokens = newLimiter(opts.TokensPerMinute, opts.now, opts.sleep)
 	t.client = opts.HTTPClient

@@ -131,10 +131,13 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 		status("loading " + spec)
 		return openSynth(strings.TrimPrefix(spec, SynthPrefix), opts)
 	case hub.IsRef(spec):
-		if _, err := hub.ParseRef(spec); err != nil {
+		ref, err := hub.ParseRef(spec)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSpec, err)
 		}
-		status("pulling " + spec)
+		// A reference may be presigned (?X-Amz-Signature=…): readiness
+		// and the log get it redacted.
+		status("pulling " + ref.Redacted())
 		local, err := hub.Resolve(ctx, spec, opts.Pull)
 		if err != nil {
 			if errors.Is(err, hub.ErrBadRef) || errors.Is(err, hub.ErrBadDigest) || errors.Is(err, hub.ErrBadEndpoint) {
@@ -143,8 +146,11 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 			return nil, err
 		}
 		if opts.Logger != nil {
-			opts.Logger.Info("model: in the cache", "ref", spec, "path", local)
+			opts.Logger.Info("model: in the cache", "ref", ref.Redacted(), "path", local)
 		}
+		// The cache's file name may be escaped (sub%2Fm.gguf): the model is
+		// named after the source's file.
+		opts.Name = cmp.Or(opts.Name, ref.FileName())
 		spec = local
 	}
 	status("loading " + spec)
@@ -355,17 +361,21 @@ func OpenTokenizer(ctx context.Context, spec string, opts Options) (*Model, erro
 const probeTimeout = 30 * time.Second
 
 // FromConfig returns the spec and the options that the configuration's
-// model section describes: model.path for the llama engine, or the
-// endpoints of model.openai for the openai engine, which is then named
-// after model.path's file when that is set.
+// model section describes: model.path for the llama engine (pulled with
+// at most model.pull_max_bytes when it is a reference), or the endpoints
+// of model.openai for the openai engine, which is then named after
+// model.path's file when that is set.
 func FromConfig(m config.Model) (string, Options) {
 	opts := Options{Llama: llama.Options{Threads: m.Threads, GPULayers: m.GPULayers}, OpenAI: m.OpenAI,
-		BackendsDir: m.BackendsDir, Devices: m.Devices}
+		BackendsDir: m.BackendsDir, Devices: m.Devices, Pull: hub.Options{MaxBytes: int64(m.PullMaxBytes)}}
 	if m.Engine != config.EngineOpenAI {
 		return m.Path, opts
 	}
 	if m.Path != "" {
 		opts.Name = filepath.Base(m.Path)
+		if r, err := hub.ParseRef(m.Path); err == nil {
+			opts.Name = r.FileName() // not the query of a presigned address
+		}
 	}
 	return OpenAIPrefix, opts
 }

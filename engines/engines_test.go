@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/model/gguf"
 	"github.com/nerstream/nerstream/model/gguf/gguftest"
+	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
 )
@@ -101,11 +104,19 @@ func TestFromConfig(t *testing.T) {
 	if spec != c.Model.Path || opts.Llama.Threads != 3 || opts.Llama.GPULayers != -1 || opts.Name != "" {
 		t.Errorf("llama engine: %q, %+v", spec, opts)
 	}
+	if opts.Pull.MaxBytes != int64(c.Model.PullMaxBytes) || opts.Pull.MaxBytes != hub.DefaultMaxBytes {
+		t.Errorf("pull limit %d, want model.pull_max_bytes, %d", opts.Pull.MaxBytes, c.Model.PullMaxBytes)
+	}
 	c.Model.Engine = config.EngineOpenAI
 	c.Model.OpenAI.Endpoints = []string{"http://gpu-1:8000/v1"}
 	spec, opts = FromConfig(c.Model)
 	if spec != OpenAIPrefix || opts.OpenAI.Endpoints[0] != "http://gpu-1:8000/v1" || opts.Name != "UniNER-7B-type.Q4_K_M.gguf" {
 		t.Errorf("openai engine: %q, %+v", spec, opts)
+	}
+	// A presigned model.path names the model by its file, not its query.
+	c.Model.Path = "https://bucket.example/UniNER-7B-type.Q4_K_M.gguf?X-Amz-Signature=SIGSECRET"
+	if _, opts = FromConfig(c.Model); opts.Name != "UniNER-7B-type.Q4_K_M.gguf" {
+		t.Errorf("openai engine named %q", opts.Name)
 	}
 }
 
@@ -260,5 +271,67 @@ func TestOpenRefusesHostileFiles(t *testing.T) {
 	m.Close()
 	if _, err := Open(context.Background(), vocab, Options{Llama: llama.Options{Threads: 1}}); !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), "token_embd.weight") {
 		t.Errorf("LLaMA's vocabulary as a model: %v, want an ErrSpec for its missing tensors", err)
+	}
+}
+
+// TestOpenRedactsPresignedRef is a regression test of issue 16's finding
+// that a model reference's query was shown. Reproduction, before the fix:
+// run with model.path: https://bucket/m.gguf?X-Amz-Signature=… set its
+// readiness to "pulling https://bucket/m.gguf?X-Amz-Signature=…" (served
+// on /readyz) and logged "model: in the cache" with the whole reference;
+// a failed download named it whole in its error. Now Status, the log and
+// the error show it redacted, and the model is named after its file.
+func TestOpenRedactsPresignedRef(t *testing.T) {
+	var tiny bytes.Buffer
+	if err := gguf.Synth(&tiny, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/dl/tiny.gguf" {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(tiny.Bytes()))
+	}))
+	defer srv.Close()
+	const query = "?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET"
+	tests := []struct {
+		name, path string
+		wantErr    bool
+	}{
+		{"pulled and loaded", "/dl/tiny.gguf", false},
+		{"not found", "/dl/missing.gguf", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var steps []string
+			var log, progress bytes.Buffer
+			opts := Options{
+				Llama:  llama.Options{Threads: 1},
+				Status: func(s string) { steps = append(steps, s) },
+				Logger: slog.New(slog.NewJSONHandler(&log, nil)), // a plain handler: the source must not log secrets
+				Pull:   hub.Options{Dir: t.TempDir(), Progress: &progress},
+			}
+			m, err := Open(context.Background(), srv.URL+tt.path+query, opts)
+			if m != nil {
+				defer m.Close()
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want one: %v", err, tt.wantErr)
+			}
+			shown := strings.Join(steps, "\n") + "\n" + log.String() + progress.String()
+			if err != nil {
+				shown += err.Error()
+			}
+			if strings.Contains(shown, "SECRET") {
+				t.Errorf("shows a secret:\n%s", shown)
+			}
+			if len(steps) == 0 || !strings.HasPrefix(steps[0], "pulling "+srv.URL+tt.path+"?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED") {
+				t.Errorf("steps %q", steps)
+			}
+			if m != nil && m.Name != "tiny.gguf" {
+				t.Errorf("model named %q, want tiny.gguf", m.Name)
+			}
+		})
 	}
 }

@@ -24,4 +24,10 @@
 //
 // [NewLogHandler] is a log/slog handler, JSON or text, that adds trace_id
 // and span_id to records logged with a context inside a span.
+//
+// Every address that leaves through this package is shown without its
+// secrets (internal/redact: user information and query values REDACTED):
+// the reasons /readyz gives (it answers anyone), every log line, and the
+// url.full of the client spans of [Telemetry.HTTPTransport], with the
+// errors they record.
 package telemetry

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // Names of the readiness checks the rest of nerstream reports to [Health].
@@ -55,6 +57,9 @@ func NewHealth(checks ...string) *Health {
 
 // Set records the state of check: ready when err is nil, else failing with
 // err's text as the reason. A check not given to [NewHealth] is added.
+// /readyz answers anyone who asks, so an address in the reason is shown
+// with its user information and query values hidden (internal/redact):
+// "model: pulling https://bucket/m.gguf?X-Amz-Signature=REDACTED".
 func (h *Health) Set(check string, err error) {
 	if h == nil {
 		return
@@ -73,7 +78,7 @@ func (h *Health) Set(check string, err error) {
 		}
 		return
 	}
-	reason := err.Error()
+	reason := redact.Text(err.Error())
 	if cur != nil && *cur == reason {
 		return
 	}

@@ -187,6 +187,35 @@ func TestHealthHandler(t *testing.T) {
 	}
 }
 
+// TestHealthRedactsAddresses is a regression test of issue 16's finding
+// that /readyz, which answers anyone, showed secrets. Reproduction, before
+// the fix: run with model.path set to a presigned address
+// (https://bucket/m.gguf?X-Amz-Signature=…) reported "model: pulling
+// https://bucket/m.gguf?X-Amz-Signature=…" on /readyz while it downloaded,
+// and an error naming an endpoint with a password showed the password. Now
+// Set shows every address of a reason redacted.
+func TestHealthRedactsAddresses(t *testing.T) {
+	tests := []struct {
+		name, reason, want string
+	}{
+		{"presigned model reference", "pulling https://bucket.example/m.gguf?X-Amz-Credential=AKID&X-Amz-Signature=SIGSECRET",
+			"model: pulling https://bucket.example/m.gguf?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED\n"},
+		{"endpoint with a password", `openai: Post "https://user:PASSSECRET@gpu-1/v1/completions": connection refused`,
+			`model: openai: Post "https://REDACTED:REDACTED@gpu-1/v1/completions": connection refused` + "\n"},
+		{"nothing to hide", "loading /models/m.gguf", "model: loading /models/m.gguf\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewHealth(CheckModel)
+			h.Set(CheckModel, errors.New(tt.reason))
+			code, body := serve(t, h.Handler(), http.MethodGet)
+			if code != http.StatusServiceUnavailable || body != tt.want {
+				t.Errorf("/readyz %d %q, want 503 %q", code, body, tt.want)
+			}
+		})
+	}
+}
+
 // TestHealthSetNoChangeAllocs checks that the hot path (a Set that changes
 // nothing) does not allocate.
 func TestHealthSetNoChangeAllocs(t *testing.T) {

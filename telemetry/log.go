@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nerstream/nerstream/internal/problems"
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // Keys of the trace correlation attributes [NewLogHandler] adds.
@@ -95,12 +96,14 @@ func ParseLogLevel(s string) (slog.Level, error) {
 // w is nil). A record logged with a context that holds a valid span context
 // (e.g. slog.InfoContext(ctx, ...) inside a span) gets top-level trace_id and
 // span_id attributes, in hex, so logs and traces can be joined; the handlers
-// from WithAttrs and WithGroup do the same.
+// from WithAttrs and WithGroup do the same. Every address in a line is
+// shown with its user information and query values REDACTED (see
+// redactAttr).
 func NewLogHandler(w io.Writer, opts LogOptions) (slog.Handler, error) {
 	if w == nil {
 		w = os.Stderr
 	}
-	ho := &slog.HandlerOptions{Level: opts.Level}
+	ho := &slog.HandlerOptions{Level: opts.Level, ReplaceAttr: redactAttr}
 	var h slog.Handler
 	switch strings.ToLower(strings.TrimSpace(opts.Format)) {
 	case "", "json":
@@ -111,6 +114,36 @@ func NewLogHandler(w io.Writer, opts LogOptions) (slog.Handler, error) {
 		return nil, fmt.Errorf("unknown log format %q (want json or text)", opts.Format)
 	}
 	return &traceHandler{base: h}, nil
+}
+
+// redactAttr shows every address in a log line (the message, a string, a
+// list of strings or an error) with its user information and query values
+// hidden (internal/redact), whichever package logged it: a model reference
+// signed for its download, an endpoint with a password, an error that
+// repeats either.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); strings.Contains(s, "://") {
+			a.Value = slog.StringValue(redact.Text(s))
+		}
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			if s := v.Error(); strings.Contains(s, "://") {
+				a.Value = slog.StringValue(redact.Text(s))
+			}
+		case []string:
+			if slices.ContainsFunc(v, func(s string) bool { return strings.Contains(s, "://") }) {
+				shown := make([]string, len(v))
+				for i, s := range v {
+					shown[i] = redact.String(s)
+				}
+				a.Value = slog.AnyValue(shown)
+			}
+		}
+	}
+	return a
 }
 
 // traceHandler adds the span context of the record's context to the record.

@@ -224,3 +224,42 @@ func TestNewLogHandlerBadFormat(t *testing.T) {
 		t.Errorf("NewLogHandler(xml) error = %v, want one naming the format", err)
 	}
 }
+
+// TestLogRedactsAddresses is a regression test of issue 16's finding that
+// logs showed secrets. Reproduction, before the fix: run with model.path
+// set to a presigned address logged "model: in the cache" with
+// "ref":"https://…?X-Amz-Signature=…", and an error or a list naming an
+// endpoint https://user:PASSWORD@… was logged as it was. Now the handler
+// shows every address in the message, a string, an error or a list of
+// strings with its user information and query values REDACTED.
+func TestLogRedactsAddresses(t *testing.T) {
+	const (
+		ref      = "https://bucket.example/m.gguf?X-Amz-Signature=SIGSECRET"
+		endpoint = "https://user:PASSSECRET@gpu-1:8000/v1"
+	)
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			h, err := NewLogHandler(&buf, LogOptions{Format: format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(h)
+			log.Info("model: in the cache", "ref", ref, "path", "/cache/m.gguf")
+			log.Warn("openai: "+endpoint+" failed", "err", fmt.Errorf("post %q: %w", endpoint, context.DeadlineExceeded))
+			log.Info("model: remote", "endpoints", []string{endpoint, "http://gpu-2:8000/v1"})
+			log.WithGroup("g").With("ref", ref).Info("grouped")
+			out := buf.String()
+			for _, secret := range []string{"SIGSECRET", "PASSSECRET", "user:"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("the log shows %q:\n%s", secret, out)
+				}
+			}
+			for _, want := range []string{"X-Amz-Signature=REDACTED", "REDACTED:REDACTED@gpu-1:8000/v1", "http://gpu-2:8000/v1", "/cache/m.gguf"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("the log does not show %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/nerstream/nerstream/internal/problems"
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // InstrumentationName is the instrumentation scope of the tracer and meter
@@ -575,13 +576,13 @@ func endpointURL(endpoint, exporter, signalPath string) (string, error) {
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("endpoint: %w", err)
+		return "", fmt.Errorf("endpoint: %w", redact.Error(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("endpoint %q: scheme must be http or https", endpoint)
+		return "", fmt.Errorf("endpoint %q: scheme must be http or https", redact.String(endpoint))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint %q has no host", endpoint)
+		return "", fmt.Errorf("endpoint %q has no host", redact.String(endpoint))
 	}
 	if exporter == ExporterOTLPHTTP {
 		u.Path = strings.TrimSuffix(u.Path, "/") + signalPath

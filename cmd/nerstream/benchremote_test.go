@@ -11,8 +11,10 @@ import (
 // TestBenchEngineRemote runs bench engine --engine openai against nerstream
 // serve on loopback, with the in-process baseline on the same model: every
 // document answered, one request each, and the same answers as in process.
+// The endpoint carries a user name and password, which the report, printed
+// and kept, shows REDACTED (issue 16: it used to show them).
 func TestBenchEngineRemote(t *testing.T) {
-	base := startServe(t)
+	base := strings.Replace(startServe(t), "http://", "http://bench:PASSSECRET@", 1)
 	code, out, errs := runCLI(t, "", "bench", "engine", "--engine", "openai", "--endpoint", base+"/v1", "--model", "synth:tiny",
 		"--clients", "4", "--docs", "12", "--types", "3", "--doc-tokens", "40", "--max-new-tokens", "4", "--threads", "1")
 	if code != 0 {
@@ -30,6 +32,9 @@ func TestBenchEngineRemote(t *testing.T) {
 	}
 	if res.AnswersDiffer == nil || *res.AnswersDiffer != 0 {
 		t.Errorf("answers differ from the in-process engine's: %v", res.AnswersDiffer)
+	}
+	if strings.Contains(out+errs, "PASSSECRET") || len(res.Endpoints) != 1 || !strings.HasPrefix(res.Endpoints[0], "http://REDACTED:REDACTED@") {
+		t.Errorf("the report shows the endpoint as %q (stderr %q)", res.Endpoints, errs)
 	}
 }
 

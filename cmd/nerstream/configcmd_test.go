@@ -101,3 +101,48 @@ telemetry: {headers: {x-api-key: hunter2}}
 	code, _, errs = runCLI(t, "", "config", "lint")
 	checkOneLineError(t, code, 2, errs, "want check or print")
 }
+
+// TestConfigPrintRedactsAddresses is a regression test of issue 16's
+// finding that `config print` showed the secrets of addresses.
+// Reproduction, before the fix: a configuration with
+// model.openai.endpoints: [https://user:PASS@gpu-1:8000/v1] and
+// telemetry.endpoint: https://user:PASS@collector:4318 (or a model.path
+// presigned for its download) printed the passwords and the signature as
+// they were. Now they are REDACTED, from the file, the environment or
+// --set alike.
+func TestConfigPrintRedactsAddresses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	const file = `kafka: {brokers: ["kafka-1:9092"]}
+input: {topics: [docs]}
+output: {topic: entities, dead_letter_topic: entities-dlq}
+model:
+  path: https://bucket.example/m.gguf?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET
+  entity_types: [person]
+  engine: openai
+  openai: {endpoints: ["https://user:PASSSECRET@gpu-1:8000/v1", "http://gpu-2:8000/v1"]}
+`
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NERSTREAM_TELEMETRY_ENDPOINT", "https://otel:ENVSECRET@collector:4318")
+	code, out, errs := runCLI(t, "", "config", "print", "--config", path, "--set", "model.openai.endpoints=https://TOKSECRET@gpu-3:8000/v1,http://gpu-2:8000/v1")
+	if code != 0 {
+		t.Fatalf("print: %d %q", code, errs)
+	}
+	if strings.Contains(out, "SECRET") {
+		t.Errorf("config print shows a secret:\n%s", out)
+	}
+	for _, want := range []string{
+		"path: https://bucket.example/m.gguf?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED\n",
+		"- https://REDACTED@gpu-3:8000/v1\n", "- http://gpu-2:8000/v1\n",
+		"endpoint: https://REDACTED:REDACTED@collector:4318\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printed config lacks %q:\n%s", want, out)
+		}
+	}
+	// The file's own endpoints, without --set.
+	if _, out, _ = runCLI(t, "", "config", "print", "--config", path); strings.Contains(out, "SECRET") || !strings.Contains(out, "- https://REDACTED:REDACTED@gpu-1:8000/v1\n") {
+		t.Errorf("config print of the file's endpoints:\n%s", out)
+	}
+}

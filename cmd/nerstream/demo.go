@@ -9,6 +9,7 @@ import (
 
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/internal/demo"
+	"github.com/nerstream/nerstream/internal/redact"
 	"github.com/nerstream/nerstream/model/hub"
 )
 
@@ -31,7 +32,7 @@ func runDemo(ctx context.Context, s streams, args []string) error {
 		if errors.Is(err, engines.ErrSpec) || ctx.Err() != nil {
 			return err
 		}
-		return fmt.Errorf("getting the model %s: %w; pass --model FILE.gguf, or try the demo now with --model synth:tiny (random weights: its entities are meaningless)", ef.Model, err)
+		return fmt.Errorf("getting the model %s: %w; pass --model FILE.gguf, or try the demo now with --model synth:tiny (random weights: its entities are meaningless)", redact.String(ef.Model), err)
 	}
 	defer m.Close()
 	return demo.Run(ctx, m.Engine, m.Name, demo.Options{MaxNewTokens: ef.MaxNewTokens, JSON: *asJSON, Verbose: *verbose, Out: s.out, Err: s.err})

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/internal/redact"
 	"github.com/nerstream/nerstream/model/hub"
 )
 
@@ -62,7 +63,7 @@ func commands() []command {
 			"list the devices a model can run on (the CPU, and those of the GPU backend modules it loads) with their memory", runDevices},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
-		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force]",
+		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force] [--max-bytes SIZE]",
 			"write a synthetic LLaMA model with random weights, describe a GGUF model, or download one (REF: hf://OWNER/REPO/FILE.gguf[@REVISION] or an https:// address) into the model cache and print its path", runModel},
 		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | engine --engine openai --endpoint URL [--dialect D] [--served-model NAME] [--tokenizer GGUF] [--clients C] [--model BASELINE] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
 			"measure the engine against one-prompt-at-a-time decoding, or the stream against a plain kafka-go loop; prints JSON", runBench},
@@ -100,7 +101,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stdout, "usage: nerstream %s %s\n\n%s.\n", c.name, c.usage, c.summary)
 			return 0
 		}
-		fmt.Fprintf(stderr, "nerstream %s: %s\n", c.name, oneLine(err.Error()))
+		// The last stop of every error: an address in it is shown without
+		// its credentials or query values, whichever package made it.
+		fmt.Fprintf(stderr, "nerstream %s: %s\n", c.name, redact.Text(oneLine(err.Error())))
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,16 @@ func newPullServer(t *testing.T, etag bool) (*pullServer, string) {
 	return p, srv.URL
 }
 
+// cachedAt is where the model cache dir keeps the model of ref.
+func cachedAt(t *testing.T, dir, ref string) string {
+	t.Helper()
+	r, err := hub.ParseRef(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.CachePath(dir)
+}
+
 func pullEnv(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{"HF_TOKEN", "HF_ENDPOINT", "NERSTREAM_HOME", "XDG_CACHE_HOME"} {
@@ -83,19 +94,21 @@ func TestModelPullCommand(t *testing.T) {
 		{"--sha256", []string{"--sha256", digest, "BASE/m.gguf", "--dir", "DIR"}, "SHA-256 verified"},
 		{"upper-case --sha256 and --require-sha256", []string{"BASE/m.gguf", "--dir=DIR", "--sha256", strings.ToUpper(digest), "--require-sha256"}, "SHA-256 verified"},
 		{"--force", []string{"BASE/m.gguf", "--dir", "DIR", "--force"}, "pulled m.gguf"},
+		{"--max-bytes in bytes", []string{"BASE/m.gguf", "--dir", "DIR", "--max-bytes", "SIZE"}, "pulled m.gguf"},
+		{"--max-bytes with a unit", []string{"BASE/m.gguf", "--dir", "DIR", "--max-bytes", "1MiB"}, "pulled m.gguf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"model", "pull"}
 			for _, a := range tt.args {
-				args = append(args, strings.NewReplacer("BASE", base, "DIR", dir).Replace(a))
+				args = append(args, strings.NewReplacer("BASE", base, "DIR", dir, "SIZE", strconv.Itoa(len(srv.model))).Replace(a))
 			}
 			code, stdout, stderr := runCLI(t, "", args...)
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
-			want := filepath.Join(dir, "m.gguf")
+			want := cachedAt(t, dir, base+"/m.gguf")
 			if stdout != want+"\n" {
 				t.Errorf("stdout %q, want the path %s", stdout, want)
 			}
@@ -112,7 +125,7 @@ func TestModelPullCommand(t *testing.T) {
 func TestModelPullDefaultDirAndCache(t *testing.T) {
 	pullEnv(t)
 	_, base := newPullServer(t, true)
-	want := filepath.Join(os.Getenv("NERSTREAM_MODEL_DIR"), "m.gguf")
+	want := cachedAt(t, os.Getenv("NERSTREAM_MODEL_DIR"), base+"/m.gguf")
 	for i, wantStderr := range []string{"SHA-256 verified", "already in the cache"} {
 		code, stdout, stderr := runCLI(t, "", "model", "pull", base+"/m.gguf")
 		if code != 0 || stdout != want+"\n" {
@@ -131,7 +144,7 @@ func TestModelPullHF(t *testing.T) {
 	t.Setenv("HF_TOKEN", "hf_cli_token")
 	dir := t.TempDir()
 	code, stdout, stderr := runCLI(t, "", "model", "pull", "hf://owner/repo/m.gguf@rev1", "--dir", dir)
-	if code != 0 || stdout != filepath.Join(dir, "m.gguf")+"\n" {
+	if code != 0 || stdout != filepath.Join(dir, "hf", "owner", "repo", "rev1", "m.gguf")+"\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	srv.mu.Lock()
@@ -167,6 +180,14 @@ func TestModelPullErrors(t *testing.T) {
 		{"plain http", []string{"http://example.com/m.gguf"}, 2, "loopback"},
 		{"bad --sha256", []string{"BASE/m.gguf", "--sha256", "xyz"}, 2, "bad SHA-256"},
 		{"unknown flag", []string{"BASE/m.gguf", "--nope"}, 2, "not defined: -nope"},
+		// Issue 16: a presigned address is shown redacted.
+		{"presigned 404", []string{"BASE/missing.gguf?X-Amz-Signature=SIGSECRET"}, 1, "not found: " + base + "/missing.gguf?X-Amz-Signature=REDACTED"},
+		{"presigned, bad", []string{"http://example.com/m.gguf?sig=SIGSECRET"}, 2, "sig=REDACTED"},
+		// Issue 16: the size limit.
+		{"--max-bytes below the model", []string{"BASE/m.gguf", "--max-bytes", "1KiB"}, 1, "model too big: " + base + "/m.gguf is 443.4 KiB"},
+		{"--max-bytes not a size", []string{"BASE/m.gguf", "--max-bytes", "lots"}, 2, "invalid value \"lots\" for flag -max-bytes"},
+		{"--max-bytes unknown unit", []string{"BASE/m.gguf", "--max-bytes", "3 parsecs"}, 2, "unknown unit"},
+		{"--max-bytes zero", []string{"BASE/m.gguf", "--max-bytes", "0"}, 2, "above 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,6 +198,9 @@ func TestModelPullErrors(t *testing.T) {
 			}
 			code, stdout, stderr := runCLI(t, "", args...)
 			checkOneLineError(t, code, tt.code, stderr, tt.contains)
+			if strings.Contains(stderr, "SECRET") {
+				t.Errorf("stderr shows a secret: %q", stderr)
+			}
 			if stdout != "" {
 				t.Errorf("stdout %q after a failure", stdout)
 			}
@@ -189,10 +213,38 @@ func TestModelPullErrors(t *testing.T) {
 
 func TestModelPullHelp(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "model", "pull", "--help")
-	if code != 0 || !strings.Contains(stdout, "pull REF") {
+	if code != 0 || !strings.Contains(stdout, "pull REF") || !strings.Contains(stdout, "[--max-bytes SIZE]") {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
 	if !strings.HasPrefix(hub.DefaultModelRef, "hf://") {
 		t.Errorf("DefaultModelRef %q", hub.DefaultModelRef)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		str  string
+	}{
+		{"34359738368", 32 << 30, "32GiB"},
+		{"32GiB", 32 << 30, "32GiB"},
+		{"32gib", 32 << 30, "32GiB"},
+		{"40 GB", 40e9, "39062500KiB"},
+		{"1536KiB", 1536 << 10, "1536KiB"},
+		{"7b", 7, "7"},
+		{"1TiB", 1 << 40, "1TiB"},
+	}
+	for _, tt := range tests {
+		var b byteSize
+		if err := b.Set(tt.in); err != nil || int64(b) != tt.want || b.String() != tt.str {
+			t.Errorf("Set(%q): %d (%s), %v; want %d (%s)", tt.in, b, b.String(), err, tt.want, tt.str)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "GiB", "1.5GiB", "9999999TiB", "12 parsecs"} {
+		var b byteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) = %d, want an error", bad, b)
+		}
 	}
 }

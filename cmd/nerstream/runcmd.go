@@ -54,7 +54,7 @@ func runRun(ctx context.Context, s streams, args []string) error {
 		log.Info("http: serving /healthz /readyz /metrics", "address", addr, "pprof", cfg.HTTP.Pprof)
 	}
 	spec, opts := engines.FromConfig(cfg.Model)
-	opts.Pull = hub.Options{Progress: s.err, Bar: hub.IsTerminal(s.err)}
+	opts.Pull.Progress, opts.Pull.Bar = s.err, hub.IsTerminal(s.err)
 	opts.Status = func(step string) { health.Set(telemetry.CheckModel, errors.New(step)) }
 	opts.WrapTransport = tel.HTTPTransport // a trace continues into the GPU tier
 	opts.Logger = log

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nerstream/nerstream/internal/kafkatest"
 	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/hub"
 )
 
 // TestRunCommand runs `nerstream run` as its own process on the synthetic
@@ -77,8 +79,77 @@ func TestRunCommand(t *testing.T) {
 	if !strings.Contains(stderr.String(), "pulling "+cfg.Model.Path) {
 		t.Errorf("run did not say it pulls the model; stderr:\n%s", stderr.String())
 	}
-	if st, err := os.Stat(filepath.Join(cacheDir, "tiny.gguf")); err != nil || st.Size() != int64(model.Len()) {
+	ref, err := hub.ParseRef(cfg.Model.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(ref.CachePath(cacheDir)); err != nil || st.Size() != int64(model.Len()) {
 		t.Errorf("the model is not in the cache: %v", err)
+	}
+}
+
+// TestRunRedactsPresignedModel is a regression test of issue 16's finding
+// that run showed a presigned model reference. Reproduction, before the
+// fix: `nerstream run` with model.path:
+// https://bucket/m.gguf?X-Amz-Signature=… answered /readyz, which needs
+// no authentication, with "model: pulling https://bucket/m.gguf?X-Amz-Signature=…"
+// for as long as the download took, and wrote the same address to its
+// log stream ("pulling … into …"). Now both show it REDACTED.
+func TestRunRedactsPresignedModel(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The start of a model, then nothing: run stays at "pulling".
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("GGUF"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	cfg := kafkatest.StreamConfig([]string{"127.0.0.1:1"}) // the model comes first: no broker is reached
+	cfg.Model.Path = srv.URL + "/models/tiny.gguf?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET"
+	cmd := exec.Command(os.Args[0], "run", "--config", kafkatest.WriteConfig(t, cfg))
+	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1", "NERSTREAM_MODEL_DIR="+t.TempDir())
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("run's stderr:\n%s", stderr.String())
+		}
+	})
+	addrRE := regexp.MustCompile(`"msg":"http: serving[^}]*"address":"([^"]+)"`)
+	var base string
+	waitUntil(t, 30*time.Second, "the server's address in the log", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+			return true
+		}
+		return false
+	})
+	var body string
+	waitUntil(t, 30*time.Second, "/readyz saying the model is being pulled", func() bool {
+		var code int
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "model: pulling")
+	})
+	want := "model: pulling " + srv.URL + "/models/tiny.gguf?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED"
+	if strings.Contains(body, "SECRET") || !strings.Contains(body, want) {
+		t.Errorf("/readyz %q, want %q and no secret", body, want)
+	}
+	waitUntil(t, 10*time.Second, "the pull announced on stderr", func() bool { return strings.Contains(stderr.String(), "pulling ") })
+	if s := stderr.String(); strings.Contains(s, "SECRET") {
+		t.Errorf("run's stderr shows a secret:\n%s", s)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/internal/redact"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/openai"
 )
@@ -106,7 +107,10 @@ func Remote(ctx context.Context, o RemoteOptions) (*RemoteResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Endpoints, res.Clients, res.Docs, res.Types, res.DocTokens, res.MaxNewTokens = o.Endpoints, o.Clients, o.Docs, o.Types, tokens, o.MaxNewTokens
+	res.Clients, res.Docs, res.Types, res.DocTokens, res.MaxNewTokens = o.Clients, o.Docs, o.Types, tokens, o.MaxNewTokens
+	for _, e := range o.Endpoints { // the report is printed and kept: no credentials
+		res.Endpoints = append(res.Endpoints, redact.String(e))
+	}
 	w := benchWork{texts: texts, types: benchTypes[:o.Types], tmpl: tmpl, gen: model.GenerateOptions{MaxNewTokens: o.MaxNewTokens}}
 
 	var want [][]string

@@ -3,8 +3,8 @@
 // the openai engine (model/openai) sends and nerstream serve (server)
 // answers, the error body, and what the clients (model/openai and the
 // distillation teacher, distill) need besides: Retry-After, error messages,
-// API keys, and credentials kept out of what they report. Clients back off
-// with internal/backoff.
+// API keys. Clients back off with internal/backoff, and show their
+// addresses through internal/redact.
 package openaiapi
 
 import (
@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -77,26 +76,6 @@ func ErrorMessage(body string) string {
 		msg = msg[:cut] + "…"
 	}
 	return strings.ToValidUTF8(msg, "\uFFFD")
-}
-
-// HideUserinfo renders u without its user information (a user name and a
-// password in the URL).
-func HideUserinfo(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
-}
-
-// HideUserinfoRaw is [HideUserinfo] for a URL that may not parse: then
-// everything up to the last "@" is hidden.
-func HideUserinfoRaw(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return HideUserinfo(u)
-	}
-	if i := strings.LastIndex(raw, "@"); i >= 0 {
-		return "…" + raw[i+1:]
-	}
-	return raw
 }
 
 // APIKey returns the API key to send: key, or the contents of file (white

@@ -1,7 +1,6 @@
 package openaiapi
 
 import (
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,22 +46,6 @@ func TestErrorMessage(t *testing.T) {
 		if got := ErrorMessage(tt.body); got != tt.want {
 			t.Errorf("ErrorMessage(%.40q) = %.40q, want %.40q", tt.body, got, tt.want)
 		}
-	}
-}
-
-func TestHideUserinfo(t *testing.T) {
-	for raw, want := range map[string]string{
-		"http://user:hunter2@gpu-1:8000/v1":  "http://gpu-1:8000/v1",
-		"http://gpu-1:8000/v1":               "http://gpu-1:8000/v1",
-		"http://us er:hunter2@host:bad:port": "…host:bad:port",
-	} {
-		if got := HideUserinfoRaw(raw); got != want {
-			t.Errorf("HideUserinfoRaw(%q) = %q, want %q", raw, got, want)
-		}
-	}
-	u, _ := url.Parse("https://k:secret@api.example/v1")
-	if got := HideUserinfo(u); strings.Contains(got, "secret") || got != "https://api.example/v1" {
-		t.Errorf("HideUserinfo = %q", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,4 +33,87 @@ func CacheDir() (string, error) {
 		base = filepath.Join(home, ".cache")
 	}
 	return filepath.Join(base, "nerstream", "models"), nil
+}
+
+// manifestSuffix names a model's manifest: {FILE}.manifest.json beside
+// {FILE}. A model's file name ends in .gguf, so no model is a manifest.
+const manifestSuffix = ".manifest.json"
+
+// manifest is what the cache knows of a model, written beside it when it
+// is downloaded.
+type manifest struct {
+	// Source is the Ref.Source the model came from.
+	Source string `json:"source"`
+	// Size and SHA256 are the file's, computed while it was downloaded.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Verified says SHA256 matched an expected digest at download, from
+	// DigestFrom (Result.DigestFrom).
+	Verified   bool   `json:"verified"`
+	DigestFrom string `json:"digest_from,omitempty"`
+	// ModTime is the file's modification time, in nanoseconds since 1970,
+	// when SHA256 was last found to be its digest.
+	ModTime int64 `json:"mtime_ns"`
+	// Pulled is when it was downloaded, RFC 3339, for people.
+	Pulled string `json:"pulled,omitempty"`
+}
+
+func readManifest(path string) (manifest, error) {
+	var m manifest
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.Source == "" || m.Size < 0 || !isHex64(m.SHA256) {
+		return m, fmt.Errorf("%s: no source, size or SHA-256", path)
+	}
+	return m, nil
+}
+
+// write replaces the manifest at path, whole or not at all.
+func (m manifest) write(path string) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	return nil
+}
+
+// check compares the model file (fi, from os.Stat of file) with the
+// manifest at mpath, m. A size that differs is ErrCorrupt at once. With
+// the same size and modification time the file is taken as it is, unless
+// full; otherwise it is hashed, a digest that differs is ErrCorrupt, and
+// one that matches records the new time in the manifest, so that the next
+// load is cheap again.
+func (m manifest) check(file, mpath string, fi os.FileInfo, full bool) error {
+	if fi.Size() != m.Size {
+		return fmt.Errorf("%w: %s has %d bytes, its manifest says %d", ErrCorrupt, file, fi.Size(), m.Size)
+	}
+	mtime := fi.ModTime().UnixNano()
+	if !full && mtime == m.ModTime {
+		return nil
+	}
+	got, err := hashFile(file)
+	if err != nil {
+		return err
+	}
+	if got != m.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, its manifest says %s", ErrCorrupt, file, got, m.SHA256)
+	}
+	if mtime != m.ModTime {
+		m.ModTime = mtime
+		_ = m.write(mpath) // best effort: the next load hashes again
+	}
+	return nil
 }

@@ -29,16 +29,64 @@
 //  4. the user cache folder (os.UserCacheDir: ~/.cache on Linux)
 //     /nerstream/models.
 //
-// The cache is flat: a model is kept as {cache}/{FILE}, its file name only,
-// whatever its source, so that the default model is
-// {cache}/UniNER-7B-type.Q4_K_M.gguf, where `demo` looks for it, and a file
-// copied into the cache by hand is used as it is. Two sources with the same
-// file name therefore share one cache entry: the first one pulled stays until
-// it is removed or pulled again with [Options.Force]. A download in progress
-// is {cache}/{FILE}.part; it is renamed to {FILE} only once it is complete
-// and verified, after an fsync, so that the final path never holds part of a
-// model. Two processes pulling the same file at the same time are not
-// coordinated; do not do that.
+// The cache is keyed by source, so that a model is found only under the
+// address it was pulled from. A file of the same name pulled from
+// anywhere else is another entry, and never becomes the model of a
+// reference that did not name its source ([Ref.CachePath]):
+//
+//	hf://OWNER/REPO/FILE@REV     {cache}/hf/OWNER/REPO/REV/FILE
+//	https://HOST/…/NAME.gguf     {cache}/url/HOST/KEY/NAME.gguf
+//
+// REV and FILE are escaped as one path element each (refs/pr/1 is
+// refs%2Fpr%2F1, sub/m.gguf is sub%2Fm.gguf), so no two sources share a
+// path; an hf:// reference without @REV is REV main. KEY is the first 32
+// hex digits of the SHA-256 of the address without its query and
+// fragment ([Ref.Source]): a presigned address signed again is the same
+// model, the same path on another host or port is not. The default model
+// is therefore {cache}/hf/mradermacher/UniNER-7B-type-GGUF/main/
+// UniNER-7B-type.Q4_K_M.gguf.
+//
+// Beside each model lies its manifest, {FILE}.manifest.json: the source,
+// the size and the SHA-256 computed while the file was downloaded,
+// whether that digest was verified and against what, and the file's
+// modification time. A download in progress is {FILE}.part; once it is
+// complete and verified it is fsynced, its manifest is written, and it is
+// renamed to {FILE}, so that the final path never holds part of a model
+// and never lacks its manifest. Two processes pulling the same model at
+// the same time are not coordinated; do not do that.
+//
+// # Verifying the cache
+//
+// A cached model is checked against its manifest before it is used:
+//
+//   - [Resolve], on every load (run, demo, annotate, serve…), compares the
+//     file's size and modification time with the manifest's. When both
+//     match, the file is used without reading it: hashing it would cost
+//     every start seconds before llama.cpp reads the file again (SHA-256
+//     ran at about 0.6 GB/s on the machine this was written on, SHA
+//     instructions and all: 6 s for the 3.8 GiB of the default model, 11 s
+//     for a Q8_0). When the time differs, the file is hashed in full; a
+//     digest that matches records the new time (a copy or a touch costs
+//     one hash), one that differs, like a size that differs, is
+//     [ErrCorrupt].
+//   - [Pull] (nerstream model pull) hashes a cached model in full every
+//     time, whatever its size and time: that is the command to re-check
+//     the cache after a disk fault, since a change that keeps size and
+//     time (bit rot, a write followed by a reset of the time) passes the
+//     load-time check.
+//
+// A model that fails its check, has no readable manifest, or was pulled
+// from another source than its path says, is reported on
+// [Options.Progress] and downloaded again.
+//
+// Caches of earlier versions were flat, {cache}/{FILE}, keyed by the file
+// name alone, and recorded no source and no digest. Such files cannot be
+// told apart from a file pulled from anywhere, so they are not migrated:
+// they are left where they are, unused, the first pull of a reference
+// downloads its model into the new layout, and a pull says when a
+// flat-layout file of the same name is there ("note: … is in the cache's
+// old flat layout"). Delete them, or give one's path as the model to use
+// it as a local file.
 //
 // # Downloads
 //
@@ -60,15 +108,30 @@
 //     redirect counts). A mismatch deletes the partial file. With no digest
 //     the file is kept and reported "not verified: the server gave no
 //     SHA-256", unless [Options.RequireSHA256].
+//   - Limiting: a model larger than [Options.MaxBytes] ([DefaultMaxBytes],
+//     32 GiB) is refused from its Content-Length (or Content-Range total)
+//     before its body is read, and a body that grows past the limit
+//     without saying so is cut off there; the partial download is deleted
+//     ([ErrTooBig]).
+//   - The token: HF_TOKEN goes to the first request only, and to redirects
+//     that stay at its origin (scheme, host and port). A redirect that
+//     leaves it (Hugging Face sends LFS files from a CDN, with a presigned
+//     address) loses the Authorization header, for the rest of the chain.
+//     net/http alone compares host names only, and would send the token to
+//     another port of the same host, or to a subdomain.
 //   - Progress: a bar redrawn in place when [Options.Bar] (the CLI sets it
 //     when stderr is a terminal, see [IsTerminal]); otherwise one line at
 //     the end, on success.
 //
+// Addresses are shown redacted (internal/redact) in every error and
+// progress line: a presigned address's query values (X-Amz-Signature=…,
+// sig=…) become REDACTED; an hf:// reference holds no secret.
+//
 // Errors are one line each: "not found: URL" (HTTP 404, [ErrNotFound]);
 // "access denied (HTTP 401|403): URL: …" naming HF_TOKEN
 // ([ErrAccessDenied]); "SHA-256 mismatch: got X, want Y" ([ErrChecksum]);
-// "not a GGUF file: …" ([ErrNotGGUF]); "bad model reference …"
-// ([ErrBadRef]).
+// "not a GGUF file: …" ([ErrNotGGUF]); "model too big: …" ([ErrTooBig]);
+// "bad model reference …" ([ErrBadRef]).
 //
 // # The default model
 //
@@ -80,5 +143,6 @@
 // only), on top of the LLaMA-1 licence of the base model; pulling them is
 // accepting those terms.
 //
-// The package uses the standard library and model/gguf only.
+// The package uses the standard library, model/gguf and internal/redact
+// (itself the standard library only).
 package hub

@@ -26,4 +26,10 @@ const (
 	ErrNotGGUF Error = "not a GGUF file"
 	// ErrNoDigest: Options.RequireSHA256, and no digest to check against.
 	ErrNoDigest Error = "not verified"
+	// ErrTooBig: the model is larger than Options.MaxBytes.
+	ErrTooBig Error = "model too big"
+	// ErrCorrupt: a cached model is not what its manifest recorded (its
+	// size or its SHA-256 differs). Pull and Resolve report it and download
+	// the model again.
+	ErrCorrupt Error = "corrupted"
 )

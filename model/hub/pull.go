@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nerstream/nerstream/internal/redact"
 	"github.com/nerstream/nerstream/model/gguf"
 )
 
@@ -32,12 +33,20 @@ type Options struct {
 	// (neither SHA256 nor the server's), before any of it is stored.
 	// Default false: the file is kept and reported "not verified".
 	RequireSHA256 bool
-	// Force makes Pull download the model even when the cache holds a file
-	// of its name (which is replaced only once the new one is complete).
-	// Default false: a cached file is returned as it is, after checking it
-	// against SHA256 when that is given (a mismatch downloads it again).
+	// Force makes Pull download the model even when the cache holds it
+	// (the cached file is replaced only once the new one is complete).
+	// Default false: the cached model is returned once Pull has hashed it
+	// in full and found the digest its manifest recorded (and SHA256, when
+	// that is given); a mismatch, or no manifest, downloads it again.
 	// Resolve ignores Force.
 	Force bool
+	// MaxBytes is the largest model a download may hold. A response whose
+	// Content-Length (or Content-Range total) is larger is refused before
+	// its body is read; a body that grows past it (a server that lies about
+	// its length, or gives none) is cut off there. Either way the partial
+	// download is deleted and the error wraps [ErrTooBig]. Default 0:
+	// [DefaultMaxBytes].
+	MaxBytes int64
 	// Endpoint is the Hugging Face endpoint of hf:// references: https, or
 	// http for a loopback host. Default: $HF_ENDPOINT, else
 	// [DefaultEndpoint].
@@ -46,9 +55,10 @@ type Options struct {
 	// Bearer TOKEN" with hf:// references only. Default: $HF_TOKEN.
 	Token string
 	// Client makes the requests; its CheckRedirect is kept but wrapped (to
-	// read the digest headers of redirects and to refuse redirects to
-	// plain http). Default: a client with http.DefaultTransport and no
-	// overall time limit (see StallTimeout).
+	// read the digest headers of redirects, to refuse redirects to plain
+	// http, and to keep Token from any other origin). Default: a client
+	// with http.DefaultTransport and no overall time limit (see
+	// StallTimeout).
 	Client *http.Client
 	// Attempts is how many times one Pull tries a download that breaks off
 	// after some data arrived, resuming each time. Failures before any
@@ -73,10 +83,12 @@ type Result struct {
 	Path string
 	// Size is its size in bytes.
 	Size int64
-	// SHA256 is its SHA-256 in lower-case hex; "" for a cached file that
-	// was not hashed.
+	// SHA256 is its SHA-256 in lower-case hex: computed while it was
+	// downloaded, or the one its manifest records for a cached model.
 	SHA256 string
-	// Verified is true when SHA256 matched an expected digest.
+	// Verified is true when SHA256 matched an expected digest (for a
+	// cached model: when it did at download, or matches the SHA256
+	// option).
 	Verified bool
 	// DigestFrom says where the expected digest came from: "option" (the
 	// SHA256 option), "X-Linked-Etag" or "ETag"; "" when there was none.
@@ -85,6 +97,13 @@ type Result struct {
 	// was downloaded.
 	Cached bool
 }
+
+// DefaultMaxBytes is the default [Options.MaxBytes], 32 GiB. The largest
+// file of a 7B model is its F32 conversion, 7 billion weights at four
+// bytes, about 25 GiB (UniNER-7B at Q4_K_M is 3.8 GiB, at Q8_0 6.7 GiB, at
+// F16 12.6 GiB); 32 GiB holds it with room to spare, and stops a server
+// that sends without end long before it fills a disk of models.
+const DefaultMaxBytes int64 = 32 << 30
 
 const (
 	defaultAttempts     = 5
@@ -96,8 +115,10 @@ const (
 
 // Pull downloads the model of a reference (see [ParseRef]) into the cache
 // and returns where it is. See the package documentation for resuming,
-// verification and the cache layout. A cancelled ctx leaves the partial
-// download for the next Pull to resume.
+// verification and the cache layout. A model already in the cache is
+// hashed in full and checked against its manifest (unless
+// [Options.Force]). A cancelled ctx leaves the partial download for the
+// next Pull to resume.
 func Pull(ctx context.Context, ref string, opts Options) (Result, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
@@ -107,15 +128,17 @@ func Pull(ctx context.Context, ref string, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return p.pull(ctx)
+	return p.pull(ctx, true)
 }
 
 // Resolve turns a model path or reference into a local file. A local path
 // (anything [IsRef] says is not a reference) is returned unchanged, without
-// looking at it. For a reference, the cached file is returned when the
-// cache holds one of its name (not hashed, not compared with the source);
-// otherwise Resolve writes "pulling REF into DIR" to opts.Progress and
-// pulls it first, as [Pull] does.
+// looking at it. For a reference, the cached model is returned when the
+// cache holds it and it passes the load-time check (its size and
+// modification time are those its manifest recorded, else it is hashed
+// again: see the package doc); otherwise Resolve writes "pulling REF into
+// DIR" to opts.Progress, the reference redacted, and pulls it first, as
+// [Pull] does.
 func Resolve(ctx context.Context, pathOrRef string, opts Options) (string, error) {
 	if !IsRef(pathOrRef) {
 		return pathOrRef, nil
@@ -129,11 +152,11 @@ func Resolve(ctx context.Context, pathOrRef string, opts Options) (string, error
 	if err != nil {
 		return "", err
 	}
-	if fi, err := os.Stat(p.dest); err == nil && fi.Mode().IsRegular() {
-		return p.dest, nil
+	if res, ok, err := p.cached(false); err != nil || ok {
+		return res.Path, err
 	}
-	fmt.Fprintf(p.opts.Progress, "pulling %s into %s\n", pathOrRef, p.opts.Dir)
-	res, err := p.pull(ctx)
+	fmt.Fprintf(p.opts.Progress, "pulling %s into %s\n", r.Redacted(), p.opts.Dir)
+	res, err := p.download(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +168,9 @@ type puller struct {
 	ref        Ref
 	opts       Options
 	src        string // the download address
+	shown      string // src fit to show (see internal/redact)
 	dest, part string
+	manifest   string
 	bar        *bar
 }
 
@@ -175,7 +200,7 @@ func newPuller(r Ref, opts Options) (*puller, error) {
 			err = checkURL(u)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w (HF_ENDPOINT) %q: %v", ErrBadEndpoint, opts.Endpoint, unwrapURLError(err))
+			return nil, fmt.Errorf("%w (HF_ENDPOINT) %q: %v", ErrBadEndpoint, redact.String(opts.Endpoint), redact.Error(unwrapURLError(err)))
 		}
 		if opts.Token == "" {
 			opts.Token = os.Getenv("HF_TOKEN")
@@ -190,22 +215,35 @@ func newPuller(r Ref, opts Options) (*puller, error) {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = defaultStallTimeout
 	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
 	}
-	dest := filepath.Join(opts.Dir, r.FileName())
-	return &puller{ref: r, opts: opts, src: r.DownloadURL(opts.Endpoint), dest: dest, part: dest + ".part"}, nil
+	dest := r.CachePath(opts.Dir)
+	src := r.DownloadURL(opts.Endpoint)
+	return &puller{ref: r, opts: opts, src: src, shown: redact.String(src), dest: dest, part: dest + ".part", manifest: dest + manifestSuffix}, nil
 }
 
-func (p *puller) pull(ctx context.Context) (Result, error) {
+// pull returns the cached model when there is one (hashed in full when
+// full), else downloads it.
+func (p *puller) pull(ctx context.Context, full bool) (Result, error) {
 	if !p.opts.Force {
-		if res, ok, err := p.cached(); err != nil || ok {
+		if res, ok, err := p.cached(full); err != nil || ok {
 			return res, err
 		}
 	}
-	if err := os.MkdirAll(p.opts.Dir, 0o755); err != nil {
+	return p.download(ctx)
+}
+
+// download downloads the model into the cache, resuming within
+// Options.Attempts.
+func (p *puller) download(ctx context.Context) (Result, error) {
+	if err := os.MkdirAll(filepath.Dir(p.dest), 0o755); err != nil {
 		return Result{}, fmt.Errorf("creating the model cache: %w", err)
 	}
+	p.noteOldLayout()
 	start := time.Now()
 	defer p.dropEmptyPart()
 	for attempt := 1; ; attempt++ {
@@ -222,9 +260,11 @@ func (p *puller) pull(ctx context.Context) (Result, error) {
 	}
 }
 
-// cached returns the file in the cache, if it is there and (when a digest
-// is given) has that digest.
-func (p *puller) cached() (Result, bool, error) {
+// cached returns the model in the cache, if it is there, is what its
+// manifest says it is (see manifest.check; full hashes it whatever its
+// size and time), and (when a digest is given) has that digest. A model
+// that fails these is reported on Progress and downloaded again.
+func (p *puller) cached(full bool) (Result, bool, error) {
 	fi, err := os.Stat(p.dest)
 	if err != nil {
 		return Result{}, false, nil
@@ -232,22 +272,48 @@ func (p *puller) cached() (Result, bool, error) {
 	if !fi.Mode().IsRegular() {
 		return Result{}, false, fmt.Errorf("%s is in the way: not a regular file", p.dest)
 	}
-	res := Result{Path: p.dest, Size: fi.Size(), Cached: true}
-	if p.opts.SHA256 == "" {
-		fmt.Fprintf(p.opts.Progress, "%s is already in the cache (not downloaded again)\n", p.ref.FileName())
-		return res, true, nil
-	}
-	got, err := hashFile(p.dest)
-	if err != nil {
-		return Result{}, false, err
-	}
-	if got != p.opts.SHA256 {
-		fmt.Fprintf(p.opts.Progress, "the cached %s has SHA-256 %s, not %s: downloading it again\n", p.ref.FileName(), got, p.opts.SHA256)
+	name := p.ref.FileName()
+	again := func(format string, args ...any) (Result, bool, error) {
+		fmt.Fprintf(p.opts.Progress, "the cached %s %s: downloading it again\n", name, fmt.Sprintf(format, args...))
 		return Result{}, false, nil
 	}
-	res.SHA256, res.Verified, res.DigestFrom = got, true, digestFromOption
-	fmt.Fprintf(p.opts.Progress, "%s is already in the cache, SHA-256 verified\n", p.ref.FileName())
+	m, err := readManifest(p.manifest)
+	switch {
+	case err != nil:
+		return again("has no readable manifest (%v)", err)
+	case m.Source != p.ref.Source():
+		return again("was pulled from %s, not %s", redact.String(m.Source), p.ref.Source())
+	case p.opts.SHA256 != "" && m.SHA256 != p.opts.SHA256:
+		return again("has SHA-256 %s, not %s", m.SHA256, p.opts.SHA256)
+	}
+	if err := m.check(p.dest, p.manifest, fi, full); err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return again("is corrupted (%v)", err)
+		}
+		return Result{}, false, err
+	}
+	res := Result{Path: p.dest, Size: m.Size, SHA256: m.SHA256, Verified: m.Verified, DigestFrom: m.DigestFrom, Cached: true}
+	if p.opts.SHA256 != "" {
+		res.Verified, res.DigestFrom = true, digestFromOption
+	}
+	switch {
+	case !full:
+		// Resolve: the file is about to be loaded; say nothing.
+	case res.Verified:
+		fmt.Fprintf(p.opts.Progress, "%s is already in the cache, SHA-256 verified\n", name)
+	default:
+		fmt.Fprintf(p.opts.Progress, "%s is already in the cache, as downloaded (not verified: the server gave no SHA-256)\n", name)
+	}
 	return res, true, nil
+}
+
+// noteOldLayout says, before a download, that the cache holds a model of
+// the same name in the flat layout of earlier versions, which is not used.
+func (p *puller) noteOldLayout() {
+	old := filepath.Join(p.opts.Dir, p.ref.FileName())
+	if fi, err := os.Stat(old); err == nil && fi.Mode().IsRegular() && old != p.dest {
+		fmt.Fprintf(p.opts.Progress, "note: %s is in the cache's old flat layout, which did not record where a model came from; it is not used (delete it, or give its path as the model)\n", old)
+	}
 }
 
 func (p *puller) report(res Result, took time.Duration) {
@@ -258,10 +324,17 @@ func (p *puller) report(res Result, took time.Duration) {
 	fmt.Fprintf(p.opts.Progress, "pulled %s: %s in %s; %s\n", p.ref.FileName(), humanBytes(float64(res.Size)), took.Round(100*time.Millisecond), verdict)
 }
 
-// dropEmptyPart removes a partial download that holds nothing.
+// dropEmptyPart removes a partial download that holds nothing, and then
+// the folders of the cache that a failed first download left empty.
 func (p *puller) dropEmptyPart() {
 	if fi, err := os.Stat(p.part); err == nil && fi.Size() == 0 {
 		os.Remove(p.part)
+	}
+	base := filepath.Clean(p.opts.Dir)
+	for dir := filepath.Dir(p.dest); dir != base && dir != "." && len(dir) > len(base); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil { // not empty (or gone)
+			return
+		}
 	}
 }
 
@@ -274,7 +347,7 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 		return res, false, fmt.Errorf("opening the partial download: %w", err)
 	}
 	defer f.Close()
-	d := &download{f: f, h: sha256.New()}
+	d := &download{f: f, h: sha256.New(), max: p.opts.MaxBytes}
 	if err := d.resume(); err != nil {
 		return res, false, fmt.Errorf("reading the partial download %s: %w", p.part, err)
 	}
@@ -287,7 +360,7 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, p.src, nil)
 	if err != nil {
-		return res, false, fmt.Errorf("fetching %s: %w", p.src, err)
+		return res, false, fmt.Errorf("fetching %s: %w", p.shown, redact.Error(err))
 	}
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept-Encoding", "identity")
@@ -306,7 +379,10 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 		if c := context.Cause(actx); errors.Is(c, errStalled) {
 			err = c
 		}
-		return res, false, fmt.Errorf("fetching %s: %w", p.src, unwrapURLError(err))
+		// The *url.Error's own text repeats the address (the last
+		// redirect's, query and all): drop it, and hide any address
+		// that the error inside it names.
+		return res, false, fmt.Errorf("fetching %s: %w", p.shown, redact.Error(unwrapURLError(err)))
 	}
 	defer resp.Body.Close()
 	headers := append(chain, resp.Header)
@@ -327,11 +403,11 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 			if err := d.reset(); err != nil {
 				return res, false, fmt.Errorf("restarting the partial download: %w", err)
 			}
-			return res, true, fmt.Errorf("fetching %s: asked for bytes from %d, got Content-Range %q", p.src, offset, resp.Header.Get("Content-Range"))
+			return res, true, fmt.Errorf("fetching %s: asked for bytes from %d, got Content-Range %q", p.shown, offset, resp.Header.Get("Content-Range"))
 		}
 		total = size
 	case code == http.StatusRequestedRangeNotSatisfiable && offset > 0:
-		if _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && size == offset {
+		if _, size, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && size == offset && size <= p.opts.MaxBytes {
 			// The partial download is the whole file.
 			want, from := p.digest(headers)
 			if want == "" && p.opts.RequireSHA256 {
@@ -342,13 +418,18 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 		if err := d.reset(); err != nil {
 			return res, false, fmt.Errorf("restarting the partial download: %w", err)
 		}
-		return res, true, fmt.Errorf("fetching %s: the server refused to resume at byte %d (HTTP 416)", p.src, offset)
+		return res, true, fmt.Errorf("fetching %s: the server refused to resume at byte %d (HTTP 416)", p.shown, offset)
 	case code == http.StatusNotFound:
-		return res, false, fmt.Errorf("%w: %s", ErrNotFound, p.src)
+		return res, false, fmt.Errorf("%w: %s", ErrNotFound, p.shown)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return res, false, p.accessDenied(code)
 	default:
-		return res, false, fmt.Errorf("HTTP %s: %s", resp.Status, p.src)
+		return res, false, fmt.Errorf("HTTP %s: %s", resp.Status, p.shown)
+	}
+	if total > p.opts.MaxBytes {
+		// Refused before the body is read.
+		d.discard(p.part)
+		return res, false, p.tooBig(fmt.Sprintf("is %s (%d bytes)", humanBytes(float64(total)), total))
 	}
 
 	want, from := p.digest(headers)
@@ -371,6 +452,9 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 	case d.notGGUF != nil:
 		d.discard(p.part)
 		return res, false, d.notGGUF
+	case d.tooBig:
+		d.discard(p.part)
+		return res, false, p.tooBig("grew past it while it was read")
 	case d.writeErr != nil:
 		return res, false, fmt.Errorf("writing %s: %w", p.part, d.writeErr)
 	case ctx.Err() != nil:
@@ -380,7 +464,7 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 		if c := context.Cause(actx); errors.Is(c, errStalled) {
 			err = c
 		}
-		return res, d.n > offset, fmt.Errorf("the download of %s broke off at %s: %w", p.src, fraction(d.n, total), unwrapURLError(err))
+		return res, d.n > offset, fmt.Errorf("the download of %s broke off at %s: %w", p.shown, fraction(d.n, total), redact.Error(unwrapURLError(err)))
 	}
 	return p.finish(d, want, from)
 }
@@ -388,11 +472,17 @@ func (p *puller) attempt(ctx context.Context) (res Result, retry bool, err error
 // errStalled cancels a response that sent nothing for StallTimeout.
 const errStalled Error = "no data arrived for too long"
 
-// finish checks a complete download and moves it into place.
+// errTooBig stops the copy of a body that grows past Options.MaxBytes.
+const errTooBig Error = "over the size limit"
+
+// finish checks a complete download, records its manifest and moves it
+// into place. The manifest is written first: a crash between the two
+// leaves a complete .part file, which the next pull finds whole (HTTP 416)
+// and finishes again, never a model without its manifest.
 func (p *puller) finish(d *download, want, from string) (Result, bool, error) {
 	if d.n < int64(len(gguf.Magic)) {
 		d.discard(p.part)
-		return Result{}, false, fmt.Errorf("%w: %s has %d bytes", ErrNotGGUF, p.src, d.n)
+		return Result{}, false, fmt.Errorf("%w: %s has %d bytes", ErrNotGGUF, p.shown, d.n)
 	}
 	got := hex.EncodeToString(d.h.Sum(nil))
 	if want != "" && got != want {
@@ -405,10 +495,19 @@ func (p *puller) finish(d *download, want, from string) (Result, bool, error) {
 	if err := d.f.Close(); err != nil {
 		return Result{}, false, fmt.Errorf("writing %s: %w", p.part, err)
 	}
+	fi, err := os.Stat(p.part)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("writing %s: %w", p.part, err)
+	}
+	m := manifest{Source: p.ref.Source(), Size: d.n, SHA256: got, Verified: want != "", DigestFrom: from,
+		ModTime: fi.ModTime().UnixNano(), Pulled: time.Now().UTC().Format(time.RFC3339)}
+	if err := m.write(p.manifest); err != nil {
+		return Result{}, false, err
+	}
 	if err := os.Rename(p.part, p.dest); err != nil {
 		return Result{}, false, fmt.Errorf("moving the download into place: %w", err)
 	}
-	syncDir(p.opts.Dir)
+	syncDir(filepath.Dir(p.dest))
 	return Result{Path: p.dest, Size: d.n, SHA256: got, Verified: want != "", DigestFrom: from}, false, nil
 }
 
@@ -441,11 +540,16 @@ func (p *puller) digest(headers []http.Header) (string, string) {
 }
 
 func (p *puller) noDigest() error {
-	return fmt.Errorf("%w: the server gave no SHA-256 for %s and none was given; nothing was kept", ErrNoDigest, p.src)
+	return fmt.Errorf("%w: the server gave no SHA-256 for %s and none was given; nothing was kept", ErrNoDigest, p.shown)
+}
+
+func (p *puller) tooBig(what string) error {
+	return fmt.Errorf("%w: %s %s, over the limit of %s (%d bytes; nerstream model pull --max-bytes, model.pull_max_bytes); nothing was kept",
+		ErrTooBig, p.shown, what, humanBytes(float64(p.opts.MaxBytes)), p.opts.MaxBytes)
 }
 
 func (p *puller) interrupted(ctx context.Context, n, total int64) error {
-	return fmt.Errorf("pulling %s: interrupted at %s; pull again to resume from %s: %w", p.src, fraction(n, total), p.part, ctx.Err())
+	return fmt.Errorf("pulling %s: interrupted at %s; pull again to resume from %s: %w", p.shown, fraction(n, total), p.part, ctx.Err())
 }
 
 func (p *puller) accessDenied(code int) error {
@@ -458,11 +562,15 @@ func (p *puller) accessDenied(code int) error {
 	default:
 		hint = "the token (HF_TOKEN) does not give access; for a gated repository, accept its terms on the Hugging Face website first"
 	}
-	return fmt.Errorf("%w (HTTP %d): %s: %s", ErrAccessDenied, code, p.src, hint)
+	return fmt.Errorf("%w (HTTP %d): %s: %s", ErrAccessDenied, code, p.shown, hint)
 }
 
 // client is opts.Client, with a CheckRedirect that records the headers of
-// each redirect in chain and refuses redirects to plain http.
+// each redirect in chain, refuses redirects to plain http, and drops the
+// Authorization header (the HF_TOKEN) from a redirect once the chain has
+// left the origin of the first request: any change of scheme, host or
+// port. net/http alone compares host names only, so it would send the
+// token to another port of the same host, or to a subdomain.
 func (p *puller) client(chain *[]http.Header) *http.Client {
 	c := *p.opts.Client
 	next := c.CheckRedirect
@@ -473,6 +581,9 @@ func (p *puller) client(chain *[]http.Header) *http.Client {
 		if err := checkURL(req.URL); err != nil {
 			return fmt.Errorf("redirected to %s://%s: %w", req.URL.Scheme, req.URL.Host, err)
 		}
+		if len(via) > 0 && leftOrigin(via[0].URL, via[1:], req.URL) {
+			req.Header.Del("Authorization")
+		}
 		if next != nil {
 			return next(req, via)
 		}
@@ -482,6 +593,36 @@ func (p *puller) client(chain *[]http.Header) *http.Client {
 		return nil
 	}
 	return &c
+}
+
+// leftOrigin reports whether a redirect chain that started at first went
+// through (hops) or to (to) another origin: another scheme, host or port.
+func leftOrigin(first *url.URL, hops []*http.Request, to *url.URL) bool {
+	for _, h := range hops {
+		if !sameOrigin(first, h.URL) {
+			return true
+		}
+	}
+	return !sameOrigin(first, to)
+}
+
+// sameOrigin compares scheme, host and port, the port defaulted from the
+// scheme.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
 }
 
 // download is the partial file being written, its running hash and its
@@ -495,6 +636,8 @@ type download struct {
 	onWrite  func()
 	notGGUF  error
 	writeErr error
+	max      int64 // Options.MaxBytes
+	tooBig   bool  // a write would have passed max
 }
 
 // resume hashes what the partial file holds and leaves the offset at its
@@ -540,9 +683,13 @@ func (d *download) discard(part string) {
 	os.Remove(part)
 }
 
-// Write checks the magic while the first bytes arrive, then appends to the
-// file and the hash.
+// Write checks the magic while the first bytes arrive and the size limit
+// all along, then appends to the file and the hash.
 func (d *download) Write(b []byte) (int, error) {
+	if int64(len(b)) > d.max-d.n {
+		d.tooBig = true
+		return 0, errTooBig
+	}
 	if d.n < int64(len(gguf.Magic)) {
 		if len(d.head) < 16 {
 			d.head = append(d.head, b[:min(len(b), 16-len(d.head))]...)
@@ -609,7 +756,9 @@ func isHex64(s string) bool {
 	return err == nil
 }
 
-func hashFile(path string) (string, error) {
+// hashFile returns the SHA-256 of a file in lower-case hex; a variable, so
+// that a test can count the hashes.
+var hashFile = func(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -137,7 +137,7 @@ func (m *modelServer) requests() ([]request, int) {
 	return append([]request(nil), m.reqs...), m.sent
 }
 
-func serve(t *testing.T, m *modelServer) string {
+func serve(t *testing.T, m http.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
@@ -150,6 +150,16 @@ func isolate(t *testing.T) {
 	for _, k := range []string{"HF_TOKEN", "HF_ENDPOINT", "NERSTREAM_MODEL_DIR", "NERSTREAM_HOME", "XDG_CACHE_HOME"} {
 		t.Setenv(k, "")
 	}
+}
+
+// cachePath is where the cache folder dir keeps the model of ref.
+func cachePath(t *testing.T, dir, ref string) string {
+	t.Helper()
+	r, err := ParseRef(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.CachePath(dir)
 }
 
 func etag(digest string) http.Header {
@@ -187,7 +197,7 @@ func TestPullPlainURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := filepath.Join(tt.opts.Dir, "tiny.gguf")
+			want := cachePath(t, tt.opts.Dir, url)
 			if res.Path != want || res.Size != int64(len(model)) || res.SHA256 != sha(model) || res.Cached {
 				t.Errorf("result %+v, want path %s, size %d", res, want, len(model))
 			}
@@ -297,10 +307,10 @@ func TestPullResumesAfterCut(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "broke off at") {
 					t.Fatalf("first pull: %v, want a break", err)
 				}
-				if _, err := os.Stat(filepath.Join(dir, "m.gguf")); !os.IsNotExist(err) {
+				if _, err := os.Stat(cachePath(t, dir, url)); !os.IsNotExist(err) {
 					t.Fatalf("a file at the final path after a break: %v", err)
 				}
-				fi, serr := os.Stat(filepath.Join(dir, "m.gguf.part"))
+				fi, serr := os.Stat(cachePath(t, dir, url) + ".part")
 				if serr != nil || fi.Size() != int64(cut) {
 					t.Fatalf("partial file: %v, %v; want %d bytes", fi, serr, cut)
 				}
@@ -350,7 +360,11 @@ func TestPullPartialFile(t *testing.T) {
 			m := &modelServer{body: model, ignoreRange: tt.ignoreRange, header: etag(sha(model))}
 			url := serve(t, m) + "/m.gguf"
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "m.gguf.part"), tt.part, 0o644); err != nil {
+			part := cachePath(t, dir, url) + ".part"
+			if err := os.MkdirAll(filepath.Dir(part), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(part, tt.part, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			res, err := Pull(context.Background(), url, Options{Dir: dir})
@@ -398,7 +412,7 @@ func TestPullCancelKeepsPartial(t *testing.T) {
 	m := &modelServer{body: model, hangAt: 1000}
 	url := serve(t, m) + "/m.gguf"
 	dir := t.TempDir()
-	part := filepath.Join(dir, "m.gguf.part")
+	part := cachePath(t, dir, url) + ".part"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -422,7 +436,7 @@ func TestPullCancelKeepsPartial(t *testing.T) {
 	if fi, err := os.Stat(part); err != nil || fi.Size() != 1000 {
 		t.Fatalf("partial file after cancelling: %v, %v", fi, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "m.gguf")); !os.IsNotExist(err) {
+	if _, err := os.Stat(cachePath(t, dir, url)); !os.IsNotExist(err) {
 		t.Fatalf("a file at the final path after cancelling: %v", err)
 	}
 	// The next pull takes up where the first stopped.
@@ -439,9 +453,14 @@ func TestPullHF(t *testing.T) {
 	model := synthModel(t)
 	tests := []struct {
 		name, ref, token, wantPath, wantAuth string
+		wantCache                            []string // under the cache folder
 	}{
-		{"no token", "hf://owner/repo/UniNER.Q4.gguf", "", "/owner/repo/resolve/main/UniNER.Q4.gguf", ""},
-		{"token and revision", "hf://owner/repo-GGUF/sub/UniNER.Q4.gguf@v1.0", "hf_secret", "/owner/repo-GGUF/resolve/v1.0/sub/UniNER.Q4.gguf", "Bearer hf_secret"},
+		{"no token", "hf://owner/repo/UniNER.Q4.gguf", "", "/owner/repo/resolve/main/UniNER.Q4.gguf", "",
+			[]string{"hf", "owner", "repo", "main", "UniNER.Q4.gguf"}},
+		{"token and revision", "hf://owner/repo-GGUF/sub/UniNER.Q4.gguf@v1.0", "hf_secret", "/owner/repo-GGUF/resolve/v1.0/sub/UniNER.Q4.gguf", "Bearer hf_secret",
+			[]string{"hf", "owner", "repo-GGUF", "v1.0", "sub%2FUniNER.Q4.gguf"}},
+		{"pull request revision", "hf://owner/repo/UniNER.Q4.gguf@refs/pr/1", "", "/owner/repo/resolve/refs/pr/1/UniNER.Q4.gguf", "",
+			[]string{"hf", "owner", "repo", "refs%2Fpr%2F1", "UniNER.Q4.gguf"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -454,7 +473,7 @@ func TestPullHF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Path != filepath.Join(dir, "UniNER.Q4.gguf") || !res.Verified || res.DigestFrom != "X-Linked-Etag" {
+			if res.Path != filepath.Join(append([]string{dir}, tt.wantCache...)...) || !res.Verified || res.DigestFrom != "X-Linked-Etag" {
 				t.Errorf("result %+v", res)
 			}
 			reqs, _ := m.requests()
@@ -585,46 +604,79 @@ func TestPullNetworkError(t *testing.T) {
 func TestPullCached(t *testing.T) {
 	isolate(t)
 	model := synthModel(t)
-	old := append([]byte("GGUF"), "an older model"...)
 	tests := []struct {
 		name       string
+		etag       bool // the first pull was verified against the server's digest
 		opts       Options
 		wantCached bool
-		wantBody   []byte
+		wantFrom   string
 		wantLog    string
 	}{
-		{"kept", Options{}, true, old, "already in the cache (not downloaded again)"},
-		{"kept, digest matches", Options{SHA256: sha(old)}, true, old, "already in the cache, SHA-256 verified"},
-		{"digest differs: pulled again", Options{SHA256: sha(model)}, false, model, "downloading it again"},
-		{"forced", Options{Force: true}, false, model, "pulled m.gguf"},
+		{"kept, verified at download", true, Options{}, true, "ETag", "already in the cache, SHA-256 verified"},
+		{"kept, not verified", false, Options{}, true, "", "already in the cache, as downloaded (not verified"},
+		{"kept, digest matches", false, Options{SHA256: sha(model)}, true, "option", "already in the cache, SHA-256 verified"},
+		{"digest differs: pulled again", false, Options{SHA256: strings.Repeat("ab", 32)}, false, "", "has SHA-256 " + sha(model) + ", not " + strings.Repeat("ab", 32) + ": downloading it again"},
+		{"forced", true, Options{Force: true}, false, "ETag", "pulled m.gguf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &modelServer{body: model}
+			if tt.etag {
+				m.header = etag(sha(model))
+			}
 			url := serve(t, m) + "/m.gguf"
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "m.gguf"), old, 0o644); err != nil {
+			if _, err := Pull(context.Background(), url, Options{Dir: dir}); err != nil {
 				t.Fatal(err)
 			}
 			var log bytes.Buffer
 			tt.opts.Dir, tt.opts.Progress = dir, &log
 			res, err := Pull(context.Background(), url, tt.opts)
-			if err != nil {
+			if tt.wantFrom == "" && tt.opts.SHA256 != "" { // the served model does not match
+				if !errors.Is(err, ErrChecksum) {
+					t.Fatalf("error %v, want %v after downloading again", err, ErrChecksum)
+				}
+			} else if err != nil {
 				t.Fatal(err)
-			}
-			if res.Cached != tt.wantCached {
-				t.Errorf("cached %v, want %v", res.Cached, tt.wantCached)
-			}
-			if got, _ := os.ReadFile(res.Path); !bytes.Equal(got, tt.wantBody) {
-				t.Errorf("wrong file content")
+			} else if res.Cached != tt.wantCached || res.DigestFrom != tt.wantFrom || res.SHA256 != sha(model) || res.Size != int64(len(model)) {
+				t.Errorf("result %+v, want cached %v, digest from %q", res, tt.wantCached, tt.wantFrom)
 			}
 			if !strings.Contains(log.String(), tt.wantLog) {
 				t.Errorf("progress %q does not mention %q", log.String(), tt.wantLog)
 			}
-			if reqs, _ := m.requests(); (len(reqs) == 0) != tt.wantCached {
-				t.Errorf("%d requests", len(reqs))
+			if reqs, _ := m.requests(); (len(reqs) == 1) != tt.wantCached {
+				t.Errorf("%d requests, want %s", len(reqs), map[bool]string{true: "1", false: "2"}[tt.wantCached])
 			}
 		})
+	}
+}
+
+// TestPullOldLayout: a file of the model's name at the top of the cache, as
+// earlier versions kept models, is not used (it may come from anywhere),
+// is left alone, and is mentioned.
+func TestPullOldLayout(t *testing.T) {
+	isolate(t)
+	model := synthModel(t)
+	old := append([]byte("GGUF"), "an older model of unknown source"...)
+	dir := t.TempDir()
+	flat := filepath.Join(dir, "m.gguf")
+	if err := os.WriteFile(flat, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, &modelServer{body: model}) + "/m.gguf"
+	var log bytes.Buffer
+	got, err := Resolve(context.Background(), url, Options{Dir: dir, Progress: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, model) {
+		t.Error("Resolve returned the flat-layout file, not the model of the reference")
+	}
+	if b, _ := os.ReadFile(flat); !bytes.Equal(b, old) {
+		t.Error("the flat-layout file was changed")
+	}
+	if !strings.Contains(log.String(), "note: "+flat+" is in the cache's old flat layout") {
+		t.Errorf("progress %q does not mention the old file", log.String())
 	}
 }
 
@@ -673,7 +725,7 @@ func TestResolve(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if got != filepath.Join(dir, "m.gguf") {
+		if got != cachePath(t, dir, ref) {
 			t.Errorf("%s: path %s", tt.name, got)
 		}
 		if !strings.HasPrefix(log.String(), tt.wantLog) || tt.wantLog == "" && log.Len() != 0 {
@@ -688,5 +740,224 @@ func TestResolve(t *testing.T) {
 	}
 	if _, err := Resolve(context.Background(), base+"/missing.gguf", Options{Progress: io.Discard}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing model: %v", err)
+	}
+}
+
+// recorder serves model at /blob (recording the Authorization header of
+// each request there) and redirects every other path to redirect.
+type recorder struct {
+	model    []byte
+	redirect string // set once the servers exist
+	mu       sync.Mutex
+	auths    []string
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/blob" {
+		rc.mu.Lock()
+		to := rc.redirect
+		rc.mu.Unlock()
+		http.Redirect(w, r, to, http.StatusFound)
+		return
+	}
+	rc.mu.Lock()
+	rc.auths = append(rc.auths, r.Header.Get("Authorization"))
+	rc.mu.Unlock()
+	w.Header().Set("Content-Length", strconv.Itoa(len(rc.model)))
+	w.Write(rc.model)
+}
+
+func (rc *recorder) seen() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]string(nil), rc.auths...)
+}
+
+// TestPullTokenStaysWithItsOrigin is the regression test of issue 16's
+// finding "HF_TOKEN follows a redirect to another port of the same host".
+// Reproduction, before the fix: HF_ENDPOINT=http://127.0.0.1:P1, whose
+// /resolve/ answer redirects to http://127.0.0.1:P2/blob (another server,
+// another port); the request to P2 carried "Authorization: Bearer
+// $HF_TOKEN", because net/http forwards the header when the host names
+// match, whatever the port or the scheme. Now the header goes only to
+// redirects at the first request's scheme, host and port, and never again
+// once the chain has left it.
+func TestPullTokenStaysWithItsOrigin(t *testing.T) {
+	isolate(t)
+	model := synthModel(t)
+	const token = "hf_s3cret"
+	tests := []struct {
+		name string
+		// hop gives the front's redirect and the other server's, from the
+		// front's, the other's and the TLS server's base URLs.
+		hop       func(front, other, tlsURL string) (string, string)
+		wantFront []string // what /blob saw on each server
+		wantOther []string
+		wantTLS   []string
+	}{
+		{"same origin keeps the token",
+			func(front, other, tlsURL string) (string, string) { return front + "/blob", "" },
+			[]string{"Bearer " + token}, nil, nil},
+		{"another port of the same host",
+			func(front, other, tlsURL string) (string, string) { return other + "/blob", "" },
+			nil, []string{""}, nil},
+		{"another port, then back to the first origin",
+			func(front, other, tlsURL string) (string, string) { return other + "/away", front + "/blob" },
+			[]string{""}, nil, nil},
+		{"another scheme on the same host",
+			func(front, other, tlsURL string) (string, string) { return tlsURL + "/blob", "" },
+			nil, nil, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			front, other, secure := &recorder{model: model}, &recorder{model: model}, &recorder{model: model}
+			frontSrv := httptest.NewServer(front)
+			defer frontSrv.Close()
+			otherSrv := httptest.NewServer(other)
+			defer otherSrv.Close()
+			tlsSrv := httptest.NewTLSServer(secure)
+			defer tlsSrv.Close()
+			if !strings.HasPrefix(otherSrv.URL, "http://127.0.0.1:") || !strings.HasPrefix(tlsSrv.URL, "https://127.0.0.1:") {
+				t.Fatalf("servers at %s, %s: want the same host as %s", otherSrv.URL, tlsSrv.URL, frontSrv.URL)
+			}
+			front.redirect, other.redirect = tt.hop(frontSrv.URL, otherSrv.URL, tlsSrv.URL)
+			opts := Options{Dir: t.TempDir(), Endpoint: frontSrv.URL, Token: token, Client: tlsSrv.Client()}
+			if _, err := Pull(context.Background(), "hf://o/r/m.gguf", opts); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []struct {
+				name      string
+				got, want []string
+			}{{"the first server", front.seen(), tt.wantFront}, {"the other port", other.seen(), tt.wantOther}, {"the TLS server", secure.seen(), tt.wantTLS}} {
+				if strings.Join(s.got, "|") != strings.Join(s.want, "|") || len(s.got) != len(s.want) {
+					t.Errorf("%s got Authorization %q, want %q", s.name, s.got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestPullMaxBytes is the regression test of issue 16's finding "model
+// pull has no size limit". Reproduction, before the fix: a server that
+// announces a Content-Length of 1 TiB, or streams without end and without
+// a Content-Length, had its body written to the cache until the disk was
+// full. Now a length over Options.MaxBytes is refused before the body is
+// read, a body that grows past it is cut off there, and the partial file
+// is deleted.
+func TestPullMaxBytes(t *testing.T) {
+	isolate(t)
+	model := synthModel(t)
+	// announces a huge body, sends its start and then nothing: reading
+	// the body would stall, so ErrTooBig can only come from the header.
+	announces := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(1<<40, 10))
+		w.WriteHeader(http.StatusOK)
+		w.Write(model[:1024])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	tests := []struct {
+		name    string
+		handler http.Handler
+		part    []byte // a partial download to resume
+		max     int64
+		want    error
+		mention string
+	}{
+		{"Content-Length over the limit", announces, nil, 1 << 20, ErrTooBig, "is 1.0 TiB"},
+		{"no Content-Length, endless", &modelServer{endless: []byte(gguf.Magic)}, nil, 1 << 20, ErrTooBig, "grew past it"},
+		{"Content-Length one byte over", &modelServer{body: model}, nil, int64(len(model)) - 1, ErrTooBig, "over the limit of"},
+		{"resumed, total over the limit", &modelServer{body: model}, model[:1000], int64(len(model)) - 1, ErrTooBig, "over the limit of"},
+		{"exactly the limit", &modelServer{body: model}, nil, int64(len(model)), nil, ""},
+		{"resumed, exactly the limit", &modelServer{body: model}, model[:1000], int64(len(model)), nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := serve(t, tt.handler) + "/m.gguf"
+			dir := t.TempDir()
+			if tt.part != nil {
+				part := cachePath(t, dir, url) + ".part"
+				os.MkdirAll(filepath.Dir(part), 0o755)
+				if err := os.WriteFile(part, tt.part, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := Pull(ctx, url, Options{Dir: dir, MaxBytes: tt.max, StallTimeout: 20 * time.Second})
+			if tt.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, _ := os.ReadFile(res.Path); !bytes.Equal(got, model) {
+					t.Error("the file differs from the served one")
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("error %v, want %v mentioning %q", err, tt.want, tt.mention)
+			}
+			filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+				if path != dir {
+					t.Errorf("the cache holds %s after a refusal", path)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestPullRedactsAddress is a regression test of issue 16's finding that
+// presigned addresses were shown whole. Reproduction, before the fix:
+// `nerstream model pull 'https://bucket/m.gguf?X-Amz-Signature=…'` (or run
+// with it as model.path) against a server that fails printed the signature
+// in the error, and Resolve's "pulling …" line, which run writes to its
+// log stream, repeated it. Now every line shows the address with its query
+// values REDACTED.
+func TestPullRedactsAddress(t *testing.T) {
+	isolate(t)
+	const query = "?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET"
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	redirectsToClosed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, closedURL+"/blob"+query, http.StatusFound)
+	})
+	tests := []struct {
+		name    string
+		handler http.Handler
+		max     int64
+		want    error
+	}{
+		{"404", &modelServer{status: http.StatusNotFound}, 0, ErrNotFound},
+		{"403", &modelServer{status: http.StatusForbidden}, 0, ErrAccessDenied},
+		{"500", &modelServer{status: http.StatusInternalServerError}, 0, nil},
+		{"not GGUF", &modelServer{body: []byte("GG")}, 0, ErrNotGGUF},
+		{"checksum", &modelServer{body: synthModel(t), header: etag(strings.Repeat("ab", 32))}, 0, ErrChecksum},
+		{"too big", &modelServer{body: synthModel(t)}, 1000, ErrTooBig},
+		{"redirect to a closed port", redirectsToClosed, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref := serve(t, tt.handler) + "/m.gguf" + query
+			var log bytes.Buffer
+			_, err := Resolve(context.Background(), ref, Options{Dir: t.TempDir(), Progress: &log, MaxBytes: tt.max})
+			if err == nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			for _, s := range []string{err.Error(), log.String()} {
+				if strings.Contains(s, "SECRET") {
+					t.Errorf("shows the signature: %q", s)
+				}
+			}
+			if !strings.Contains(log.String()+err.Error(), "X-Amz-Signature=REDACTED") {
+				t.Errorf("progress %q and error %q do not show the address", log.String(), err)
+			}
+		})
+	}
+	// A closed port at the first request.
+	_, err := Pull(context.Background(), closedURL+"/m.gguf"+query, Options{Dir: t.TempDir()})
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("error %v", err)
 	}
 }

@@ -1,11 +1,16 @@
 package hub
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strings"
+
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // DefaultModelRef is the default model: UniNER-7B-type quantised to
@@ -48,7 +53,7 @@ func IsRef(s string) bool {
 // ParseRef parses a model reference. Its errors wrap [ErrBadRef].
 func ParseRef(s string) (Ref, error) {
 	bad := func(format string, args ...any) (Ref, error) {
-		return Ref{}, fmt.Errorf("%w %q: %s", ErrBadRef, hideUserinfo(s), fmt.Sprintf(format, args...))
+		return Ref{}, fmt.Errorf("%w %q: %s", ErrBadRef, redact.String(s), fmt.Sprintf(format, args...))
 	}
 	if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return bad("control characters")
@@ -82,7 +87,7 @@ func parseHF(raw, rest string, bad func(string, ...any) (Ref, error)) (Ref, erro
 	r := Ref{Raw: raw, HF: true, Revision: DefaultRevision}
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		r.Revision, rest = rest[i+1:], rest[:i]
-		if r.Revision == "" || strings.ContainsAny(r.Revision, " \\") || strings.Contains(r.Revision, "..") {
+		if r.Revision == "" || r.Revision == "." || strings.ContainsAny(r.Revision, " \\") || strings.Contains(r.Revision, "..") {
 			return bad("bad revision %q; %s", r.Revision, want)
 		}
 	}
@@ -135,7 +140,7 @@ func checkFileName(name string) error {
 // checkURL allows https, and http for loopback hosts only.
 func checkURL(u *url.URL) error {
 	if u.Host == "" {
-		return fmt.Errorf("no host in %q", u.Redacted())
+		return fmt.Errorf("no host in %q", redact.URL(u))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -187,7 +192,8 @@ func (r Ref) DownloadURL(endpoint string) string {
 		url.PathEscape(r.Revision) + "/" + strings.Join(segs, "/")
 }
 
-// String is the reference in its canonical form.
+// String is the reference in its canonical form. For a plain address it
+// is the address, query included: use [Ref.Redacted] to show it.
 func (r Ref) String() string {
 	if !r.HF {
 		return r.URL
@@ -199,15 +205,53 @@ func (r Ref) String() string {
 	return s
 }
 
-// hideUserinfo hides what may be credentials in a reference that did not
-// parse or was refused: everything between "://" and the last "@".
-func hideUserinfo(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
+// Redacted is the reference fit to show in logs, errors and readiness: a
+// plain address without the values of its query (a presigned address's
+// signature) or its fragment (see internal/redact). An hf:// reference
+// holds no secret and is shown as [Ref.String].
+func (r Ref) Redacted() string {
+	if !r.HF {
+		return redact.String(r.URL)
 	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		return scheme + "://…@" + rest[i+1:]
+	return r.String()
+}
+
+// Source is what the cache keys a model by, the same for every reference
+// to the same file: hf://OWNER/REPO/FILE@REVISION (the revision always
+// written), or the address without its query and fragment, its scheme and
+// host in lower case. Two references with the same Source are one model;
+// a presigned address keeps its Source when it is signed again.
+func (r Ref) Source() string {
+	if r.HF {
+		return "hf://" + r.Owner + "/" + r.Repo + "/" + r.File + "@" + r.Revision
 	}
-	return s
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return ""
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	return u.String()
+}
+
+// CachePath is where the model of r lies in the cache folder dir (see the
+// package doc, "The cache"):
+//
+//	hf://OWNER/REPO/FILE@REV   dir/hf/OWNER/REPO/REV/FILE
+//	https://HOST/…/NAME.gguf   dir/url/HOST/KEY/NAME.gguf
+//
+// where REV and FILE are escaped as one path element each (refs/pr/1 is
+// refs%2Fpr%2F1, sub/m.gguf is sub%2Fm.gguf), and KEY is the first 32 hex
+// digits of the SHA-256 of [Ref.Source].
+func (r Ref) CachePath(dir string) string {
+	if r.HF {
+		return filepath.Join(dir, "hf", r.Owner, r.Repo, url.PathEscape(r.Revision), url.PathEscape(r.File))
+	}
+	src := r.Source()
+	key := sha256.Sum256([]byte(src))
+	host := ""
+	if u, err := url.Parse(src); err == nil {
+		host = strings.NewReplacer(":", "_", "[", "", "]", "").Replace(u.Host)
+	}
+	return filepath.Join(dir, "url", url.PathEscape(host), hex.EncodeToString(key[:16]), r.FileName())
 }

@@ -64,6 +64,10 @@ func TestParseRefErrors(t *testing.T) {
 		{"https://example.com/", "does not end in .gguf"},
 		{"https://example.com/model", "does not end in .gguf"},
 		{"https://user:secret@example.com/m.gguf", "credentials"},
+		{"hf://owner/repo/m.gguf@.", "bad revision"},
+		// A refused presigned address: its signature is not repeated.
+		{"https://bucket.example/m.bin?X-Amz-Signature=secret", "does not end in .gguf"},
+		{"http://10.0.0.1/m.gguf?sig=secret", "loopback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -74,7 +78,7 @@ func TestParseRefErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.mention) {
 				t.Errorf("error %q does not mention %q", err, tt.mention)
 			}
-			if strings.Contains(err.Error(), "secret") && !strings.Contains(tt.in, "secret") {
+			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error leaks: %q", err)
 			}
 		})
@@ -132,6 +136,81 @@ func TestRefString(t *testing.T) {
 			t.Errorf("String() = %q, want %q", r.String(), in)
 		}
 	}
+}
+
+func TestRefRedactedAndSource(t *testing.T) {
+	tests := []struct{ in, redacted, source string }{
+		{"hf://o/r/m.gguf", "hf://o/r/m.gguf", "hf://o/r/m.gguf@main"},
+		{"hf://o/r/a/m.gguf@refs/pr/1", "hf://o/r/a/m.gguf@refs/pr/1", "hf://o/r/a/m.gguf@refs/pr/1"},
+		{"https://example.com/m.gguf", "https://example.com/m.gguf", "https://example.com/m.gguf"},
+		{"HTTPS://Bucket.Example:8443/p/m.gguf?X-Amz-Signature=abc&X-Amz-Date=1#f",
+			"https://Bucket.Example:8443/p/m.gguf?X-Amz-Signature=REDACTED&X-Amz-Date=REDACTED#REDACTED", "https://bucket.example:8443/p/m.gguf"},
+	}
+	for _, tt := range tests {
+		r, err := ParseRef(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Redacted(); got != tt.redacted {
+			t.Errorf("%s: Redacted = %q, want %q", tt.in, got, tt.redacted)
+		}
+		if got := r.Source(); got != tt.source {
+			t.Errorf("%s: Source = %q, want %q", tt.in, got, tt.source)
+		}
+	}
+}
+
+// TestCachePath: every source has a path of its own; a presigned address
+// signed again keeps it.
+func TestCachePath(t *testing.T) {
+	refs := []string{
+		"hf://o/r/" + DefaultModelFile,
+		"hf://o/r/" + DefaultModelFile + "@v2",
+		"hf://o/r/" + DefaultModelFile + "@refs/pr/1",
+		"hf://o/r/refs/pr/1/" + DefaultModelFile, // a folder, not a revision
+		"hf://o/r2/" + DefaultModelFile,
+		"hf://o2/r/" + DefaultModelFile,
+		"hf://o/r/sub/" + DefaultModelFile,
+		"hf://o/r/sub%2F" + DefaultModelFile, // a file name with a '%' in it
+		"https://example.com/" + DefaultModelFile,
+		"https://example.com:8443/" + DefaultModelFile,
+		"https://example.com/other/" + DefaultModelFile,
+		"https://example.net/" + DefaultModelFile,
+		"http://127.0.0.1:8080/" + DefaultModelFile,
+		"http://127.0.0.1:8081/" + DefaultModelFile,
+	}
+	seen := map[string]string{}
+	for _, in := range refs {
+		r, err := ParseRef(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.CachePath("/cache")
+		if other, ok := seen[p]; ok {
+			t.Errorf("%s and %s share %s", in, other, p)
+		}
+		seen[p] = in
+		if !strings.HasPrefix(p, "/cache/") || filepath.Clean(p) != p {
+			t.Errorf("%s: path %s is not a clean path under the cache", in, p)
+		}
+	}
+	a, _ := ParseRef("https://b.example/m.gguf?X-Amz-Signature=one")
+	b, _ := ParseRef("https://b.example/m.gguf?X-Amz-Signature=two")
+	if a.CachePath("/c") != b.CachePath("/c") {
+		t.Errorf("a presigned address signed again has another path: %s, %s", a.CachePath("/c"), b.CachePath("/c"))
+	}
+	if want := filepath.Join("/c", "hf", "mradermacher", "UniNER-7B-type-GGUF", "main", DefaultModelFile); mustRef(t, DefaultModelRef).CachePath("/c") != want {
+		t.Errorf("the default model is at %s, want %s", mustRef(t, DefaultModelRef).CachePath("/c"), want)
+	}
+}
+
+func mustRef(t *testing.T, s string) Ref {
+	t.Helper()
+	r, err := ParseRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestCacheDir(t *testing.T) {

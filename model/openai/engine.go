@@ -18,6 +18,7 @@ import (
 	"github.com/nerstream/nerstream/internal/defaults"
 	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/internal/problems"
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // Dialect names a server's extensions to the OpenAI API.
@@ -277,7 +278,7 @@ func (o Options) Validate() error {
 	var p problems.List
 	for i, e := range o.Endpoints {
 		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
-			p.Addf(fmt.Sprintf("endpoints[%d]", i), "%q is not an http:// or https:// URL", openaiapi.HideUserinfoRaw(e))
+			p.Addf(fmt.Sprintf("endpoints[%d]", i), "%q is not an http:// or https:// URL", redact.String(e))
 		}
 	}
 	switch o.Dialect {
@@ -386,14 +387,16 @@ func NewTransport(idlePerEndpoint int) *http.Transport {
 func newEndpoint(raw string) (*endpoint, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", openaiapi.HideUserinfoRaw(raw))
+		return nil, fmt.Errorf("openai: endpoint %q is not an http(s) URL", redact.String(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("openai: endpoint %s has a query or fragment", u.Redacted())
+		return nil, fmt.Errorf("openai: endpoint %s has a query or fragment", redact.URL(u))
 	}
 	base := strings.TrimRight(u.String(), "/")
 	root := strings.TrimSuffix(base, "/v1")
-	return &endpoint{base: base, root: root, name: strings.TrimRight(u.Redacted(), "/")}, nil
+	// name is what errors, stats and logs show: without the user name and
+	// password that the URL may carry for basic authentication.
+	return &endpoint{base: base, root: root, name: strings.TrimRight(redact.URL(u), "/")}, nil
 }
 
 // ContextTokens implements [model.Engine].

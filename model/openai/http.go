@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/internal/openaiapi"
+	"github.com/nerstream/nerstream/internal/redact"
 )
 
 // maxBody bounds an answer's body: a group's answers are a few KiB.
@@ -23,7 +24,8 @@ const maxBody = 16 << 20
 type StatusError struct {
 	// StatusCode is the HTTP status.
 	StatusCode int
-	// URL is the request's URL, any password hidden.
+	// URL is the request's URL fit to show: its user information hidden
+	// (internal/redact).
 	URL string
 	// Message is the server's error message, shortened.
 	Message string
@@ -143,10 +145,10 @@ func (e *Engine) blame(ctx context.Context, ep *endpoint, r result, err error) (
 func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload []byte, decode func([]byte) error) (result, time.Duration, error) {
 	actx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	name := openaiapi.HideUserinfoRaw(target)
+	name := redact.String(target)
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
-		return resultFailure, 0, fmt.Errorf("openai: %s: %w", name, err)
+		return resultFailure, 0, fmt.Errorf("openai: %s: %w", name, redact.Error(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -160,7 +162,7 @@ func (e *Engine) send(ctx context.Context, ep *endpoint, target string, payload 
 		case actx.Err() != nil:
 			return resultFailure, 0, fmt.Errorf("openai: %s: no answer within the timeout of %s", name, e.opts.Timeout)
 		}
-		return resultFailure, 0, fmt.Errorf("openai: %s: %s: %s", name, what, e.redact(err.Error()))
+		return resultFailure, 0, fmt.Errorf("openai: %s: %s: %s", name, what, redact.Text(e.redact(err.Error())))
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -203,7 +205,8 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// redact hides the API key, should a server or an error repeat it.
+// redact hides the API key, should a server or an error repeat it
+// (addresses are internal/redact's).
 func (e *Engine) redact(s string) string {
 	if e.apiKey == "" {
 		return s
