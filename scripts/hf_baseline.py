@@ -77,9 +77,12 @@ def main():
         print(json.dumps(plan))
         return
 
-    import torch
-    import transformers
-    from transformers import LlamaConfig, LlamaForCausalLM
+    try:
+        import torch
+        import transformers
+        from transformers import LlamaConfig, LlamaForCausalLM
+    except ImportError as e:
+        sys.exit(f"hf_baseline: needs PyTorch and transformers (the GPU machine has both): {e}")
 
     if not torch.cuda.is_available():
         sys.exit("hf_baseline: no CUDA device")

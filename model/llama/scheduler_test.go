@@ -438,6 +438,13 @@ func TestDecodeFailure(t *testing.T) {
 		if call == 1 {
 			close(started)
 		}
+		if call == 2 && len(e.s.pending) == 0 {
+			// The loop has not taken the waiting request in yet: take
+			// it here, on the scheduler's goroutine, as the loop would
+			// between steps. On a busy machine the active request could
+			// otherwise finish before the test's goroutine sends it.
+			e.s.accept(<-e.s.work)
+		}
 		// Fail once the waiting request is queued behind the active one.
 		if failed == 0 && call >= 3 && len(e.s.pending) > 0 {
 			failed = call
