@@ -82,6 +82,10 @@ func usagef(format string, args ...any) error {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s := streams{in: stdin, out: stdout, err: stderr}
+	if len(args) == 2 && args[0] == "help" {
+		// nerstream help COMMAND is nerstream COMMAND --help.
+		return run(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)
 		if len(args) == 0 {
@@ -99,6 +103,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			fmt.Fprintf(stdout, "usage: nerstream %s %s\n\n%s.\n", c.name, c.usage, c.summary)
+			if he, ok := errors.AsType[helpError](err); ok {
+				printFlags(stdout, he.fs)
+			}
 			return 0
 		}
 		// The last stop of every error: an address in it is shown without
@@ -121,6 +128,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  nerstream %s %s\n      %s\n", c.name, c.usage, c.summary)
 	}
 	fmt.Fprintln(w, "\nSPEC, the model: a GGUF file, synth:tiny|small|7b (random weights), hf://OWNER/REPO/FILE.gguf[@REV] or https://…/FILE.gguf (pulled into the model cache), or openai:URL[,URL…] (OpenAI-compatible servers).")
+	fmt.Fprintln(w, "\nnerstream COMMAND --help (or nerstream help COMMAND) lists the command's flags, with their defaults.")
 	fmt.Fprintln(w, "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input file.")
 }
 
@@ -190,7 +198,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, helpError{fs}
 			}
 			return nil, usagef("%v (run nerstream %s --help)", err, fs.Name())
 		}
@@ -204,6 +212,22 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// helpError is -h or --help on a command's flags: run prints the
+// command's usage and then every flag of fs, with its default and meaning.
+type helpError struct{ fs *flag.FlagSet }
+
+func (helpError) Error() string { return flag.ErrHelp.Error() }
+func (helpError) Unwrap() error { return flag.ErrHelp }
+
+// printFlags writes every flag of fs, with its default and meaning, as
+// the flag package does, to w.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "\nflags of nerstream %s:\n", fs.Name())
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // setFlags returns the names of the flags given on the command line.
