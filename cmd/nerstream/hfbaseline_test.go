@@ -71,3 +71,15 @@ func TestHFBaselinePrompts(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptsOutRefused: bench engine's --prompts-out to a path that
+// cannot be written is bad usage, in one line, before any measuring.
+func TestPromptsOutRefused(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "no such folder", "prompts.jsonl")
+	code, out, errs := runCLI(t, "", "bench", "engine", "--model", "synth:tiny", "--threads", "1", "--docs", "1", "--types", "1",
+		"--doc-tokens", "8", "--max-new-tokens", "2", "--skip-naive", "--prompts-out", bad)
+	checkOneLineError(t, code, 2, errs, "--prompts-out")
+	if out != "" {
+		t.Errorf("measured anyway: %s", out)
+	}
+}
