@@ -1,46 +1,22 @@
 package llama
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
+	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model"
 )
-
-// sharedVocab returns LLaMA's SentencePiece vocabulary: the file named by
-// NERSTREAM_TEST_VOCAB, else the one in ../shared/data. It skips the test,
-// saying why, when the file is absent, or damaged as a binary file is by a
-// UTF-8 text conversion (every byte that is not UTF-8 replaced by U+FFFD).
-func sharedVocab(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("NERSTREAM_TEST_VOCAB")
-	if p == "" {
-		p = filepath.Join("..", "..", "..", "shared", "data", "vocab", "ggml-vocab-llama-spm.gguf")
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Skipf("SKIPPED: this test needs LLaMA's vocabulary in ../shared/data/vocab beside the checkout (or NERSTREAM_TEST_VOCAB), and it is absent (%v)", err)
-	}
-	if utf8.Valid(data) && bytes.Contains(data, []byte("\uFFFD")) {
-		t.Skipf("SKIPPED: %s is damaged: it is valid UTF-8 with %d U+FFFD replacement characters, so its binary bytes went through a text conversion; llama.cpp cannot load it. Point NERSTREAM_TEST_VOCAB at a genuine copy (llama.cpp's models/ggml-vocab-llama-spm.gguf, 723,869 bytes)",
-			p, bytes.Count(data, []byte("\uFFFD")))
-	}
-	return p
-}
 
 // TestLlamaVocabulary loads LLaMA's vocabulary (the one UniNER uses) in
 // llama.cpp and tokenizes every reference case exactly as llama.cpp's own
 // tokenizer test expects.
 func TestLlamaVocabulary(t *testing.T) {
-	path := sharedVocab(t)
-	e, err := Load(path, Options{VocabOnly: true})
+	e, err := Load(shareddata.Vocab(t), Options{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,12 +24,11 @@ func TestLlamaVocabulary(t *testing.T) {
 	if e.Vocabulary() != 32000 {
 		t.Fatalf("vocabulary of %d tokens, want 32000", e.Vocabulary())
 	}
-	ref := filepath.Join("..", "..", "..", "shared", "data", "vocab", "ggml-vocab-llama-spm.gguf")
-	inp, err := os.ReadFile(ref + ".inp")
+	inp, err := os.ReadFile(shareddata.File(t, shareddata.LlamaVocab+".inp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	outp, err := os.ReadFile(ref + ".out")
+	outp, err := os.ReadFile(shareddata.File(t, shareddata.LlamaVocab+".out"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +67,7 @@ func TestLlamaVocabulary(t *testing.T) {
 // template's "</s>" is EOS (token 2), and a "</s>" in the document's text
 // stays text.
 func TestPromptTokens(t *testing.T) {
-	e, err := Load(sharedVocab(t), Options{VocabOnly: true})
+	e, err := Load(shareddata.Vocab(t), Options{VocabOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
