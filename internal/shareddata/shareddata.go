@@ -12,7 +12,9 @@
 package shareddata
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +32,54 @@ const VocabEnv = "NERSTREAM_TEST_VOCAB"
 // LlamaVocab is LLaMA's vocabulary in the shared data: a vocabulary-only
 // GGUF file (llama.cpp's models/ggml-vocab-llama-spm.gguf).
 const LlamaVocab = "vocab/ggml-vocab-llama-spm.gguf"
+
+// PromptIDs is the file of whole UniNER prompts (type variant) with the
+// token ids an independent LLaMA tokenizer gives them (see the shared
+// data's README.md): one {"text", "type", "ids"} object a line.
+const PromptIDs = "vocab/uniner-prompt-ids.jsonl"
+
+// PromptCase is one case of [PromptIDs].
+type PromptCase struct {
+	Text string  `json:"text"`
+	Type string  `json:"type"`
+	IDs  []int32 `json:"ids"`
+}
+
+// PromptCases reads the cases of [PromptIDs], skipping (or failing) the
+// test as [Dir] does when the file is absent, and failing it when a line
+// is not a case.
+func PromptCases(t testing.TB) []PromptCase {
+	t.Helper()
+	return promptCases(t, File(t, PromptIDs))
+}
+
+func promptCases(t testing.TB, path string) []PromptCase {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer f.Close()
+	var cases []PromptCase
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec.DisallowUnknownFields()
+		var c PromptCase
+		if err := dec.Decode(&c); err != nil || c.Text == "" || c.Type == "" || len(c.IDs) == 0 {
+			t.Fatalf("%s:%d: not a case {\"text\", \"type\", \"ids\"} (%v)", path, n, err)
+		}
+		cases = append(cases, c)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return cases
+}
 
 // Dir returns the folder ../shared/data/sub beside the checkout (sub may
 // be ""), or skips the test, saying why, when it is absent; with

@@ -116,3 +116,45 @@ func TestRoot(t *testing.T) {
 		t.Errorf("outside the module, root() = %q, want \"\"", got)
 	}
 }
+
+// TestPromptCases reads the cases of a file, and fails the test on a line
+// that is not one.
+func TestPromptCases(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.jsonl", `{"text":"Ada","type":"person","ids":[1,2]}`+"\n\n"+`{"text":"x","type":"y","ids":[1]}`+"\n")
+	rec, cases := callCases(t, good)
+	if rec.failed != "" || len(cases) != 2 || cases[0].Text != "Ada" || cases[0].Type != "person" || len(cases[0].IDs) != 2 || cases[1].IDs[0] != 1 {
+		t.Errorf("good file: %+v (failed %q)", cases, rec.failed)
+	}
+	for name, line := range map[string]string{
+		"not JSON":      `{"text":`,
+		"unknown field": `{"text":"a","type":"b","ids":[1],"extra":1}`,
+		"no ids":        `{"text":"a","type":"b"}`,
+		"no type":       `{"text":"a","ids":[1]}`,
+		"ids as text":   `{"text":"a","type":"b","ids":"1 2"}`,
+	} {
+		path := write("bad.jsonl", `{"text":"Ada","type":"person","ids":[1,2]}`+"\n"+line+"\n")
+		if rec, _ := callCases(t, path); !strings.Contains(rec.failed, "bad.jsonl:2: not a case") {
+			t.Errorf("%s: failed %q, want a failure naming line 2", name, rec.failed)
+		}
+	}
+	if rec, _ := callCases(t, filepath.Join(dir, "absent.jsonl")); rec.failed == "" {
+		t.Error("an absent file did not fail")
+	}
+}
+
+func callCases(t *testing.T, path string) (*recorder, []PromptCase) {
+	var cases []PromptCase
+	rec, _ := call(t, func(tb testing.TB) string {
+		cases = promptCases(tb, path)
+		return ""
+	})
+	return rec, cases
+}

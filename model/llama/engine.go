@@ -359,6 +359,22 @@ func (e *Engine) Tokenize(p model.Prompt) ([]int32, error) {
 	return out, nil
 }
 
+// Token returns a token of the vocabulary: its spelling and the text it
+// stands for, to show a prompt's tokens (nerstream prompt --tokens). An id
+// outside the vocabulary is an error.
+func (e *Engine) Token(id int32) (Token, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return Token{}, ErrClosed
+	}
+	tok, err := e.voc.token(id)
+	if err != nil {
+		return Token{}, fmt.Errorf("llama: %w", err)
+	}
+	return tok, nil
+}
+
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return e.stats.get()
