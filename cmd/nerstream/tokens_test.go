@@ -3,7 +3,11 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nerstream/nerstream/internal/shareddata"
@@ -106,5 +110,138 @@ func TestServePromptTokens(t *testing.T) {
 		if resp.Usage.PromptTokens != len(want) {
 			t.Errorf("%q: usage.prompt_tokens %d, want %d (with every \"</s>\" as EOS: %d)", text, resp.Usage.PromptTokens, len(want), len(eosEverywhere))
 		}
+	}
+}
+
+// promptTokenLine is one line of prompt --tokens.
+type promptTokenLine struct {
+	id             int32
+	spelling, text string
+}
+
+// parseTokenLines reads prompt --tokens' output: "ID\t"SPELLING"\t"TEXT"" a
+// line, both quoted as Go strings.
+func parseTokenLines(t *testing.T, out string) []promptTokenLine {
+	t.Helper()
+	if !strings.HasSuffix(out, "\n") {
+		t.Fatalf("output does not end its last line: %q", out)
+	}
+	var toks []promptTokenLine
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			t.Fatalf("line %q: %d fields, want 3", line, len(f))
+		}
+		id, err := strconv.ParseInt(f[0], 10, 32)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		spelling, err1 := strconv.Unquote(f[1])
+		text, err2 := strconv.Unquote(f[2])
+		if err1 != nil || err2 != nil || !strings.HasPrefix(f[1], `"`) || !strings.HasPrefix(f[2], `"`) {
+			t.Fatalf("line %q: the spelling and the text are not quoted strings", line)
+		}
+		toks = append(toks, promptTokenLine{int32(id), spelling, text})
+	}
+	return toks
+}
+
+// TestPromptTokensCommand: prompt --tokens --vocab prints, for each whole
+// prompt of the shared reference file, the reference's ids, one a line,
+// with texts that spell the prompt back; --model SPEC says the same.
+func TestPromptTokensCommand(t *testing.T) {
+	vocab := shareddata.Vocab(t)
+	cases := shareddata.PromptCases(t)
+	if len(cases) < 48 {
+		t.Fatalf("%d cases in %s, want the 48 it holds", len(cases), shareddata.PromptIDs)
+	}
+	for i, c := range cases {
+		code, out, errs := runCLI(t, "", "prompt", "--text", c.Text, "--type", c.Type, "--tokens", "--vocab", vocab)
+		if code != 0 || errs != "" {
+			t.Fatalf("case %d: exit %d, stderr %q", i, code, errs)
+		}
+		toks := parseTokenLines(t, out)
+		ids := make([]int32, len(toks))
+		var text strings.Builder
+		for j, tok := range toks {
+			ids[j] = tok.id
+			if j > 0 { // after BOS
+				text.WriteString(tok.text)
+			}
+		}
+		if !slices.Equal(ids, c.IDs) {
+			t.Errorf("case %d (text %q): ids\n%v\nwant the reference's\n%v", i, c.Text, ids, c.IDs)
+		}
+		// SentencePiece puts a space before the prompt and after the
+		// special token: the texts spell the prompt with those two.
+		want := " " + strings.Replace(uninerPrompt(c.Text, c.Type), "text.</s>USER:", "text.</s> USER:", 1)
+		if len(toks) == 0 || toks[0].spelling != "<s>" || text.String() != want {
+			t.Errorf("case %d: the texts spell\n%q\nwant\n%q", i, text.String(), want)
+		}
+	}
+	// The same through a model spec, here the same file.
+	args := []string{"prompt", "--text", cases[0].Text, "--type", cases[0].Type, "--tokens"}
+	_, byVocab, _ := runCLI(t, "", append(args, "--vocab", vocab)...)
+	code, byModel, errs := runCLI(t, "", append(args, "--model", vocab)...)
+	if code != 0 || errs != "" || byModel != byVocab {
+		t.Errorf("--model: exit %d, stderr %q, output differs from --vocab's: %t", code, errs, byModel != byVocab)
+	}
+	// A synthetic model's vocabulary: BOS first, the template's EOS once.
+	code, out, errs := runCLI(t, "", "prompt", "--text", "The </s> tag", "--type", "person", "--tokens", "--model", "synth:tiny")
+	if code != 0 || errs != "" {
+		t.Fatalf("synth:tiny: exit %d, stderr %q", code, errs)
+	}
+	eos := 0
+	toks := parseTokenLines(t, out)
+	for _, tok := range toks {
+		if tok.spelling == "</s>" {
+			eos++
+		}
+	}
+	if toks[0].spelling != "<s>" || eos != 1 {
+		t.Errorf("synth:tiny: %d EOS, first token %q:\n%s", eos, toks[0].spelling, out)
+	}
+}
+
+// TestPromptTokensHostile: a vocabulary that is missing, not GGUF, a
+// folder, cut short or remote, and flags that do not go together, each
+// exit 2 with one line, and print nothing.
+func TestPromptTokensHostile(t *testing.T) {
+	dir := t.TempDir()
+	notGGUF := filepath.Join(dir, "notes.gguf")
+	if err := os.WriteFile(notGGUF, []byte("just text\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(shareddata.Vocab(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.gguf")
+	if err := os.WriteFile(cut, data[:len(data)/7], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		flags []string
+		says  string
+	}{
+		{"missing", []string{"--tokens", "--vocab", filepath.Join(dir, "absent.gguf")}, "--vocab"},
+		{"not GGUF", []string{"--tokens", "--vocab", notGGUF}, "not a GGUF file"},
+		{"folder", []string{"--tokens", "--vocab", dir}, "is a folder"},
+		{"cut short", []string{"--tokens", "--vocab", cut}, "tokenizer.ggml.tokens"},
+		{"remote", []string{"--tokens", "--model", "openai:http://127.0.0.1:1/v1"}, "not a GGUF model"},
+		{"unknown preset", []string{"--tokens", "--model", "synth:huge"}, "unknown preset"},
+		{"no vocabulary", []string{"--tokens"}, "--tokens needs one of --vocab"},
+		{"two vocabularies", []string{"--tokens", "--vocab", cut, "--model", "synth:tiny"}, "--tokens needs one of --vocab"},
+		{"vocabulary without --tokens", []string{"--vocab", cut}, "with --tokens only"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, "", append([]string{"prompt", "--text", "a", "--type", "person"}, c.flags...)...)
+			checkOneLineError(t, code, 2, errs, c.says)
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+		})
 	}
 }

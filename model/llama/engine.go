@@ -375,6 +375,22 @@ func (e *Engine) Token(id int32) (Token, error) {
 	return tok, nil
 }
 
+// PromptTokens returns the tokens of a prompt as the engine decodes it
+// (see [Engine.Tokenize]), each with its spelling and text.
+func (e *Engine) PromptTokens(p model.Prompt) ([]Token, error) {
+	ids, err := e.Tokenize(p)
+	if err != nil {
+		return nil, err
+	}
+	toks := make([]Token, len(ids))
+	for i, id := range ids {
+		if toks[i], err = e.Token(id); err != nil {
+			return nil, err
+		}
+	}
+	return toks, nil
+}
+
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return e.stats.get()
