@@ -45,15 +45,18 @@ type PromptCase struct {
 	IDs  []int32 `json:"ids"`
 }
 
+// PromptCaseCount is the number of cases in [PromptIDs].
+const PromptCaseCount = 48
+
 // PromptCases reads the cases of [PromptIDs], skipping (or failing) the
 // test as [Dir] does when the file is absent, and failing it when a line
-// is not a case.
+// is not a case or the file holds fewer than [PromptCaseCount].
 func PromptCases(t testing.TB) []PromptCase {
 	t.Helper()
-	return promptCases(t, File(t, PromptIDs))
+	return promptCases(t, File(t, PromptIDs), PromptCaseCount)
 }
 
-func promptCases(t testing.TB, path string) []PromptCase {
+func promptCases(t testing.TB, path string, atLeast int) []PromptCase {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,6 +80,9 @@ func promptCases(t testing.TB, path string) []PromptCase {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+	if len(cases) < atLeast {
+		t.Fatalf("%s: %d cases, want %d", path, len(cases), atLeast)
 	}
 	return cases
 }

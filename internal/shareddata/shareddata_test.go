@@ -118,7 +118,7 @@ func TestRoot(t *testing.T) {
 }
 
 // TestPromptCases reads the cases of a file, and fails the test on a line
-// that is not one.
+// that is not one, or on too few cases.
 func TestPromptCases(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -129,7 +129,7 @@ func TestPromptCases(t *testing.T) {
 		return p
 	}
 	good := write("good.jsonl", `{"text":"Ada","type":"person","ids":[1,2]}`+"\n\n"+`{"text":"x","type":"y","ids":[1]}`+"\n")
-	rec, cases := callCases(t, good)
+	rec, cases := callCases(t, good, 2)
 	if rec.failed != "" || len(cases) != 2 || cases[0].Text != "Ada" || cases[0].Type != "person" || len(cases[0].IDs) != 2 || cases[1].IDs[0] != 1 {
 		t.Errorf("good file: %+v (failed %q)", cases, rec.failed)
 	}
@@ -141,19 +141,22 @@ func TestPromptCases(t *testing.T) {
 		"ids as text":   `{"text":"a","type":"b","ids":"1 2"}`,
 	} {
 		path := write("bad.jsonl", `{"text":"Ada","type":"person","ids":[1,2]}`+"\n"+line+"\n")
-		if rec, _ := callCases(t, path); !strings.Contains(rec.failed, "bad.jsonl:2: not a case") {
+		if rec, _ := callCases(t, path, 1); !strings.Contains(rec.failed, "bad.jsonl:2: not a case") {
 			t.Errorf("%s: failed %q, want a failure naming line 2", name, rec.failed)
 		}
 	}
-	if rec, _ := callCases(t, filepath.Join(dir, "absent.jsonl")); rec.failed == "" {
+	if rec, _ := callCases(t, filepath.Join(dir, "absent.jsonl"), 0); rec.failed == "" {
 		t.Error("an absent file did not fail")
+	}
+	if rec, _ := callCases(t, good, 3); !strings.Contains(rec.failed, "2 cases, want 3") {
+		t.Errorf("a file with too few cases: failed %q", rec.failed)
 	}
 }
 
-func callCases(t *testing.T, path string) (*recorder, []PromptCase) {
+func callCases(t *testing.T, path string, atLeast int) (*recorder, []PromptCase) {
 	var cases []PromptCase
 	rec, _ := call(t, func(tb testing.TB) string {
-		cases = promptCases(tb, path)
+		cases = promptCases(tb, path, atLeast)
 		return ""
 	})
 	return rec, cases
