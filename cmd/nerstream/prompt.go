@@ -107,7 +107,7 @@ func printTokens(ctx context.Context, s streams, prompt model.Prompt, setting, s
 	}
 	defer m.Close()
 	if m.Local == nil {
-		return usagef("%s: %q has no vocabulary here", setting, spec)
+		return fmt.Errorf("%s: %q opened no in-process vocabulary", setting, spec)
 	}
 	toks, err := m.Local.PromptTokens(prompt)
 	if err != nil {

@@ -198,20 +198,24 @@ func TestPromptTokensCommand(t *testing.T) {
 }
 
 // TestPromptTokensHostile: a vocabulary that is missing, not GGUF, a
-// folder, cut short or remote, and flags that do not go together, each
-// exit 2 with one line, and print nothing.
+// folder, cut short inside its token list, or remote, and flags that do
+// not go together, each exit 2 with one line, and print nothing.
 func TestPromptTokensHostile(t *testing.T) {
 	dir := t.TempDir()
 	notGGUF := filepath.Join(dir, "notes.gguf")
 	if err := os.WriteFile(notGGUF, []byte("just text\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(shareddata.Vocab(t))
+	whole := filepath.Join(dir, "tiny.gguf")
+	if err := gguf.SynthFile(whole, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(whole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cut := filepath.Join(dir, "cut.gguf")
-	if err := os.WriteFile(cut, data[:len(data)/7], 0o644); err != nil {
+	if err := os.WriteFile(cut, data[:2000], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
