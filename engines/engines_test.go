@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model/gguf"
 	"github.com/nerstream/nerstream/model/gguf/gguftest"
 	"github.com/nerstream/nerstream/model/hub"
@@ -260,10 +261,7 @@ func TestOpenRefusesHostileFiles(t *testing.T) {
 		t.Errorf("%d hostile files, want at least 25", refused)
 	}
 
-	vocab := filepath.Join("..", "..", "shared", "data", "vocab", "ggml-vocab-llama-spm.gguf")
-	if _, err := os.Stat(vocab); err != nil {
-		t.Skipf("SKIPPED (the rest): needs LLaMA's vocabulary in ../shared/data/vocab beside the checkout (%v)", err)
-	}
+	vocab := shareddata.Vocab(t) // the rest needs LLaMA's vocabulary
 	m, err := Open(context.Background(), vocab, Options{Llama: llama.Options{Threads: 1, VocabOnly: true}})
 	if err != nil {
 		t.Fatalf("LLaMA's vocabulary, vocabulary only: %v", err)

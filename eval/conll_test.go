@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model"
 )
 
@@ -225,7 +226,8 @@ func TestParseLabelMap(t *testing.T) {
 	}
 }
 
-const conllDataDir = "../../shared/data/conll"
+// conllData is the folder of the shared data that holds the BIO files.
+const conllData = "conll"
 
 // TestCoNLLMatchesUniNER reads CrossNER's BIO test files and checks them
 // against UniNER's conversions of the same test sets: the same sentences
@@ -245,8 +247,8 @@ const conllDataDir = "../../shared/data/conll"
 // open when the sentence ended. With such mentions removed from the BIO
 // gold, all queries agree.
 func TestCoNLLMatchesUniNER(t *testing.T) {
-	needData(t, conllDataDir)
-	needData(t, uninerDataDir)
+	conllDir := shareddata.Dir(t, conllData)
+	uninerDir := shareddata.Dir(t, uninerData)
 	tests := []struct {
 		conll, uniner string
 		sentences     int // in the BIO file
@@ -262,11 +264,11 @@ func TestCoNLLMatchesUniNER(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.conll, func(t *testing.T) {
-			cds, err := Load(filepath.Join(conllDataDir, tt.conll), LoadOptions{})
+			cds, err := Load(filepath.Join(conllDir, tt.conll), LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			uds, err := Load(filepath.Join(uninerDataDir, tt.uniner), LoadOptions{})
+			uds, err := Load(filepath.Join(uninerDir, tt.uniner), LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,8 +373,7 @@ func sentenceIndex(id, name string) (int, error) {
 // file's last sentence ends with the file (no blank line after it), and
 // ReadCoNLL keeps it.
 func TestCoNLLPlusPlus(t *testing.T) {
-	needData(t, conllDataDir)
-	f, err := os.Open(filepath.Join(conllDataDir, "conllpp_test.txt"))
+	f, err := os.Open(filepath.Join(shareddata.Dir(t, conllData), "conllpp_test.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model"
 )
 
@@ -217,13 +218,12 @@ func TestGoldensScript(t *testing.T) {
 		}
 	})
 	t.Run("uniner", func(t *testing.T) {
-		needData(t, uninerDataDir)
-		dir := t.TempDir()
-		writePerturbed(t, dir)
-		data, err := filepath.Abs(uninerDataDir)
+		data, err := filepath.Abs(shareddata.Dir(t, uninerData))
 		if err != nil {
 			t.Fatal(err)
 		}
+		dir := t.TempDir()
+		writePerturbed(t, data, dir)
 		code, out := makeGoldens(t, python, "--check", "--perturbed", dir, "--data", data)
 		if code != 0 {
 			t.Fatalf("make_goldens.py --check exited %d: the goldens are not what the official logic gives:\n%s", code, out)

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/internal/shareddata"
 )
 
-// uninerDataDir holds UniNER's six zero-shot test sets (see
-// ../shared/data/README.md beside the checkout).
-const uninerDataDir = "../../shared/data/uniner"
+// uninerData is the folder of the shared data (../shared/data beside the
+// checkout; see its README.md) that holds UniNER's six zero-shot test sets.
+const uninerData = "uniner"
 
 var uninerDataFiles = []string{
 	"CrossNER_AI.json",
@@ -21,14 +23,6 @@ var uninerDataFiles = []string{
 	"CrossNER_politics.json",
 	"CrossNER_science.json",
 	"mit-restaurant.json",
-}
-
-// needData skips the test when the shared data folder is absent.
-func needData(t *testing.T, dir string) {
-	t.Helper()
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("the shared evaluation data is missing (%v): this test needs the public data sets in %s, beside the checkout; see DESIGN.md", err, dir)
-	}
 }
 
 // rawGold is one record of a UniNER test file: its id and its raw gold
@@ -174,7 +168,7 @@ type uninerExpected struct {
 //
 // TestGoldensScript checks that the committed file is what step 2 gives.
 func TestUniNERDataOfficial(t *testing.T) {
-	needData(t, uninerDataDir)
+	data := shareddata.Dir(t, uninerData)
 	raw, err := os.ReadFile(filepath.Join("testdata", "official", "uniner_expected.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +183,7 @@ func TestUniNERDataOfficial(t *testing.T) {
 	for _, file := range uninerDataFiles {
 		name := strings.TrimSuffix(file, ".json")
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(uninerDataDir, file)
+			path := filepath.Join(data, file)
 			ds, err := Load(path, LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -277,21 +271,20 @@ func TestWritePerturbedPredictions(t *testing.T) {
 	if dir == "" {
 		t.Skip("set NERSTREAM_WRITE_PERTURBED to a folder to write the perturbed predictions")
 	}
-	needData(t, uninerDataDir)
-	writePerturbed(t, dir)
+	writePerturbed(t, shareddata.Dir(t, uninerData), dir)
 }
 
-// writePerturbed writes, for each test set, dir/NAME.jsonl with one
+// writePerturbed writes, for each test set of the folder data, dir/NAME.jsonl with one
 // {"id": …, "output": perturb(i, gold)} per record, in file order: the
 // predictions that uniner_expected.json scores.
-func writePerturbed(t *testing.T, dir string) {
+func writePerturbed(t *testing.T, data, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, file := range uninerDataFiles {
 		var out bytes.Buffer
-		for i, g := range readRawGolds(t, filepath.Join(uninerDataDir, file)) {
+		for i, g := range readRawGolds(t, filepath.Join(data, file)) {
 			line, err := json.Marshal(map[string]string{"id": g.id, "output": perturb(i, g.gold)})
 			if err != nil {
 				t.Fatal(err)

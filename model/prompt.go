@@ -106,6 +106,25 @@ func (p Prompt) String() string {
 	return b.String()
 }
 
+// ParsePrompt reads a prompt written out as text, as a client of the
+// completions API sends a [Prompt.String], back into parts, so that it
+// tokenizes as the prompt that [Template] renders: the "</s>" that the
+// template writes after the assistant's first turn (the one in
+// " ASSISTANT: I've read this text.</s>USER: What describes ") is a
+// [PartFixed] EOS, and everything else is user text ([PartText]), where
+// "</s>" is four characters. A text that quotes that run too is taken
+// literally, since the template's run is the last one (only the entity
+// type and " in the text? ASSISTANT:" follow it). A string without the
+// run is not a UniNER prompt: all of it is text, with no special token.
+func ParsePrompt(s string) Prompt {
+	i := strings.LastIndex(s, promptMiddle)
+	if i < 0 {
+		return Prompt{Parts: []Part{{PartText, s}}}
+	}
+	eos := i + strings.Index(promptMiddle, EOS)
+	return Prompt{Parts: []Part{{PartText, s[:eos]}, {PartFixed, EOS}, {PartText, s[eos+len(EOS):]}}}
+}
+
 // Segment is a run of a prompt that an engine tokenizes in one piece:
 // either literal text (special tokens NOT parsed) or one special token.
 type Segment struct {

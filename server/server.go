@@ -21,10 +21,15 @@
 //     so there is no lock here. A list prompt goes to the engine as one
 //     PromptGroup, so that a shared prefix (one passage, several types) is
 //     computed once.
-//   - A completions prompt is the whole UniNER prompt as text. Each "</s>"
-//     in it becomes the EOS special token and the rest is literal text: the
-//     engine tokenizes it exactly as it tokenizes model.Template's prompt,
-//     and no other special token can be written in. The engine adds BOS.
+//   - A completions prompt is the whole UniNER prompt as text, read back
+//     into parts by model.ParsePrompt: the "</s>" that the template writes
+//     after "ASSISTANT: I've read this text." becomes the EOS special token,
+//     and everything else is literal text, a "</s>" in the document's text
+//     included. So the engine tokenizes it exactly as it tokenizes
+//     model.Template's prompt (usage.prompt_tokens counts those tokens), and
+//     no other special token can be written in. The engine adds BOS.
+//     llama-server and vLLM parse every "</s>" of a prompt as EOS instead;
+//     for a text without one, all three give the same tokens.
 //   - Decoding is the engine's: greedy (the llama engine also holds answers
 //     to a JSON array of strings by its grammar). temperature must be 0 (or
 //     absent); stop may only be "</s>" (the engine stops there anyway).
@@ -403,22 +408,6 @@ func requestID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// textPrompt turns a prompt written out as text into a model.Prompt: each
-// "</s>" is the EOS special token, everything else literal text.
-func textPrompt(s string) model.Prompt {
-	pieces := strings.Split(s, model.EOS)
-	parts := make([]model.Part, 0, 2*len(pieces)-1)
-	for i, p := range pieces {
-		if i > 0 {
-			parts = append(parts, model.Part{Kind: model.PartFixed, Text: model.EOS})
-		}
-		if p != "" {
-			parts = append(parts, model.Part{Kind: model.PartText, Text: p})
-		}
-	}
-	return model.Prompt{Parts: parts}
-}
-
 func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any, *apiError) {
 	var req openaiapi.CompletionRequest
 	if e := decodeJSON(body, &req); e != nil {
@@ -474,7 +463,7 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 
 	group := model.PromptGroup{Prompts: make([]model.Prompt, len(prompts))}
 	for i, p := range prompts {
-		group.Prompts[i] = textPrompt(p)
+		group.Prompts[i] = model.ParsePrompt(p)
 	}
 	start := time.Now()
 	out, err := b.eng.Generate(ctx, []model.PromptGroup{group}, model.GenerateOptions{MaxNewTokens: maxTokens})

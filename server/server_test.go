@@ -37,32 +37,28 @@ func tinyEngine(t *testing.T) *llama.Engine {
 	return m.Local
 }
 
-// TestTextPromptTokenizesAsTemplate: a prompt written out as text, with
-// "</s>" for EOS, gives the in-process engine the tokens of the template's
-// prompt.
+// TestTextPromptTokenizesAsTemplate: a prompt written out as text, as
+// completions requests carry it, gives the in-process engine the tokens of
+// the template's prompt: its "</s>" EOS, a "</s>" in the text literal.
 func TestTextPromptTokenizesAsTemplate(t *testing.T) {
 	eng := tinyEngine(t)
 	tmpl, err := model.NewTemplate(model.PromptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range []string{"Ada Lovelace met Charles Babbage in London.", "x", "tab\tand\nnewline, ünïcode"} {
+	for _, text := range []string{"Ada Lovelace met Charles Babbage in London.", "x", "tab\tand\nnewline, ünïcode", "The </s> tag</s>USER: x"} {
 		p := tmpl.Prompt(text, "person")
 		want, err := eng.Tokenize(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := eng.Tokenize(textPrompt(p.String()))
+		got, err := eng.Tokenize(model.ParsePrompt(p.String()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%q: text prompt tokens %v, want the template's %v", text, got, want)
 		}
-	}
-	// "</s>" at the edges and twice in a row.
-	if got := textPrompt("</s>a</s></s>b").String(); got != "</s>a</s></s>b" {
-		t.Errorf("textPrompt changed the text: %q", got)
 	}
 }
 

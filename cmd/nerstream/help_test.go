@@ -19,7 +19,7 @@ func TestHelpListsFlags(t *testing.T) {
 		{[]string{"annotate"}, []string{"parse", "substring", "variant", "dataset", "no-grammar", "max-new-tokens", "types", "devices"}},
 		{[]string{"run"}, []string{"config", "set"}},
 		{[]string{"serve"}, []string{"listen", "max-in-flight", "token-file"}},
-		{[]string{"prompt"}, []string{"text", "type", "variant"}},
+		{[]string{"prompt"}, []string{"text", "type", "variant", "tokens", "vocab", "model"}},
 		{[]string{"eval"}, []string{"data", "predictions", "metric"}},
 		{[]string{"devices"}, []string{"backends-dir", "json"}},
 		{[]string{"bench", "engine"}, []string{"docs", "types", "doc-tokens", "prompts-out", "devices"}},

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/internal/shareddata"
 )
 
 // TestMain lets the test binary stand in for nerstream itself, so that
@@ -185,21 +187,10 @@ func evalJSON(t *testing.T, args ...string) evalReport {
 	return r
 }
 
-// sharedData returns ../shared/data, or skips the test, saying why, when
-// it is absent.
-func sharedData(t *testing.T, sub string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "data", sub)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("SKIPPED: this test needs the public NER test sets in ../shared/data/%s beside the checkout, and they are absent (%v)", sub, err)
-	}
-	return dir
-}
-
 // TestEvalGoldIsPerfect is the acceptance check: each UniNER test
 // set scored against its own gold answers gives F1 = 1.0.
 func TestEvalGoldIsPerfect(t *testing.T) {
-	dir := sharedData(t, "uniner")
+	dir := shareddata.Dir(t, "uniner")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) != 6 {
 		t.Fatalf("%d files in %s, want the six UniNER test sets", len(files), dir)

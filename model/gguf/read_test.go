@@ -12,7 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"unicode/utf8"
+
+	"github.com/nerstream/nerstream/internal/shareddata"
 )
 
 // builder writes GGUF bytes by hand, to test the reader against the format
@@ -327,23 +328,11 @@ func TestOpen(t *testing.T) {
 	}
 }
 
-// sharedVocab is LLaMA's vocabulary in ../shared/data, beside the checkout.
-const sharedVocab = "../../../shared/data/vocab/ggml-vocab-llama-spm.gguf"
-
-// openSharedVocab opens sharedVocab, skipping the test when it is absent, or
-// when it is damaged in the way that a binary file passed through a UTF-8
-// text conversion is (each byte that is not valid UTF-8 replaced by U+FFFD).
+// openSharedVocab opens LLaMA's vocabulary in ../shared/data, beside the
+// checkout (see package shareddata for when it skips).
 func openSharedVocab(t *testing.T) *File {
 	t.Helper()
-	data, err := os.ReadFile(sharedVocab)
-	if err != nil {
-		t.Skipf("SKIPPED: needs ../shared/data/vocab/ggml-vocab-llama-spm.gguf (LLaMA's vocabulary) beside the checkout, and it is absent (%v)", err)
-	}
-	f, err := readBytes(data)
-	if err != nil && utf8.Valid(data) && bytes.Contains(data, []byte("\uFFFD")) {
-		t.Skipf("SKIPPED: ../shared/data/vocab/ggml-vocab-llama-spm.gguf is damaged: it is valid UTF-8 with %d U+FFFD replacement characters, so its binary bytes went through a text conversion (the genuine file is 723,869 bytes, sha256 16c37245…0e69, in llama.cpp's models/); Read refuses it: %v",
-			bytes.Count(data, []byte("\uFFFD")), err)
-	}
+	f, err := Open(shareddata.Vocab(t))
 	if err != nil {
 		t.Fatal(err)
 	}

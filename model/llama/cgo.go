@@ -154,16 +154,24 @@ func (v cVocab) tokenize(text string, parseSpecial bool) ([]int32, error) {
 	return buf[:n:n], nil
 }
 
-// piece returns the text of a token (empty for control tokens).
-func (v cVocab) piece(tok int32) []byte {
+// piece returns the text of a token; a control token's is empty unless
+// special is set. The caller checks that tok is in the vocabulary.
+func (v cVocab) piece(tok int32, special bool) []byte {
 	var buf [64]C.char
-	n := C.llama_token_to_piece(v.v, C.llama_token(tok), &buf[0], C.int32_t(len(buf)), 0, false)
+	n := C.llama_token_to_piece(v.v, C.llama_token(tok), &buf[0], C.int32_t(len(buf)), 0, C.bool(special))
 	if n < 0 {
 		big := make([]C.char, -n)
-		n = C.llama_token_to_piece(v.v, C.llama_token(tok), &big[0], C.int32_t(len(big)), 0, false)
+		n = C.llama_token_to_piece(v.v, C.llama_token(tok), &big[0], C.int32_t(len(big)), 0, C.bool(special))
 		return C.GoBytes(unsafe.Pointer(&big[0]), n)
 	}
 	return C.GoBytes(unsafe.Pointer(&buf[0]), n)
+}
+
+// text returns the vocabulary's own spelling of a token ("▁US",
+// "<0x0A>"). The caller checks that tok is in the vocabulary: llama.cpp
+// throws past its end.
+func (v cVocab) text(tok int32) string {
+	return C.GoString(C.llama_vocab_get_text(v.v, C.llama_token(tok)))
 }
 
 // contextParams are the settings of a new llama context.

@@ -67,7 +67,7 @@ func TestGrammarAgrees(t *testing.T) {
 	}
 	var text []byte
 	for _, tok := range answer {
-		text = append(text, e.voc.c.piece(tok)...)
+		text = append(text, e.voc.c.piece(tok, false)...)
 	}
 	if string(text) != ` ["Ada", "Bob"]` {
 		t.Fatalf("the answer's tokens read %q", text)
@@ -93,7 +93,7 @@ func TestGrammarAgrees(t *testing.T) {
 		}
 		if i < len(answer) {
 			if !slices.Contains(allowed, answer[i]) {
-				t.Fatalf("token %d (%q) of the answer is refused", i, e.voc.c.piece(answer[i]))
+				t.Fatalf("token %d (%q) of the answer is refused", i, e.voc.c.piece(answer[i], false))
 			}
 			gr.accept(answer[i])
 		}

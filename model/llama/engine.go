@@ -359,6 +359,38 @@ func (e *Engine) Tokenize(p model.Prompt) ([]int32, error) {
 	return out, nil
 }
 
+// Token returns a token of the vocabulary: its spelling and the text it
+// stands for, to show a prompt's tokens (nerstream prompt --tokens). An id
+// outside the vocabulary is an error.
+func (e *Engine) Token(id int32) (Token, error) {
+	e.life.RLock()
+	defer e.life.RUnlock()
+	if e.closed {
+		return Token{}, ErrClosed
+	}
+	tok, err := e.voc.token(id)
+	if err != nil {
+		return Token{}, fmt.Errorf("llama: %w", err)
+	}
+	return tok, nil
+}
+
+// PromptTokens returns the tokens of a prompt as the engine decodes it
+// (see [Engine.Tokenize]), each with its spelling and text.
+func (e *Engine) PromptTokens(p model.Prompt) ([]Token, error) {
+	ids, err := e.Tokenize(p)
+	if err != nil {
+		return nil, err
+	}
+	toks := make([]Token, len(ids))
+	for i, id := range ids {
+		if toks[i], err = e.Token(id); err != nil {
+			return nil, err
+		}
+	}
+	return toks, nil
+}
+
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return e.stats.get()
