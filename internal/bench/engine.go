@@ -33,9 +33,9 @@ type EngineResult struct {
 	// default; MeanThreads is the mean count of the measured decodes.
 	Threads     int     `json:"threads,omitempty"`
 	MeanThreads float64 `json:"mean_threads,omitempty"`
-	Sequences    int    `json:"sequences,omitempty"`
-	BatchTokens  int    `json:"batch_tokens,omitempty"`
-	Substring    bool   `json:"substring_answers"`
+	Sequences   int     `json:"sequences,omitempty"`
+	BatchTokens int     `json:"batch_tokens,omitempty"`
+	Substring   bool    `json:"substring_answers"`
 
 	NaiveDocsPerS  float64 `json:"naive_docs_per_s,omitempty"`
 	EngineDocsPerS float64 `json:"engine_docs_per_s"`
