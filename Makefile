@@ -20,8 +20,12 @@ export CGO_CXXFLAGS ?= -O3 $(SIMD) -Wno-stringop-overflow
 
 all: build
 
+# The version nerstream version prints: git describe of the checkout.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X github.com/nerstream/nerstream/engines.buildVersion=$(VERSION))
+
 build:
-	$(GO) build -o bin/nerstream ./cmd/nerstream
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/nerstream ./cmd/nerstream
 
 # The README's test command.
 test:

@@ -130,7 +130,7 @@ type Model struct {
 	// included; nerstream model pull --max-bytes says the same).
 	PullMaxBytes int `yaml:"pull_max_bytes"`
 
-	// Threads is the CPU threads of the engine. Default: 0, all cores.
+	// Threads is the CPU threads of the engine. Default: 0, chosen before each decode: the CPUs nothing else is running on, up to GOMAXPROCS and the physical cores.
 	Threads int `yaml:"threads"`
 	// GPULayers is the layers offloaded to a GPU: -1 (default) all of
 	// them when a GPU is present, 0 none.

@@ -83,7 +83,7 @@ func (f *Flags) Register(fs *flag.FlagSet, modelHelp string) {
 		fs.DurationVar(&f.Timeout, "request-timeout", cmp.Or(f.Timeout, openai.DefaultOptions().Timeout), "openai engine: the longest one request may take before it is retried")
 	})
 	define("threads", func() {
-		fs.IntVar(&f.Threads, "threads", f.Threads, "CPU threads of the in-process engine (default: all)")
+		fs.IntVar(&f.Threads, "threads", f.Threads, "CPU threads of the in-process engine (default 0: before each decode, the CPUs nothing else is running on)")
 	})
 	define("gpu-layers", func() {
 		fs.IntVar(&f.GPULayers, "gpu-layers", config.Default().Model.GPULayers, "layers to offload to a GPU: -1 all, 0 none")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,24 +14,29 @@ import (
 	"github.com/nerstream/nerstream/internal/bench"
 )
 
-// runBench dispatches `nerstream bench engine` and `nerstream bench
+// runBench dispatches `nerstream bench engine`, `bench threads` and `bench
 // pipeline` (package internal/bench). `bench broker` is the pipeline
-// benchmark's broker process, started by it and not meant for users.
+// benchmark's broker process and `bench hog` a busy process of bench
+// threads, started by them and not meant for users.
 func runBench(ctx context.Context, s streams, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a benchmark: engine or pipeline")
+		return usagef("want a benchmark: engine, threads or pipeline")
 	}
 	switch args[0] {
 	case "engine":
 		return runBenchEngine(ctx, s, args[1:])
 	case "pipeline":
 		return runBenchPipeline(ctx, s, args[1:])
+	case "threads":
+		return runBenchThreads(ctx, s, args[1:])
 	case "broker":
 		return runBenchBroker(ctx, s, args[1:])
+	case "hog":
+		return runBenchHog(ctx, s, args[1:])
 	case "-h", "--help", "help":
 		return flag.ErrHelp
 	}
-	return usagef("unknown benchmark %q (want engine or pipeline)", args[0])
+	return usagef("unknown benchmark %q (want engine, threads or pipeline)", args[0])
 }
 
 func runBenchEngine(ctx context.Context, s streams, args []string) error {
@@ -200,4 +206,68 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 		return usagef("--partitions and --doc-bytes must be > 0, --docs >= 0")
 	}
 	return bench.RunBroker(ctx, o, s.in, s.out)
+}
+
+// runBenchThreads is `nerstream bench threads`: the engine's default
+// thread count against fixed counts, on the machine as it is and while
+// busy processes keep every CPU busy.
+func runBenchThreads(ctx context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("bench threads", flag.ContinueOnError)
+	ef := engines.Flags{MaxNewTokens: 8}
+	ef.Register(fset, "the in-process model")
+	o := bench.ThreadsOptions{Progress: s.err}
+	fset.IntVar(&o.Docs, "docs", 8, "documents per measurement")
+	fset.IntVar(&o.Types, "types", 4, "entity types per document")
+	fset.IntVar(&o.DocTokens, "doc-tokens", 100, "tokens per document text")
+	counts := fset.String("counts", "", "fixed thread counts to measure beside the default, comma-separated (default: 1 up to GOMAXPROCS)")
+	fset.IntVar(&o.Hogs, "hogs", 0, "busy processes of the contended phase (default: one per CPU)")
+	fset.IntVar(&o.Rounds, "rounds", 3, "measurements of each setting in each phase, taking turns; the figures are medians")
+	if err := parseNoArgs(fset, args); err != nil {
+		return err
+	}
+	o.MaxNewTokens = ef.MaxNewTokens
+	if ef.Model == "" || ef.Engine == "openai" {
+		return usagef("--model is required, and names an in-process model")
+	}
+	if ef.Threads != 0 {
+		return usagef("--threads: bench threads measures every count itself (see --counts)")
+	}
+	for _, c := range splitList(*counts) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n <= 0 {
+			return usagef("--counts: %q is not a thread count > 0", c)
+		}
+		o.Counts = append(o.Counts, n)
+	}
+	if o.Hogs < 0 || o.Rounds <= 0 {
+		return usagef("--hogs must be >= 0 and --rounds > 0")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.Hog = []string{exe, "bench", "hog"}
+	o.Open = func(ctx context.Context, threads int) (*engines.Model, error) {
+		f := ef
+		f.Threads = threads
+		return openModel(ctx, &f, s.err, nil)
+	}
+	res, err := bench.Threads(ctx, o)
+	if errors.Is(err, bench.ErrOptions) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(s.out, res)
+}
+
+// runBenchHog is `nerstream bench hog` (hidden): one busy process of bench
+// threads, until its standard input closes (at most an hour).
+func runBenchHog(ctx context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("bench hog", flag.ContinueOnError)
+	if err := parseNoArgs(fset, args); err != nil {
+		return err
+	}
+	return bench.Hog(ctx, s.in, time.Hour)
 }

@@ -27,16 +27,12 @@ func runDevices(_ context.Context, s streams, args []string) error {
 	}
 	devices := llama.Devices()
 	if *asJSON {
-		type backend struct {
-			llama.Backend
-			Error string `json:"error,omitempty"`
-		}
 		out := struct {
-			Backends []backend      `json:"backends"`
-			Devices  []llama.Device `json:"devices"`
-		}{Backends: []backend{}, Devices: devices}
+			Backends []engines.BuildBackend `json:"backends"`
+			Devices  []llama.Device         `json:"devices"`
+		}{Backends: []engines.BuildBackend{}, Devices: devices}
 		for _, b := range bs {
-			e := backend{Backend: b}
+			e := engines.BuildBackend{Backend: b}
 			if b.Err != nil {
 				e.Error = b.Err.Error()
 			}

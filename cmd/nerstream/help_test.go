@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"io"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -56,5 +60,58 @@ func TestHelpListsFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpListsEveryDefinedFlag takes each command's flag set from the
+// command itself (its --help answer carries it) and checks that the help
+// printed lists every flag defined there, with a meaning, and that the
+// usage line names no flag the command lacks.
+func TestHelpListsEveryDefinedFlag(t *testing.T) {
+	subs := map[string][]string{
+		"bench":   {"engine", "threads", "pipeline"},
+		"model":   {"synth", "info", "pull"},
+		"config":  {"check", "print"},
+		"distill": {"", "stats"},
+	}
+	usageFlag := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	for _, c := range commands() {
+		variants, ok := subs[c.name]
+		if !ok {
+			variants = []string{""}
+		}
+		usageNames := map[string]bool{}
+		for _, v := range variants {
+			args := []string{"--help"}
+			name := c.name
+			if v != "" {
+				args, name = []string{v, "--help"}, c.name+" "+v
+			}
+			t.Run(name, func(t *testing.T) {
+				err := c.run(t.Context(), streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, args)
+				he, ok := errors.AsType[helpError](err)
+				if !ok {
+					t.Fatalf("--help gave %v, not the command's flags", err)
+				}
+				code, out, _ := runCLI(t, "", append(strings.Fields(name), "--help")...)
+				if code != 0 {
+					t.Fatalf("exit %d", code)
+				}
+				he.fs.VisitAll(func(f *flag.Flag) {
+					usageNames[f.Name] = true
+					if strings.TrimSpace(f.Usage) == "" {
+						t.Errorf("--%s has no meaning", f.Name)
+					}
+					if !regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) + `([ \t]|$)`).MatchString(out) {
+						t.Errorf("--%s is defined but not in the help:\n%s", f.Name, out)
+					}
+				})
+			})
+		}
+		for _, m := range usageFlag.FindAllStringSubmatch(c.usage, -1) {
+			if !usageNames[m[1]] {
+				t.Errorf("%s: the usage line names --%s, which no flag set of the command defines", c.name, m[1])
+			}
+		}
 	}
 }

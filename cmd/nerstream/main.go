@@ -61,12 +61,14 @@ func commands() []command {
 			"make UniNER training data in the paper's recipe: passages from a file or a topic, entities from a teacher LLM (resumable), Pile-NER conversations with frequency-sampled negative types; or describe such a dataset", runDistill},
 		{"devices", "[--backends-dir D] [--json]",
 			"list the devices a model can run on (the CPU, and those of the GPU backend modules it loads) with their memory", runDevices},
+		{"version", "[--json] [--backends-dir D]",
+			"print the version, the Go version, the llama.cpp commit, the SIMD extensions of the build against the CPU's, and the GPU backends found", runVersion},
 		{"config", "check|print [--config FILE] [--set PATH=VALUE ...]",
 			"check a configuration (file, NERSTREAM_* environment and --set flags, in that order) and list every problem, or print the effective configuration with secrets redacted", runConfig},
 		{"model", "synth --preset tiny|small|7b [--type f32|f16|q8_0] [--vocab V.gguf] --out F.gguf | info F.gguf [--json] | pull REF [--sha256 HEX] [--require-sha256] [--dir DIR] [--force] [--max-bytes SIZE]",
 			"write a synthetic LLaMA model with random weights, describe a GGUF model, or download one (REF: hf://OWNER/REPO/FILE.gguf[@REVISION] or an https:// address) into the model cache and print its path", runModel},
-		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | engine --engine openai --endpoint URL [--dialect D] [--served-model NAME] [--tokenizer GGUF] [--clients C] [--model BASELINE] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
-			"measure the engine against one-prompt-at-a-time decoding, or the stream against a plain kafka-go loop; prints JSON", runBench},
+		{"bench", "engine --model SPEC [--docs N] [--types K] [--doc-tokens P] [--max-new-tokens M] [--skip-naive] | engine --engine openai --endpoint URL [--dialect D] [--served-model NAME] [--tokenizer GGUF] [--clients C] [--model BASELINE] | threads --model SPEC [--counts 1,2] [--hogs N] [--rounds R] | pipeline [--docs N] [--partitions P] [--doc-bytes B] [--max-docs M] [--max-in-flight F] [--workers W] [--telemetry [--rounds R]] [--model SPEC]",
+			"measure the engine against one-prompt-at-a-time decoding, its default thread count against fixed ones on a quiet and a busy machine, or the stream against a plain kafka-go loop; prints JSON", runBench},
 	}
 }
 
@@ -85,6 +87,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) == 2 && args[0] == "help" {
 		// nerstream help COMMAND is nerstream COMMAND --help.
 		return run(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)

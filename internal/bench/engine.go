@@ -29,10 +29,13 @@ type EngineResult struct {
 	DocTokens    int    `json:"doc_tokens"`
 	PromptTokens int    `json:"prompt_tokens"`
 	MaxNewTokens int    `json:"max_new_tokens"`
-	Threads      int    `json:"threads,omitempty"`
-	Sequences    int    `json:"sequences,omitempty"`
-	BatchTokens  int    `json:"batch_tokens,omitempty"`
-	Substring    bool   `json:"substring_answers"`
+	// Threads is the fixed thread count, 0 (left out) for the adaptive
+	// default; MeanThreads is the mean count of the measured decodes.
+	Threads     int     `json:"threads,omitempty"`
+	MeanThreads float64 `json:"mean_threads,omitempty"`
+	Sequences   int     `json:"sequences,omitempty"`
+	BatchTokens int     `json:"batch_tokens,omitempty"`
+	Substring   bool    `json:"substring_answers"`
 
 	NaiveDocsPerS  float64 `json:"naive_docs_per_s,omitempty"`
 	EngineDocsPerS float64 `json:"engine_docs_per_s"`
@@ -51,6 +54,10 @@ type EngineResult struct {
 	ModelMB     float64 `json:"model_mb,omitempty"`
 	KVCacheMB   float64 `json:"kv_cache_mb,omitempty"`
 	RSSOverBase float64 `json:"rss_over_model_and_kv,omitempty"`
+
+	// SIMD compares the CPU's extensions with those ggml's CPU backend
+	// was compiled with: a build missing some runs several times slower.
+	SIMD *llama.SIMD `json:"simd,omitempty"`
 
 	// Devices holds, when the model runs on several devices, each
 	// device's figures measured alone; the figures above are then all the
@@ -93,10 +100,15 @@ func Engine(ctx context.Context, m *engines.Model, o EngineOptions) (*EngineResu
 	if o.Docs <= 0 || o.Types <= 0 || o.Types > len(benchTypes) || o.DocTokens <= 0 || o.MaxNewTokens <= 0 {
 		return nil, fmt.Errorf("%w: docs, doc tokens and max new tokens must be > 0, and types within 1..%d", ErrOptions, len(benchTypes))
 	}
+	simd := llama.DetectSIMD()
 	if len(m.Workers) == 1 {
-		return engineOne(ctx, m.Name, m.Workers[0], o)
+		r, err := engineOne(ctx, m.Name, m.Workers[0], o)
+		if r != nil {
+			r.SIMD = &simd
+		}
+		return r, err
 	}
-	all := &EngineResult{Model: m.Name, Device: "all", Docs: o.Docs, Types: o.Types, MaxNewTokens: o.MaxNewTokens}
+	all := &EngineResult{Model: m.Name, Device: "all", Docs: o.Docs, Types: o.Types, MaxNewTokens: o.MaxNewTokens, SIMD: &simd}
 	for _, w := range m.Workers {
 		r, err := engineOne(ctx, m.Name, w, o)
 		if err != nil {
@@ -160,6 +172,7 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 	res.EngineDocsPerS = float64(o.Docs) / took.Seconds()
 	calls, toks, dt := st.DecodeCalls-before.DecodeCalls, st.DecodeTokens-before.DecodeTokens, st.DecodeTime-before.DecodeTime
 	res.EngineDecodeCalls = calls
+	res.MeanThreads = float64(st.DecodeThreads-before.DecodeThreads) / float64(max(calls, 1))
 	res.EngineAvgBatchTokens = float64(toks) / float64(max(calls, 1))
 	res.EnginePrefillTokensPerS = float64(toks) / dt.Seconds()
 	res.PrefillRatio = res.EnginePrefillTokensPerS / res.PrefillLimitTokensPerS

@@ -54,6 +54,19 @@ func nerstreamLog(level C.uint, text *C.char, _ unsafe.Pointer) {
 	logLine(int(level), C.GoString(text))
 }
 
+// buildSIMD reports which x86 SIMD extensions ggml's CPU backend was
+// compiled with (its ggml_cpu_has_* functions answer from the compiler's
+// macros, not from the CPU).
+func buildSIMD() map[string]bool {
+	return map[string]bool{
+		"AVX":    C.ggml_cpu_has_avx() != 0,
+		"AVX2":   C.ggml_cpu_has_avx2() != 0,
+		"FMA":    C.ggml_cpu_has_fma() != 0,
+		"F16C":   C.ggml_cpu_has_f16c() != 0,
+		"AVX512": C.ggml_cpu_has_avx512() != 0,
+	}
+}
+
 // SupportsGPU reports whether a GPU backend is loaded.
 func SupportsGPU() bool {
 	initBackend()
@@ -236,6 +249,12 @@ func newContext(m *cModel, p contextParams) (*cContext, error) {
 
 // cells returns the size of the KV cache, which llama.cpp may round up.
 func (c *cContext) cells() int { return int(C.llama_n_ctx(c.ctx)) }
+
+// setThreads sets the CPU threads of the next decodes, one-token and
+// batched alike; n > 0.
+func (c *cContext) setThreads(n int) {
+	C.llama_set_n_threads(c.ctx, C.int32_t(n), C.int32_t(n))
+}
 
 // decode copies b into the llama_batch and runs llama_decode. It checks
 // what would corrupt memory or abort the process first.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +18,13 @@ import (
 // Options configure an [Engine]. Zero values take the defaults, except
 // GPULayers, where 0 means none; [DefaultOptions] sets it to all.
 type Options struct {
-	// Threads is the number of CPU threads for decoding. Default: the
-	// number of CPUs.
+	// Threads is the number of CPU threads for decoding, fixed. Default
+	// (0): chosen before each decode, as many as there are CPUs that
+	// nothing else is running on (read from /proc/loadavg on Linux), at
+	// least 1 and at most GOMAXPROCS (which follows the cgroup CPU limit)
+	// and the physical cores; elsewhere that ceiling, fixed. ggml's
+	// threads spin at a barrier after every graph node, so more threads
+	// than free CPUs slows a decode by orders of magnitude (threads.go).
 	Threads int
 	// GPULayers is the number of layers to offload to the GPU: -1 for
 	// all, 0 for none. It matters only when a GPU backend is loaded.
@@ -76,8 +80,8 @@ func DefaultOptions() Options {
 }
 
 func (o *Options) fill() error {
-	if o.Threads <= 0 {
-		o.Threads = runtime.NumCPU()
+	if o.Threads < 0 {
+		return fmt.Errorf("llama: %d threads; want 0 (adaptive) or more", o.Threads)
 	}
 	if o.Sequences <= 0 {
 		o.Sequences = 64
@@ -135,6 +139,9 @@ type Stats struct {
 	SharedTokens int
 	// GeneratedTokens counts tokens generated.
 	GeneratedTokens int
+	// DecodeThreads sums the CPU threads of each decode: divided by
+	// DecodeCalls, the mean thread count.
+	DecodeThreads int
 }
 
 // ErrClosed is returned by an engine that was closed; it wraps
@@ -182,11 +189,14 @@ func load(path string, opts Options) (*Engine, error) {
 	if opts.VocabOnly {
 		return e, nil
 	}
+	if opts.Device == "CPU" || (opts.Device == "" && !SupportsGPU()) {
+		warnSIMD(opts.Logger)
+	}
 	lctx, err := newContext(m, contextParams{
 		cells:       opts.Cells,
 		batchTokens: opts.BatchTokens,
 		sequences:   opts.Sequences,
-		threads:     opts.Threads,
+		threads:     max(opts.Threads, 1),
 		exact:       opts.ExactCache,
 	})
 	if err != nil {
@@ -211,7 +221,8 @@ func load(path string, opts Options) (*Engine, error) {
 		e.grammar = g
 		cfg.grammar = g
 	}
-	e.sched = newScheduler(lctx, cfg, &e.stats)
+	dec := &threadedDecoder{decoder: lctx, source: newThreadSource(opts.Threads), set: lctx.setThreads, cur: max(opts.Threads, 1), stats: &e.stats}
+	e.sched = newScheduler(dec, cfg, &e.stats)
 	e.sched.start()
 	return e, nil
 }

@@ -225,7 +225,7 @@ func compileAgainstPinned(t *testing.T, name, unit string) {
 // compatible with the real one.
 func prototypeUnit(protos, typedefs []cDecl) string {
 	var b strings.Builder
-	b.WriteString("#include \"llama.h\"\n#include \"ggml.h\"\n\n")
+	b.WriteString("#include \"llama.h\"\n#include \"ggml.h\"\n#include \"ggml-cpu.h\"\n\n")
 	b.WriteString("// Every name is the real headers' first: a name they lack fails here.\nvoid nerstream_check_declared(void);\nvoid nerstream_check_declared(void) {\n")
 	for _, p := range protos {
 		fmt.Fprintf(&b, "    (void)&%s;\n", p.name)
@@ -247,7 +247,8 @@ func prototypeUnit(protos, typedefs []cDecl) string {
 }
 
 // TestPrototypesMatchHeader proves that every function prototype and
-// typedef of llama_decl.h has the type the pinned llama.h and ggml.h give
+// typedef of llama_decl.h has the type the pinned llama.h, ggml.h and
+// ggml-cpu.h give
 // it, so that cgo never calls a function with arguments of another type.
 func TestPrototypesMatchHeader(t *testing.T) {
 	protos, typedefs := declaredFunctions(t)
@@ -291,4 +292,17 @@ func diffLines(ours, theirs string) string {
 		}
 	}
 	return out.String()
+}
+
+// TestLlamaCppCommit checks LlamaCppCommit against the pinned module's
+// own record of its llama.cpp commit.
+func TestLlamaCppCommit(t *testing.T) {
+	inc, _ := pinnedIncludes(t)
+	b, err := os.ReadFile(filepath.Join(inc, "..", "..", "build-info.cpp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `LLAMA_COMMIT = "` + LlamaCppCommit + `"`; !strings.Contains(string(b), want) {
+		t.Errorf("build-info.cpp does not say %s:\n%s", want, b)
+	}
 }

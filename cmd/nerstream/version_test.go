@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/model/llama"
+)
+
+func TestVersion(t *testing.T) {
+	t.Setenv("NERSTREAM_HOME", t.TempDir()) // no GPU backend module
+	code, out, errs := runCLI(t, "", "version")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{"nerstream ", runtime.Version(), "llama.cpp     " + llama.LlamaCppCommit, "github.com/ollama/ollama v0.24.0", "SIMD (build)", "GPU backends  none in", "devices       CPU"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("version does not say %q:\n%s", want, out)
+		}
+	}
+	if code, again, _ := runCLI(t, "", "--version"); code != 0 || again != out {
+		t.Errorf("--version (exit %d) differs from version:\n%s", code, again)
+	}
+	code, js, _ := runCLI(t, "", "version", "--json")
+	var b engines.Build
+	if err := json.Unmarshal([]byte(js), &b); code != 0 || err != nil {
+		t.Fatalf("version --json: exit %d, %v:\n%s", code, err, js)
+	}
+	if b.LlamaCpp != llama.LlamaCppCommit || b.GoVersion != runtime.Version() || len(b.Devices) == 0 || b.Devices[0].Name != "CPU" {
+		t.Errorf("version --json: %+v", b)
+	}
+	// The build's SIMD is what this test binary was compiled with.
+	if want := llama.DetectSIMD(); !slices.Equal(b.SIMD.Build, want.Build) || !slices.Equal(b.SIMD.Missing, want.Missing) {
+		t.Errorf("SIMD %+v, want %+v", b.SIMD, want)
+	}
+}
+
+func TestVersionHostile(t *testing.T) {
+	for _, args := range [][]string{
+		{"version", "--backends-dir", filepath.Join(t.TempDir(), "absent")},
+		{"version", "extra"},
+		{"version", "--nope"},
+	} {
+		code, out, errs := runCLI(t, "", args...)
+		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line", args, code, out, errs)
+		}
+	}
+}
+
+// TestPlainBuildWarns builds nerstream twice, with the Makefile's SIMD
+// flags and with none (a plain go build or go install), and runs each on
+// this CPU: the plain one says, in version and once at engine start, what
+// it lacks and how to build it; the other says nothing of the kind (issue
+// 22: a plain build ran seven times slower, silently).
+func TestPlainBuildWarns(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("SKIPPED: the SIMD check is of x86 extensions")
+	}
+	if cpu, err := os.ReadFile("/proc/cpuinfo"); err != nil || !strings.Contains(string(cpu), " avx2") {
+		t.Skip("SKIPPED: this CPU has no AVX2 (or does not say), so a plain build lacks nothing it has")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	build := func(name string, flags ...string) string {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command(goTool, "build", "-o", out, ".")
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CGO_CFLAGS=") && !strings.HasPrefix(kv, "CGO_CXXFLAGS=") {
+				env = append(env, kv)
+			}
+		}
+		cmd.Env = append(env, flags...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build (%s): %v\n%s", name, err, b)
+		}
+		return out
+	}
+	// The Makefile's flags: the same cgo build as make test's, so cached.
+	simd := build("simd", "CGO_CFLAGS=-O3 -march=x86-64-v3", "CGO_CXXFLAGS=-O3 -march=x86-64-v3 -Wno-stringop-overflow")
+	plain := build("plain")
+
+	run := func(bin string, stdin string, args ...string) (string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "NERSTREAM_HOME="+dir)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	const doc = `{"id":"d1","text":"Ada Lovelace met Charles Babbage in London."}` + "\n"
+	annotate := []string{"annotate", "--model", "synth:tiny", "--threads", "1", "--types", "person,location"}
+
+	out, _ := run(plain, "", "version")
+	if !strings.Contains(out, "warning") || !strings.Contains(out, "AVX2") || !strings.Contains(out, "make build") {
+		t.Errorf("the plain build's version does not warn of its missing AVX2:\n%s", out)
+	}
+	_, errs := run(plain, doc, annotate...)
+	if n := strings.Count(errs, "llama.cpp was compiled without SIMD"); n != 1 || !strings.Contains(errs, "AVX2") || !strings.Contains(errs, "CGO_CFLAGS") {
+		t.Errorf("the plain build's engine warned %d times (want once, naming AVX2 and the flags):\n%s", n, errs)
+	}
+
+	out, _ = run(simd, "", "version")
+	if strings.Contains(out, "warning") {
+		t.Errorf("the build with the Makefile's flags warns:\n%s", out)
+	}
+	if _, errs := run(simd, doc, annotate...); strings.Contains(errs, "without SIMD") {
+		t.Errorf("the build with the Makefile's flags warns at engine start:\n%s", errs)
+	}
+}
