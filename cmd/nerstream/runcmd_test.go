@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -238,4 +239,22 @@ func TestRunModelByName(t *testing.T) {
 			t.Errorf("the log does not say where the model came from:\n%s", errs.String())
 		}
 	})
+}
+
+// TestRunAddressInUse is the regression test of issue 17's finding that
+// run on a machine where another program held port 8080 failed with
+// `telemetry: listening on ":8080": listen tcp :8080: bind: address already
+// in use`, naming no setting. Now the one line names http.address and
+// how to change it, and the exit code is 1 (the configuration is valid).
+func TestRunAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := kafkatest.StreamConfig([]string{"127.0.0.1:1"})
+	cfg.Model.Path = "synth:tiny"
+	cfg.HTTP.Address = taken.Addr().String()
+	code, _, errs := runCLI(t, "", "run", "--config", kafkatest.WriteConfig(t, cfg))
+	checkOneLineError(t, code, 1, errs, `nerstream run: http.address "`+taken.Addr().String()+`": address already in use: another program listens there; stop it or set another address (--set http.address=127.0.0.1:0 picks a free port`)
 }
