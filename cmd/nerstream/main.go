@@ -49,6 +49,8 @@ func commands() []command {
 			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
 		{"demo", "[--model SPEC] [--json] [-v]",
 			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
+		{"broker", "[--listen 127.0.0.1:9092] [--topics docs,entities,entities-dlq] [--partitions 3]",
+			"run the embedded Kafka-protocol broker on its own, for local development (in memory, no authentication), until SIGTERM or SIGINT; prints its address", runBroker},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F]",
 			"print the exact UniNER prompt for one text and one entity type", runPrompt},
 		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model SPEC [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",
