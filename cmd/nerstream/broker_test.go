@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -48,7 +49,7 @@ func TestBrokerCommand(t *testing.T) {
 	go func() {
 		runExited <- run(rctx, []string{"run", "--config", kafkatest.WriteConfig(t, cfg)}, strings.NewReader(""), io.Discard, &runErr)
 	}()
-	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 2, 60*time.Second)
+	waitCommitted(t, brokers, cfg.Kafka.GroupID, 2, runExited, &runErr)
 	stopRun()
 	if code := <-runExited; code != 0 {
 		t.Errorf("run exited %d; stderr:\n%s", code, runErr.String())
@@ -89,7 +90,7 @@ func TestBrokerCommandRefuses(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			code, out, errs := runCLI(t, "", append([]string{"broker"}, c.args...)...)
+			code, out, errs := runBrokerFor(t, 30*time.Second, c.args...)
 			checkOneLineError(t, code, 2, errs, c.says)
 			if out != "" || strings.Contains(errs, "\x1b") {
 				t.Errorf("stdout %q, stderr %q", out, errs)
@@ -102,9 +103,20 @@ func TestBrokerCommandRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	code, out, errs := runCLI(t, "", "broker", "--listen", taken.Addr().String())
+	code, out, errs := runBrokerFor(t, 30*time.Second, "--listen", taken.Addr().String())
 	checkOneLineError(t, code, 1, errs, "--listen "+taken.Addr().String()+": the address is in use by another program")
 	if out != "" {
 		t.Errorf("stdout %q: no address was listened on", out)
 	}
+}
+
+// runBrokerFor runs nerstream broker in-process, stopping it after timeout
+// if it runs at all (where it should have refused to).
+func runBrokerFor(t *testing.T, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code = run(ctx, append([]string{"broker"}, args...), strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -226,7 +227,7 @@ func TestRunModelByName(t *testing.T) {
 		go func() {
 			exited <- run(ctx, []string{"run", "--config", kafkatest.WriteConfig(t, cfg)}, strings.NewReader(""), io.Discard, &errs)
 		}()
-		kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, 2, 60*time.Second)
+		waitCommitted(t, brokers, cfg.Kafka.GroupID, 2, exited, &errs)
 		stop()
 		if code := <-exited; code != 0 {
 			t.Fatalf("run exited %d; stderr:\n%s", code, errs.String())
@@ -257,4 +258,28 @@ func TestRunAddressInUse(t *testing.T) {
 	cfg.HTTP.Address = taken.Addr().String()
 	code, _, errs := runCLI(t, "", "run", "--config", kafkatest.WriteConfig(t, cfg))
 	checkOneLineError(t, code, 1, errs, `nerstream run: http.address "`+taken.Addr().String()+`": address already in use: another program listens there; stop it or set another address (--set http.address=127.0.0.1:0 picks a free port`)
+}
+
+// waitCommitted waits, as kafkatest.WaitCommittedAtEnd does, until the
+// group has committed the input topic's end on every partition; a command
+// run in-process that exits first (its code on exited) fails the test at
+// once, with its stderr.
+func waitCommitted(t *testing.T, brokers []string, group string, partitions int, exited <-chan int, stderr *syncBuffer) {
+	t.Helper()
+	end := kafkatest.EndOffsets(t, brokers, kafkatest.InTopic, partitions)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := kafkatest.Committed(brokers, group, partitions)
+		if err == nil && fmt.Sprint(got) == fmt.Sprint(end) {
+			return
+		}
+		select {
+		case code := <-exited:
+			t.Fatalf("exited %d before committing the log end %v; stderr:\n%s", code, end, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets %v never reached the log end %v; stderr:\n%s", got, end, stderr.String())
+		}
+	}
 }
