@@ -3,6 +3,7 @@
 // model here, so each accepts the same specs:
 //
 //	PATH.gguf                       a GGUF file, run in this process by llama.cpp
+//	NAME.gguf                       a file name alone: the working folder's file, else the model cache's (see hub.Find)
 //	synth:PRESET                    a synthetic LLaMA model with random weights (tiny, small, 7b), for tests and benchmarks
 //	hf://OWNER/REPO/FILE.gguf[@REV] a Hugging Face file, pulled into the model cache on first use, then run in this process
 //	https://HOST/PATH/FILE.gguf     any other download, likewise
