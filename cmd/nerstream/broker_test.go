@@ -6,11 +6,15 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/internal/kafkatest"
+	"github.com/nerstream/nerstream/internal/localbroker"
 )
 
 // TestBrokerCommand: `nerstream broker` prints its address as the one line
@@ -119,4 +123,34 @@ func runBrokerFor(t *testing.T, timeout time.Duration, args ...string) (code int
 	var out, errb bytes.Buffer
 	code = run(ctx, append([]string{"broker"}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// TestLocalExample: examples/local.yaml, the Quickstart's configuration,
+// passes run's checks and points at what `nerstream broker` gives with no
+// flags (its address and topics), with a model that needs no download and
+// an HTTP address that cannot be taken.
+func TestLocalExample(t *testing.T) {
+	code, out, errs := runCLI(t, "", "config", "check", "--config", "../../examples/local.yaml")
+	if code != 0 || out != "../../examples/local.yaml: ok\n" {
+		t.Fatalf("config check: exit %d, %q %q", code, out, errs)
+	}
+	cfg, err := config.Load("../../examples/local.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := append(slices.Clone(cfg.Input.Topics), cfg.Output.Topic, cfg.Output.DeadLetterTopic)
+	for _, tp := range topics {
+		if !slices.Contains(localbroker.DefaultTopics, tp) {
+			t.Errorf("topic %q is not one that nerstream broker creates (%q)", tp, localbroker.DefaultTopics)
+		}
+	}
+	if !slices.Equal(cfg.Kafka.Brokers, []string{localbroker.DefaultListen}) {
+		t.Errorf("brokers %q, want nerstream broker's %s", cfg.Kafka.Brokers, localbroker.DefaultListen)
+	}
+	if !strings.HasPrefix(cfg.Model.Path, engines.SynthPrefix) {
+		t.Errorf("model.path %q needs a download", cfg.Model.Path)
+	}
+	if _, port, _ := net.SplitHostPort(cfg.HTTP.Address); port != "0" {
+		t.Errorf("http.address %q: a fixed port may be taken", cfg.HTTP.Address)
+	}
 }
