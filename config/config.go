@@ -117,8 +117,9 @@ type Config struct {
 type Model struct {
 	// Path is the model: a GGUF file, synth:PRESET (a synthetic model
 	// with random weights), or a reference (hf://OWNER/REPO/FILE.gguf,
-	// https://…) pulled into the model cache on first use. Required by run
-	// with the llama engine.
+	// https://…) pulled into the model cache on first use. A file name
+	// alone (no folder) is the working folder's file, else the model
+	// cache's of that name. Required by run with the llama engine.
 	Path string `yaml:"path"`
 
 	model.RecognizerOptions `yaml:",inline"`

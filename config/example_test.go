@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nerstream/nerstream/model/hub"
 )
 
 var update = flag.Bool("update", false, "rewrite examples/nerstream.yaml from the Config struct")
@@ -18,6 +20,10 @@ const exampleHeader = `# nerstream run --config examples/nerstream.yaml
 # model are this example's own. Environment variables override the file
 # (NERSTREAM_KAFKA_BROKERS=a:9092,b:9092, NERSTREAM_BATCH_LINGER=50ms: see the
 # config package doc), and --set path=value flags override both.
+# model.path is the default model, UniNER-7B-type (about 4 GB, CC BY-NC 4.0),
+# pulled into the model cache on first use; a GGUF file's path, or its name
+# alone for a model in the cache, also works. The container image runs this
+# file as it is.
 # Regenerate: go test ./config -run TestExampleFile -update
 `
 
@@ -28,7 +34,7 @@ func exampleConfig() Config {
 	c.Input.Topics = []string{"docs"}
 	c.Output.Topic = "entities"
 	c.Output.DeadLetterTopic = "entities-dlq"
-	c.Model.Path = "UniNER-7B-type.Q4_K_M.gguf"
+	c.Model.Path = hub.DefaultModelRef
 	c.Model.Types = []string{"person", "organization", "location"}
 	return c
 }

@@ -3,6 +3,7 @@
 // model here, so each accepts the same specs:
 //
 //	PATH.gguf                       a GGUF file, run in this process by llama.cpp
+//	NAME.gguf                       a file name alone: the working folder's file, else the model cache's (see hub.Find)
 //	synth:PRESET                    a synthetic LLaMA model with random weights (tiny, small, 7b), for tests and benchmarks
 //	hf://OWNER/REPO/FILE.gguf[@REV] a Hugging Face file, pulled into the model cache on first use, then run in this process
 //	https://HOST/PATH/FILE.gguf     any other download, likewise
@@ -152,6 +153,22 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 		// named after the source's file.
 		opts.Name = cmp.Or(opts.Name, ref.FileName())
 		spec = local
+	case hub.IsBareName(spec):
+		// A file name alone: the working folder's file, else the cache's.
+		local, err := hub.Find(spec, opts.Pull)
+		if err != nil {
+			if errors.Is(err, hub.ErrNotCached) || errors.Is(err, hub.ErrAmbiguous) || errors.Is(err, hub.ErrCorrupt) {
+				return nil, fmt.Errorf("%w: %w", ErrSpec, err)
+			}
+			return nil, err
+		}
+		if local != spec {
+			if opts.Logger != nil {
+				opts.Logger.Info("model: in the cache", "name", spec, "path", local)
+			}
+			opts.Name = cmp.Or(opts.Name, spec)
+			spec = local
+		}
 	}
 	status("loading " + spec)
 	return openFile(spec, opts)

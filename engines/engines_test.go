@@ -333,3 +333,66 @@ func TestOpenRedactsPresignedRef(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenBareName is the regression test of issue 17's finding that a
+// bare model.path (`model.path: UniNER-7B-type.Q4_K_M.gguf`, as the example
+// configuration had it) resolved against the working folder only: run
+// failed with "open UniNER-7B-type.Q4_K_M.gguf: no such file or directory",
+// although the model was in the cache, and said nothing of model pull.
+// Now a file name alone is the working folder's file, else the cache's;
+// missing, it says how to pull it. A path with a folder keeps resolving
+// against the working folder, whatever the cache holds.
+func TestOpenBareName(t *testing.T) {
+	cache := t.TempDir()
+	t.Chdir(t.TempDir())
+	// A model put in the cache folder by hand, as the compose example
+	// says to (pulled models are found too: see hub's TestFind).
+	if err := gguf.SynthFile(filepath.Join(cache, "tiny.gguf"), gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll("models", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := gguf.SynthFile(filepath.Join("models", "here.gguf"), gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		spec              string
+		wantPath, wantErr string // one of them
+	}{
+		{spec: "tiny.gguf", wantPath: filepath.Join(cache, "tiny.gguf")},
+		{spec: "models/here.gguf", wantPath: "models/here.gguf"},
+		{spec: "./tiny.gguf", wantErr: "no such file"}, // a path: the working folder only
+		{spec: "missing.gguf", wantErr: `"missing.gguf" is neither a file of the working folder nor in the model cache (` + cache + "); fetch it with: nerstream model pull hf://OWNER/REPO/missing.gguf"},
+		{spec: hub.DefaultModelFile, wantErr: "fetch it with: nerstream model pull " + hub.DefaultModelRef},
+	}
+	for _, c := range cases {
+		t.Run(c.spec, func(t *testing.T) {
+			var log bytes.Buffer
+			m, err := Open(context.Background(), c.spec, Options{Llama: llama.Options{Threads: 1}, Pull: hub.Options{Dir: cache},
+				Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			if c.wantErr != "" {
+				if m != nil {
+					m.Close()
+				}
+				if !errors.Is(err, ErrSpec) || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("Open(%q) = %v, want an ErrSpec that says %q", c.spec, err, c.wantErr)
+				}
+				if strings.Contains(err.Error(), "--model") {
+					t.Errorf("the error names a flag, which run does not have: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if m.Path != c.wantPath || m.Name != filepath.Base(c.spec) {
+				t.Errorf("Open(%q): path %q, name %q; want %q, %q", c.spec, m.Path, m.Name, c.wantPath, filepath.Base(c.spec))
+			}
+			if inCache := m.Path != c.spec; inCache != strings.Contains(log.String(), "model: in the cache") {
+				t.Errorf("the log says where the model came from? %s", log.String())
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ func TestHelpListsFlags(t *testing.T) {
 		{[]string{"demo"}, []string{"threads", "timeout", "max-new-tokens", "gpu-layers", "model", "json"}},
 		{[]string{"annotate"}, []string{"parse", "substring", "variant", "dataset", "no-grammar", "max-new-tokens", "types", "devices"}},
 		{[]string{"run"}, []string{"config", "set"}},
+		{[]string{"broker"}, []string{"listen", "topics", "partitions"}},
 		{[]string{"serve"}, []string{"listen", "max-in-flight", "token-file"}},
 		{[]string{"prompt"}, []string{"text", "type", "variant", "tokens", "vocab", "model"}},
 		{[]string{"eval"}, []string{"data", "predictions", "metric"}},

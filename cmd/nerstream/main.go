@@ -49,6 +49,8 @@ func commands() []command {
 			"the streaming processor: documents from Kafka, annotations and dead letters to Kafka, until SIGTERM or SIGINT", runRun},
 		{"demo", "[--model SPEC] [--json] [-v]",
 			"an embedded Kafka-protocol broker on loopback, sample documents, the whole stream end to end; prints the annotations as they arrive", runDemo},
+		{"broker", "[--listen 127.0.0.1:9092] [--topics docs,entities,entities-dlq] [--partitions 3]",
+			"run the embedded Kafka-protocol broker on its own, for local development (in memory, no authentication), until SIGTERM or SIGINT; prints its address", runBroker},
 		{"prompt", "--text T --type X [--variant type|definition|supervised] [--dataset D] [--definition S] [--config F] [--tokens (--vocab F.gguf | --model SPEC)]",
 			"print the exact UniNER prompt for one text and one entity type, or with --tokens its tokens, one a line (id, spelling, text), to check by eye or against another tokenizer", runPrompt},
 		{"eval", "--data FILE|DIR (--predictions P.jsonl | --model SPEC [--save-predictions P.jsonl]) [--metric official|span] [--parse official|lenient] [--label-map L]",

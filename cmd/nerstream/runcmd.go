@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -47,7 +49,7 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	// ready, while the model loads.
 	addr, stopServer, err := startServer(telemetry.ServerOptions{Address: cfg.HTTP.Address, Health: health, Metrics: tel.MetricsHandler(), Pprof: cfg.HTTP.Pprof, Logger: log})
 	if err != nil {
-		return err
+		return listenError("http.address", cfg.HTTP.Address, "--set http.address=127.0.0.1:0 picks a free port, and an empty one serves no /healthz, /readyz or /metrics", err)
 	}
 	defer stopServer()
 	if addr != "" {
@@ -101,6 +103,16 @@ func shutdownTelemetry(tel *telemetry.Telemetry, log *slog.Logger) {
 
 // shutdownGrace bounds the flush of telemetry and the stop of the server.
 const shutdownGrace = 5 * time.Second
+
+// listenError is err, from listening on the address of setting, unless
+// another program holds that address: then it is a runtime failure (exit
+// 1) in one line that names the setting to change, with how (hint).
+func listenError(setting, addr, hint string, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%s %q: %w: another program listens there; stop it or set another address (%s)", setting, addr, syscall.EADDRINUSE, hint)
+}
 
 // startServer starts the health, readiness and metrics server (and any
 // routes of o), unless its address is empty. It returns the address it

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -177,4 +181,105 @@ func TestRunCommandBadConfig(t *testing.T) {
 	}
 	code, _, errs := runCLI(t, "", "run")
 	checkOneLineError(t, code, 2, errs, "--config is required")
+}
+
+// TestRunModelByName is the regression test of issue 17's finding that
+// `nerstream run --config examples/nerstream.yaml` failed on
+// `stat UniNER-7B-type.Q4_K_M.gguf: no such file` although the file name
+// alone could have named the cache's model, and said neither which
+// setting nor how to fetch it. Now a bare model.path is the working
+// folder's file, else the cache's: run annotates with it; missing, the one
+// line names model.path and the pull, and no flag that run lacks.
+func TestRunModelByName(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("NERSTREAM_MODEL_DIR", cache)
+	t.Chdir(t.TempDir())
+	if err := gguf.SynthFile(filepath.Join(cache, "tiny.gguf"), gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("missing", func(t *testing.T) {
+		cfg := kafkatest.StreamConfig([]string{"127.0.0.1:1"}) // the model comes first: no broker is reached
+		cfg.Model.Path = hub.DefaultModelFile
+		cfg.HTTP.Address = "" // no log line before the error
+		code, _, errs := runCLI(t, "", "run", "--config", kafkatest.WriteConfig(t, cfg))
+		checkOneLineError(t, code, 2, errs, "nerstream run: model.path: ")
+		for _, want := range []string{"nor in the model cache (" + cache + ")", "nerstream model pull " + hub.DefaultModelRef} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("stderr %q does not say %q", errs, want)
+			}
+		}
+		if strings.Contains(errs, "--model") {
+			t.Errorf("stderr %q names --model, which run does not have", errs)
+		}
+	})
+
+	t.Run("in the cache", func(t *testing.T) {
+		c := kafkatest.StartBroker(t, 2)
+		brokers := c.ListenAddrs()
+		kafkatest.ProduceDocs(t, brokers, 0, 4)
+		cfg := kafkatest.StreamConfig(brokers)
+		cfg.Model.Path, cfg.Model.MaxNewTokens, cfg.Model.Threads = "tiny.gguf", 8, 1
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		var errs syncBuffer
+		exited := make(chan int, 1)
+		go func() {
+			exited <- run(ctx, []string{"run", "--config", kafkatest.WriteConfig(t, cfg)}, strings.NewReader(""), io.Discard, &errs)
+		}()
+		waitCommitted(t, brokers, cfg.Kafka.GroupID, 2, exited, &errs)
+		stop()
+		if code := <-exited; code != 0 {
+			t.Fatalf("run exited %d; stderr:\n%s", code, errs.String())
+		}
+		recs := kafkatest.ReadTopic(t, brokers, kafkatest.OutTopic, 3)
+		if len(recs) != 4 || !bytes.Contains(recs[0].Value, []byte(`"model":"tiny.gguf"`)) {
+			t.Errorf("%d records, the first %s; want 4, naming tiny.gguf", len(recs), recs[0].Value)
+		}
+		if !strings.Contains(errs.String(), `"msg":"model: in the cache","name":"tiny.gguf","path":"`+filepath.Join(cache, "tiny.gguf")) {
+			t.Errorf("the log does not say where the model came from:\n%s", errs.String())
+		}
+	})
+}
+
+// TestRunAddressInUse is the regression test of issue 17's finding that
+// run on a machine where another program held port 8080 failed with
+// `telemetry: listening on ":8080": listen tcp :8080: bind: address already
+// in use`, naming no setting. Now the one line names http.address and
+// how to change it, and the exit code is 1 (the configuration is valid).
+func TestRunAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := kafkatest.StreamConfig([]string{"127.0.0.1:1"})
+	cfg.Model.Path = "synth:tiny"
+	cfg.HTTP.Address = taken.Addr().String()
+	code, _, errs := runCLI(t, "", "run", "--config", kafkatest.WriteConfig(t, cfg))
+	checkOneLineError(t, code, 1, errs, `nerstream run: http.address "`+taken.Addr().String()+`": address already in use: another program listens there; stop it or set another address (--set http.address=127.0.0.1:0 picks a free port`)
+}
+
+// waitCommitted waits, as kafkatest.WaitCommittedAtEnd does, until the
+// group has committed the input topic's end on every partition; a command
+// run in-process that exits first (its code on exited) fails the test at
+// once, with its stderr.
+func waitCommitted(t *testing.T, brokers []string, group string, partitions int, exited <-chan int, stderr *syncBuffer) {
+	t.Helper()
+	end := kafkatest.EndOffsets(t, brokers, kafkatest.InTopic, partitions)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := kafkatest.Committed(brokers, group, partitions)
+		if err == nil && fmt.Sprint(got) == fmt.Sprint(end) {
+			return
+		}
+		select {
+		case code := <-exited:
+			t.Fatalf("exited %d before committing the log end %v; stderr:\n%s", code, end, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets %v never reached the log end %v; stderr:\n%s", got, end, stderr.String())
+		}
+	}
 }

@@ -1,6 +1,7 @@
 // Package demo is `nerstream demo`: an embedded Kafka-protocol broker
-// (kfake) on loopback, sample documents produced to it, one stream member
-// over a model, and the output records printed as they arrive, until every
+// (kfake, started by internal/localbroker, as `nerstream broker` does) on
+// loopback, sample documents produced to it, one stream member over a
+// model, and the output records printed as they arrive, until every
 // document has its annotation or dead letter. It is internal: the command
 // is its one user.
 package demo
@@ -16,9 +17,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/nerstream/nerstream/config"
+	"github.com/nerstream/nerstream/internal/localbroker"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/stream"
 )
@@ -53,17 +54,14 @@ type Options struct {
 // Run runs the demo with the engine, whose model annotations call name,
 // until every sample document has its record or ctx ends.
 func Run(ctx context.Context, eng model.Engine, name string, o Options) error {
-	// The broker: kfake, an embedded Kafka-protocol broker, on loopback.
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(3, "docs", "entities", "entities-dlq"),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
+	// The broker: kfake, an embedded Kafka-protocol broker, on a free
+	// loopback port (the one `nerstream broker` runs).
+	broker, err := localbroker.Start(localbroker.Options{Listen: "127.0.0.1:0", Topics: []string{"docs", "entities", "entities-dlq"}, Partitions: 3})
 	if err != nil {
 		return fmt.Errorf("starting the embedded broker: %w", err)
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
 
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers

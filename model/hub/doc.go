@@ -19,6 +19,18 @@
 //
 // Anything else given to [Resolve] is a local path and is returned as it is.
 //
+// # Bare names
+//
+// A file name alone, with no folder ("UniNER-7B-type.Q4_K_M.gguf",
+// [IsBareName]), is what a user writes for a model they have: [Find]
+// returns the working folder's file of that name when there is one, else
+// the cache's one model of that name, put in the cache folder by hand
+// ({cache}/NAME) or pulled from any source. Several is [ErrAmbiguous] (the
+// name cannot choose a source), none a [*NotCachedError] whose message
+// says which `nerstream model pull` fetches it ([DefaultModelRef] for the
+// default model's file name). Keying the cache by source is unaffected: a
+// reference is never satisfied by a file pulled from elsewhere.
+//
 // # The cache
 //
 // [CacheDir] chooses the folder, first match wins:

@@ -32,4 +32,10 @@ const (
 	// size or its SHA-256 differs). Pull and Resolve report it and download
 	// the model again.
 	ErrCorrupt Error = "corrupted"
+	// ErrNotCached: a bare model file name (see IsBareName) that the
+	// cache does not hold; Find returns it as a *NotCachedError.
+	ErrNotCached Error = "not in the model cache"
+	// ErrAmbiguous: a bare model file name that several models of the
+	// cache have.
+	ErrAmbiguous Error = "ambiguous model name"
 )

@@ -10,7 +10,7 @@ package llama
 #cgo CFLAGS: -std=c11
 // GPU backend modules (ggml_backend_load) bind to this executable's ggml
 // core rather than to a second copy of it: one registry, one log callback.
-#cgo LDFLAGS: -Wl,--export-dynamic
+#cgo linux LDFLAGS: -Wl,--export-dynamic
 #include <stdlib.h>
 #include "llama_decl.h"
 */
