@@ -14,6 +14,7 @@
 //	POST /v1/annotate     documents in, annotation records out
 //	GET  /v1/models       the served model
 //	POST /tokenize        token counts (llama-server's and vLLM's shapes)
+//	GET  /                a page to try the model on a text (page.go)
 //
 // Decisions:
 //   - Every request calls the one engine concurrently: the llama engine's
@@ -61,7 +62,7 @@
 //     each question (per window and entity type), the token counts, and
 //     the time the request's generation took. The record itself stays the
 //     one that run writes to Kafka, byte for byte; a document without
-//     "explain" gets nothing more.
+//     "explain" gets nothing more. The page at / asks for it.
 package server
 
 import (
@@ -170,6 +171,7 @@ type Tokenizer interface {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
+	page     *page
 	backend  atomic.Pointer[backend] // nil until SetModel
 	inFlight atomic.Int64            // API requests being answered
 }
@@ -192,7 +194,11 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: log}, nil
+	pg, err := newPage()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &Server{opts: opts, log: log, page: pg}, nil
 }
 
 // SetModel serves eng under name from now on. It fails when the server's
@@ -221,6 +227,8 @@ func (s *Server) Routes() map[string]http.Handler {
 		"/v1/annotate":    s.handle(http.MethodPost, s.annotate),
 		"/v1/models":      s.handle(http.MethodGet, s.models),
 		"/tokenize":       s.handle(http.MethodPost, s.tokenize),
+		// The page: "/" exactly, so that every other path stays a 404.
+		"GET /{$}": s.page,
 		// Anything else under /v1/ gets a JSON 404, as an OpenAI
 		// client expects.
 		"/v1/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
