@@ -25,6 +25,11 @@ type Annotation struct {
 	Entities []record.Entity
 	// Unaligned holds what the model named but the text does not hold.
 	Unaligned []record.Mention
+	// Answers are the model's answers as it gave them, before parsing:
+	// one per window and entity type, window by window, each window's in
+	// the order of Types. They are what Entities and Unaligned were read
+	// from (nerstream serve shows them when asked to explain).
+	Answers []Answer
 	// Windows is the number of windows the text was split into.
 	Windows int
 	// PromptTokens and GeneratedTokens add up over the document's prompts.
@@ -32,6 +37,15 @@ type Annotation struct {
 	// Err is set when this document failed alone: a [*record.InputError]
 	// for bad input, or the engine's error for one of its prompts.
 	Err error
+}
+
+// Answer is the model's answer to one question: the raw text it generated
+// about one entity type in one window of the text.
+type Answer struct {
+	Type string
+	// Window is the index of the window, 0 for a text that needed one.
+	Window int
+	Text   string
 }
 
 // Record is the output record of the annotation (DESIGN.md, "Records"):
@@ -328,6 +342,7 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 			}
 			a.PromptTokens += c.PromptTokens
 			a.GeneratedTokens += c.GeneratedTokens
+			a.Answers = append(a.Answers, Answer{Type: typ, Window: w, Text: c.Text})
 			for _, m := range Parse(r.opts.Parse, c.Text) {
 				spans := al.Find(m)
 				if len(spans) == 0 {

@@ -70,6 +70,15 @@ func TestRecognizeBasic(t *testing.T) {
 	if a.PromptTokens == 0 || a.GeneratedTokens == 0 {
 		t.Errorf("token counts %d, %d", a.PromptTokens, a.GeneratedTokens)
 	}
+	// The raw answers, one per type asked (the repeated type once), as
+	// the engine gave them.
+	wantAnswers := []model.Answer{
+		{Type: "person", Window: 0, Text: `["Ada Lovelace", "Charles Babbage", "Grace Hopper", "Ada Lovelace"]`},
+		{Type: "location", Window: 0, Text: ` ["london"]`},
+	}
+	if !slices.Equal(a.Answers, wantAnswers) {
+		t.Errorf("answers\n got %+v\nwant %+v", a.Answers, wantAnswers)
+	}
 	checkInvariant(t, text, a)
 }
 
@@ -214,6 +223,18 @@ func TestRecognizeLongDocument(t *testing.T) {
 	}
 	if len(a.Unaligned) != 0 {
 		t.Errorf("unaligned %+v", a.Unaligned)
+	}
+	// One answer per window and type, window by window.
+	if len(a.Answers) != 2*a.Windows {
+		t.Fatalf("%d answers for %d windows of 2 types", len(a.Answers), a.Windows)
+	}
+	for i, ans := range a.Answers {
+		if want := []string{"person", "location"}[i%2]; ans.Type != want || ans.Window != i/2 {
+			t.Errorf("answer %d: type %q window %d, want %q window %d", i, ans.Type, ans.Window, want, i/2)
+		}
+		if ans.Type == "location" && ans.Text != "[]" {
+			t.Errorf("answer %d: %q, want the scripted []", i, ans.Text)
+		}
 	}
 	checkInvariant(t, text, a)
 }

@@ -14,6 +14,7 @@
 //	POST /v1/annotate     documents in, annotation records out
 //	GET  /v1/models       the served model
 //	POST /tokenize        token counts (llama-server's and vLLM's shapes)
+//	GET  /                a page to try the model on a text (page.go)
 //
 // Decisions:
 //   - Every request calls the one engine concurrently: the llama engine's
@@ -61,6 +62,12 @@
 //     that is closing.
 //   - /tokenize gives token ids when the engine is a [Tokenizer] (the
 //     llama engine is), and the count alone otherwise.
+//   - A document of /v1/annotate with "explain": true gets, beside its
+//     record, what the record was read from: the model's raw answer to
+//     each question (per window and entity type), the token counts, and
+//     the time the request's generation took. The record itself stays the
+//     one that run writes to Kafka, byte for byte; a document without
+//     "explain" gets nothing more. The page at / asks for it.
 package server
 
 import (
@@ -169,6 +176,7 @@ type Tokenizer interface {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
+	page     *page
 	backend  atomic.Pointer[backend] // nil until SetModel
 	inFlight atomic.Int64            // API requests being answered
 }
@@ -191,7 +199,11 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: log}, nil
+	pg, err := newPage()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return &Server{opts: opts, log: log, page: pg}, nil
 }
 
 // SetModel serves eng under name from now on. It fails when the server's
@@ -220,6 +232,8 @@ func (s *Server) Routes() map[string]http.Handler {
 		"/v1/annotate":    s.handle(http.MethodPost, s.annotate),
 		"/v1/models":      s.handle(http.MethodGet, s.models),
 		"/tokenize":       s.handle(http.MethodPost, s.tokenize),
+		// The page: "/" exactly, so that every other path stays a 404.
+		"GET /{$}": s.page,
 		// Anything else under /v1/ gets a JSON 404, as an OpenAI
 		// client expects.
 		"/v1/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -526,6 +540,75 @@ type annotateRequest struct {
 	Text        *string         `json:"text"`
 	EntityTypes []string        `json:"entity_types"`
 	Metadata    json.RawMessage `json:"metadata"`
+	// Explain asks for the explanation beside the record.
+	Explain bool `json:"explain"`
+}
+
+// annotateResult is the answer for one document: its record, and, when
+// the document asked, the explanation under "explain", after the record's
+// own fields.
+type annotateResult struct {
+	record  record.Annotation
+	explain *explanation
+}
+
+// explanation is what a record was read from.
+type explanation struct {
+	// Answers are the model's raw answers, one per window and entity
+	// type, window by window.
+	Answers []explainedAnswer `json:"answers"`
+	// Windows is the number of windows the text was split into.
+	Windows int `json:"windows"`
+	// PromptTokens and GeneratedTokens add up over the document's
+	// prompts.
+	PromptTokens    int `json:"prompt_tokens"`
+	GeneratedTokens int `json:"generated_tokens"`
+	// ElapsedMS is the time the request's generation took, in
+	// milliseconds: the documents of one request are generated together,
+	// so each of them shows the whole request's time.
+	ElapsedMS float64 `json:"elapsed_ms"`
+}
+
+// explainedAnswer is the model's answer to one question.
+type explainedAnswer struct {
+	Type   string `json:"type"`
+	Window int    `json:"window"`
+	Text   string `json:"text"`
+}
+
+// MarshalJSON writes the record as it is, with "explain" added last when
+// there is an explanation.
+func (r annotateResult) MarshalJSON() ([]byte, error) {
+	b, err := r.record.MarshalJSON()
+	if err != nil || r.explain == nil {
+		return b, err
+	}
+	e, err := json.Marshal(r.explain)
+	if err != nil {
+		return nil, err
+	}
+	// b is one JSON object: "explain" goes before its closing brace.
+	b = bytes.TrimRight(b, " \t\r\n")
+	out := make([]byte, 0, len(b)+len(e)+12)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"explain":`...)
+	out = append(out, e...)
+	return append(out, '}'), nil
+}
+
+// explain returns the explanation of an annotation, whose request's
+// generation took elapsed.
+func explain(a *model.Annotation, elapsed time.Duration) *explanation {
+	e := &explanation{
+		Answers: make([]explainedAnswer, len(a.Answers)),
+		Windows: a.Windows, PromptTokens: a.PromptTokens, GeneratedTokens: a.GeneratedTokens,
+		// To a tenth of a millisecond.
+		ElapsedMS: float64(elapsed.Round(100*time.Microsecond)) / float64(time.Millisecond),
+	}
+	for i, ans := range a.Answers {
+		e.Answers[i] = explainedAnswer{Type: ans.Type, Window: ans.Window, Text: ans.Text}
+	}
+	return e
 }
 
 func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *apiError) {
@@ -592,7 +675,8 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	if err != nil {
 		return nil, engineFailure(ctx, err)
 	}
-	records := make([]record.Annotation, len(anns))
+	elapsed := time.Since(start)
+	records := make([]annotateResult, len(anns))
 	var in, out int
 	for i := range anns {
 		if e := anns[i].Err; e != nil {
@@ -605,11 +689,14 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 			}
 			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + e.Error()}
 		}
-		records[i] = anns[i].Record(b.name, docs[i].Metadata)
+		records[i].record = anns[i].Record(b.name, docs[i].Metadata)
+		if reqs[i].Explain {
+			records[i].explain = explain(&anns[i], elapsed)
+		}
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
 	}
-	s.opts.Metrics.ModelBatch(ctx, len(docs), time.Since(start), in, out)
+	s.opts.Metrics.ModelBatch(ctx, len(docs), elapsed, in, out)
 	if list {
 		return records, nil
 	}

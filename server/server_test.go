@@ -2,7 +2,10 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -480,4 +483,137 @@ func TestBearerScheme(t *testing.T) {
 			t.Errorf("Authorization %q: %d, want %d", c.header, resp.StatusCode, c.want)
 		}
 	}
+}
+
+// postAnnotate posts body to /v1/annotate and returns the answer.
+func postAnnotate(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/annotate", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// explained is an annotate answer with its explanation.
+type explained struct {
+	record.Annotation
+	Explain *struct {
+		Answers []struct {
+			Type   string `json:"type"`
+			Window int    `json:"window"`
+			Text   string `json:"text"`
+		} `json:"answers"`
+		Windows         int      `json:"windows"`
+		PromptTokens    int      `json:"prompt_tokens"`
+		GeneratedTokens int      `json:"generated_tokens"`
+		ElapsedMS       *float64 `json:"elapsed_ms"`
+	} `json:"explain"`
+}
+
+// TestAnnotateExplain: "explain": true adds the raw answers, token counts
+// and time after the record's fields, and changes nothing else; without
+// it the answer is the record alone. On the real (tiny) model, every
+// answer's mentions are the record's entities and unaligned mentions.
+func TestAnnotateExplain(t *testing.T) {
+	const text = "Ada Lovelace met Charles Babbage in London."
+	t.Run("scripted double", func(t *testing.T) {
+		eng := &modeltest.ScriptedEngine{Answer: modeltest.Answers(map[string]string{
+			"person":   `["Ada Lovelace", "Grace Hopper"]`,
+			"location": `[]`,
+		})}
+		srv, _ := serveAPI(t, newAPI(t, Options{}, eng), nil)
+		doc := `{"id": "d", "text": "` + text + `", "entity_types": ["person", "location"]`
+		code, plain := postAnnotate(t, srv.URL, doc+`}`)
+		if code != 200 || bytes.Contains(plain, []byte("explain")) {
+			t.Fatalf("without explain: %d %s", code, plain)
+		}
+		code, withEx := postAnnotate(t, srv.URL, doc+`, "explain": true}`)
+		if code != 200 {
+			t.Fatalf("with explain: %d %s", code, withEx)
+		}
+		// The record's fields first, byte for byte, then "explain".
+		rec := bytes.TrimSuffix(bytes.TrimSpace(plain), []byte("}"))
+		if !bytes.HasPrefix(withEx, append(rec, []byte(`,"explain":{`)...)) {
+			t.Errorf("with explain:\n%s\nwant the record\n%s\nfollowed by explain", withEx, plain)
+		}
+		var got explained
+		if err := json.Unmarshal(withEx, &got); err != nil {
+			t.Fatal(err)
+		}
+		ex := got.Explain
+		if ex == nil || len(ex.Answers) != 2 || ex.Windows != 1 || ex.PromptTokens == 0 || ex.GeneratedTokens == 0 || ex.ElapsedMS == nil || *ex.ElapsedMS < 0 {
+			t.Fatalf("explain: %+v", ex)
+		}
+		if a := ex.Answers[0]; a.Type != "person" || a.Window != 0 || a.Text != `["Ada Lovelace", "Grace Hopper"]` {
+			t.Errorf("answer 0: %+v", a)
+		}
+		if a := ex.Answers[1]; a.Type != "location" || a.Text != `[]` {
+			t.Errorf("answer 1: %+v", a)
+		}
+		// In a list, only the document that asks gets it.
+		code, list := postAnnotate(t, srv.URL, `[`+doc+`}, `+doc+`, "explain": true}]`)
+		var docs []explained
+		if err := json.Unmarshal(list, &docs); code != 200 || err != nil || len(docs) != 2 || docs[0].Explain != nil || docs[1].Explain == nil {
+			t.Errorf("list: %d %s", code, list)
+		}
+	})
+	t.Run("hostile", func(t *testing.T) {
+		srv, _ := serveAPI(t, newAPI(t, Options{Types: []string{"person"}}, &recordingEngine{}), nil)
+		for _, body := range []string{
+			`{"text": "Ada", "explain": "yes"}`,
+			`{"text": "Ada", "explain": 1}`,
+			`{"text": "Ada", "explain": {"answers": true}}`,
+		} {
+			code, got := postAnnotate(t, srv.URL, body)
+			if code != http.StatusBadRequest || !bytes.Contains(got, []byte(`"code":"invalid_json"`)) || bytes.Count(got, []byte("\n")) != 1 {
+				t.Errorf("%s: %d %s", body, code, got)
+			}
+		}
+		if code, got := postAnnotate(t, srv.URL, `{"text": "Ada", "explain": null}`); code != 200 || bytes.Contains(got, []byte("explain")) {
+			t.Errorf("explain null: %d %s", code, got)
+		}
+	})
+	t.Run("tiny model", func(t *testing.T) {
+		srv, _ := serveAPI(t, newAPI(t, Options{MaxNewTokens: 32}, tinyEngine(t)), nil)
+		code, b := postAnnotate(t, srv.URL, `{"text": "`+text+`", "entity_types": ["person", "location", "date"], "explain": true}`)
+		var got explained
+		if err := json.Unmarshal(b, &got); code != 200 || err != nil || got.Explain == nil {
+			t.Fatalf("%d %s (%v)", code, b, err)
+		}
+		ex := got.Explain
+		if len(ex.Answers) != 3 || ex.Windows != 1 || ex.GeneratedTokens == 0 {
+			t.Fatalf("explain: %+v", ex)
+		}
+		// What the answers name is what the record holds: each mention
+		// an entity (as found or as the model spelled it) or unaligned.
+		var named, held []string
+		for i, a := range ex.Answers {
+			if a.Type != got.EntityTypes[i] {
+				t.Errorf("answer %d is about %q, want %q", i, a.Type, got.EntityTypes[i])
+			}
+			for _, m := range model.Parse(model.ParseLenientMode, a.Text) {
+				named = append(named, a.Type+"\x00"+strings.TrimSpace(m))
+			}
+		}
+		for _, e := range got.Entities {
+			held = append(held, e.Type+"\x00"+strings.TrimSpace(cmp.Or(e.Mention, e.Text)))
+		}
+		for _, u := range got.Unaligned {
+			held = append(held, u.Type+"\x00"+strings.TrimSpace(u.Text))
+		}
+		if len(named) == 0 {
+			t.Fatalf("the tiny model named nothing in %q: the check would be empty; choose another text", text)
+		}
+		slices.Sort(named)
+		slices.Sort(held)
+		if !slices.Equal(slices.Compact(named), slices.Compact(held)) {
+			t.Errorf("the answers name %q, the record holds %q", named, held)
+		}
+	})
 }

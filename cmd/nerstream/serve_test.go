@@ -481,6 +481,18 @@ func TestServeBearerToken(t *testing.T) {
 	if code, body := doRequest(t, req); code != http.StatusOK {
 		t.Errorf("/readyz without a token = %d %s", code, body)
 	}
+	// Nor does the page: its requests to the API carry the token that
+	// its user types in.
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") || !strings.Contains(string(page), "v1/annotate") {
+		t.Errorf("GET / without a token: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
+	}
 }
 
 // TestServeMetricsBounded: requests, unauthenticated ones included, choose
