@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,6 +158,46 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 	return openFile(spec, opts)
 }
 
+// Check says whether spec names a model that [Open] could open, as far
+// as it can tell without loading a model, pulling one or connecting to a
+// server: the spec's form, a file's existence and the gate of package
+// gguf (which reads the header, not the weights), a preset's name, a
+// reference's form, the openai engine's endpoints and options (and its
+// tokenizer, the same way). An error wraps [ErrSpec], as Open's would. A
+// command calls it before it starts anything that a bad spec would only
+// have to stop again: nerstream serve listens only after it.
+func Check(spec string, opts Options) error {
+	switch {
+	case strings.TrimSpace(spec) == "":
+		return fmt.Errorf("%w: no model given", ErrSpec)
+	case strings.HasPrefix(spec, OpenAIPrefix):
+		o, err := remoteOptions(spec, opts.OpenAI)
+		if err != nil {
+			return err
+		}
+		if err := openai.Check(o); err != nil {
+			return fmt.Errorf("%w: %w", ErrSpec, err)
+		}
+		if o.Tokenizer != "" && o.LocalTokenizer == nil {
+			if strings.HasPrefix(o.Tokenizer, OpenAIPrefix) {
+				return fmt.Errorf("%w: the tokenizer %q is not a GGUF model", ErrSpec, o.Tokenizer)
+			}
+			if err := Check(o.Tokenizer, Options{Llama: llama.Options{VocabOnly: true}}); err != nil {
+				return fmt.Errorf("the tokenizer: %w", err)
+			}
+		}
+		return nil
+	case strings.HasPrefix(spec, SynthPrefix):
+		return checkPreset(strings.TrimPrefix(spec, SynthPrefix))
+	case hub.IsRef(spec):
+		if _, err := hub.ParseRef(spec); err != nil {
+			return fmt.Errorf("%w: %w", ErrSpec, err)
+		}
+		return nil
+	}
+	return checkFile(spec, opts.Llama.VocabOnly)
+}
+
 // openFile loads a GGUF file in this process, after checking in Go that it
 // is one that llama.cpp loads safely (it aborts the process on some
 // malformed files): one worker on each device of opts.Devices, each with
@@ -256,8 +297,8 @@ func specError(err error) error {
 // openSynth writes a synthetic model of the preset (F16, seed 1) to a
 // temporary file and loads it; the file is gone once llama.cpp has read it.
 func openSynth(preset string, opts Options) (*Model, error) {
-	if _, err := gguf.PresetShapes(preset); err != nil {
-		return nil, fmt.Errorf("%w: %s%s: %w", ErrSpec, SynthPrefix, preset, err)
+	if err := checkPreset(preset); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "nerstream-synth-")
 	if err != nil {
@@ -277,17 +318,21 @@ func openSynth(preset string, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// checkPreset refuses, as ErrSpec, a synthetic model's preset that
+// package gguf does not know.
+func checkPreset(preset string) error {
+	if _, err := gguf.PresetShapes(preset); err != nil {
+		return fmt.Errorf("%w: %s%s: %w", ErrSpec, SynthPrefix, preset, err)
+	}
+	return nil
+}
+
 // openRemote opens the engine of an openai: spec, with the local tokenizer
 // that opts.OpenAI.Tokenizer names, and probes its servers.
 func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) {
-	o := opts.OpenAI
-	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			o.Endpoints = append(o.Endpoints, u)
-		}
-	}
-	if len(o.Endpoints) == 0 {
-		return nil, fmt.Errorf("%w: %s names no endpoint (openai:http://HOST:PORT/v1)", ErrSpec, OpenAIPrefix)
+	o, err := remoteOptions(spec, opts.OpenAI)
+	if err != nil {
+		return nil, err
 	}
 	if opts.WrapTransport != nil && o.HTTPClient == nil {
 		per := cmp.Or(o.MaxInFlightPerEndpoint, openai.DefaultOptions().MaxInFlightPerEndpoint)
@@ -327,6 +372,21 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: func() error {
 		return errors.Join(eng.Close(), closeTokenizer())
 	}}, nil
+}
+
+// remoteOptions are the openai engine's options for an openai: spec: o,
+// with the spec's URLs added to its endpoints.
+func remoteOptions(spec string, o openai.Options) (openai.Options, error) {
+	o.Endpoints = slices.Clone(o.Endpoints)
+	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.Endpoints = append(o.Endpoints, u)
+		}
+	}
+	if len(o.Endpoints) == 0 {
+		return o, fmt.Errorf("%w: %s names no endpoint (openai:http://HOST:PORT/v1)", ErrSpec, OpenAIPrefix)
+	}
+	return o, nil
 }
 
 // tokenCounting says in words how an openai engine counts tokens.
