@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
@@ -634,5 +636,34 @@ func TestServeLogsDurations(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"drain_timeout":"1.5s"`) {
 		t.Errorf("the stop line does not say \"drain_timeout\":\"1.5s\":\n%s", logs.String())
+	}
+}
+
+// TestServeRefusesNonUnicodeAsTheStreamDoes: the same bytes, a document
+// whose text has an invalid UTF-8 byte or a lone surrogate escape, are a
+// 400 from serve and a dead letter from the stream's decoder, with the
+// same reason; a surrogate pair is taken by both, as one character.
+func TestServeRefusesNonUnicodeAsTheStreamDoes(t *testing.T) {
+	base := startServe(t)
+	for _, c := range []struct {
+		name, doc string
+		reason    string // "" when the document is taken
+	}{
+		{"invalid byte", "{\"id\": \"a\", \"text\": \"Ada caf\xe9\", \"entity_types\": [\"person\"]}", record.ReasonInvalidUTF8},
+		{"lone surrogate", `{"id": "b", "text": "Ada \ud800 wrote", "entity_types": ["person"]}`, record.ReasonInvalidUTF8},
+		{"surrogate pair", `{"id": "c", "text": "Ada \ud83d\ude00 wrote", "entity_types": ["person"]}`, ""},
+	} {
+		code, body := post(t, base+"/v1/annotate", c.doc)
+		_, err := consumers.DecodeJSON([]byte(c.doc), consumers.Limits{})
+		if c.reason == "" {
+			if code != http.StatusOK || err != nil {
+				t.Errorf("%s: serve %d %s, stream %v; want both to take it", c.name, code, body, err)
+			}
+			continue
+		}
+		ie, ok := errors.AsType[*record.InputError](err)
+		if code != http.StatusBadRequest || !strings.Contains(string(body), `"code":"`+c.reason+`"`) || !ok || ie.Reason != c.reason {
+			t.Errorf("%s: serve %d %s, stream %v; want both to refuse it as %s", c.name, code, body, err, c.reason)
+		}
 	}
 }
