@@ -116,7 +116,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"prompt", "--bogus"}, "flag provided but not defined"},
 		{"missing text", []string{"prompt", "--type", "x"}, "--text is required"},
 		{"missing type", []string{"prompt", "--text", "x"}, "--type is required"},
-		{"bad variant", []string{"prompt", "--text", "x", "--type", "y", "--variant", "typed"}, "unknown variant"},
+		{"bad variant", []string{"prompt", "--text", "x", "--type", "y", "--variant", "typed"}, "unknown prompt variant"},
 		{"supervised without dataset", []string{"prompt", "--text", "x", "--type", "y", "--variant", "supervised"}, "needs a dataset"},
 		{"dataset without supervised", []string{"prompt", "--text", "x", "--type", "y", "--dataset", "d"}, "supervised variant only"},
 		{"stray argument", []string{"prompt", "--text", "x", "--type", "y", "extra"}, "unexpected argument"},
