@@ -74,7 +74,9 @@ type Options struct {
 	// model cache (its folder, checksum, progress).
 	Pull hub.Options
 	// Name is what annotations call the model. Default: the file's name,
-	// "synthetic-PRESET (…)", or the served model's name (else "openai").
+	// "synthetic-PRESET (…)", or the served model's name: OpenAI.Model,
+	// else the first model that the servers list at /v1/models when one
+	// answers at start, else "openai".
 	Name string
 	// Status hears each step before it starts ("pulling REF", "loading
 	// PATH"), for readiness. Default: none.
@@ -362,14 +364,25 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 	// not up yet are no error: the stream holds until one answers.
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	if err := eng.Probe(pctx); errors.Is(err, openai.ErrServerRefuses) {
+	perr := eng.Probe(pctx)
+	if errors.Is(perr, openai.ErrServerRefuses) {
 		eng.Close()
 		closeTokenizer()
-		return nil, err
-	} else if err != nil && opts.Logger != nil {
-		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", err)
+		return nil, perr
+	} else if perr != nil && opts.Logger != nil {
+		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", perr)
 	}
-	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: func() error {
+	// Annotations name the served model: the one the requests name, else
+	// the one the servers list first (GET /v1/models), else "openai".
+	name := cmp.Or(opts.Name, o.Model)
+	if name == "" && perr == nil {
+		served, err := eng.ServedModel(pctx)
+		if err != nil && opts.Logger != nil {
+			opts.Logger.Warn("model: the servers do not say their model's name; annotations say \"openai\" (give --served-model)", "err", err)
+		}
+		name = served
+	}
+	return &Model{Engine: eng, Name: cmp.Or(name, "openai"), close: func() error {
 		return errors.Join(eng.Close(), closeTokenizer())
 	}}, nil
 }

@@ -246,6 +246,49 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+// TestOpenRemoteNamesServedModel: an openai: model is named after the
+// served model: --served-model when given, else what the servers list at
+// /v1/models, else "openai" when none answers at start. The server is a
+// test double that answers the start-up probe and lists one model, as
+// llama-server does (its file's path); cmd/nerstream's
+// TestOpenAIEngineAgainstServe checks the same through nerstream serve.
+// Reproduction of the defect: annotations through a server said "model":
+// "openai".
+func TestOpenRemoteNamesServedModel(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/models":
+			io.WriteString(w, `{"object": "list", "data": [{"id": "/models/UniNER-7B-type.Q4_K_M.gguf", "object": "model"}]}`)
+		case "/v1/completions":
+			io.WriteString(w, `{"choices": [{"index": 0, "text": " []", "finish_reason": "stop"}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	for i, c := range []struct {
+		spec string
+		opts Options
+		want string
+	}{
+		{"openai:" + srv.URL + "/v1", Options{}, "UniNER-7B-type.Q4_K_M.gguf"},
+		{"openai:" + srv.URL + "/v1", Options{OpenAI: openai.Options{Model: "uniner"}}, "uniner"},
+		{"openai:" + srv.URL + "/v1", Options{Name: "from-config"}, "from-config"},
+		{"openai:http://127.0.0.1:1/v1", Options{}, "openai"},
+	} {
+		m, err := Open(ctx, c.spec, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Name != c.want {
+			t.Errorf("Open(%s), case %d: name %q, want %q", c.spec, i, m.Name, c.want)
+		}
+		m.Close()
+	}
+}
+
 // TestOpenRemoteTokenizer: an openai spec with a tokenizer loads it
 // without weights and counts with it, sending nothing; the log says how
 // tokens are counted, in one INFO line.

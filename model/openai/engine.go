@@ -232,6 +232,9 @@ type Engine struct {
 	rr       int
 	released chan struct{} // closed and replaced when a place frees up
 	stats    counters
+	// lastFailure is the last failure that counted against an endpoint,
+	// which errNoEndpoint's error says.
+	lastFailure error
 }
 
 // DefaultOptions returns the options that zero values stand for. Tokenize
