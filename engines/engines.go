@@ -288,9 +288,10 @@ func checkFile(path string, vocabOnly bool) error {
 }
 
 // specError makes a load that the gate refused (the file changed since
-// checkFile, say) an ErrSpec, as checkFile's refusals are.
+// checkFile, say), or a vocabulary that cannot write the prompt, an
+// ErrSpec, as checkFile's refusals are.
 func specError(err error) error {
-	if errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel) {
+	if errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel) || errors.Is(err, llama.ErrVocab) {
 		return fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	return err

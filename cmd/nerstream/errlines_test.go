@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/gguf/gguftest"
 )
 
 // TestErrorLines runs each command's typical failures: each exits with
@@ -30,6 +33,17 @@ func TestErrorLines(t *testing.T) {
 	garbage := write("garbage.txt", "garbage\n")
 	badPreds := write("preds.jsonl", `{"id": "CrossNER_AI_0", "output": "[]"}`+"\nnot json\n")
 	sample := filepath.Join("..", "..", "examples", "eval", "crossner_ai_sample.json")
+	// A model past the GGUF gate that llama.cpp loads, but whose "</s>"
+	// is no special token: bad input (exit 2), not a failure to run.
+	noTypes := filepath.Join(dir, "no-token-types.gguf")
+	m, err := gguftest.Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Delete(gguf.KeyTokenTypes)
+	if err := m.WriteFile(noTypes); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args    []string
 		stdin   string
@@ -57,6 +71,7 @@ func TestErrorLines(t *testing.T) {
 		{args: []string{"annotate", "--model", missing}, code: 2, says: "--model: bad model spec"},
 		{args: []string{"annotate", "--model", "synth:tiny", missing}, code: 2, says: "no such file"},
 		{args: []string{"annotate", "--model", "synth:tiny", "--types", ","}, code: 2, says: "--types names no entity type"},
+		{args: []string{"annotate", "--model", noTypes, "--threads", "1"}, code: 2, says: `the vocabulary cannot write UniNER's prompt: "</s>" is `},
 		{args: []string{"serve", "--model", missing}, code: 2, says: "--model: bad model spec"},
 		{args: []string{"distill", "stats", missing}, code: 2, says: "no such file"},
 		{args: []string{"distill", "stats", garbage}, code: 2, says: "read record 0"},

@@ -196,3 +196,32 @@ func lastLines(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestLoadRefusesVocabWithoutEOS: a file past the gate that llama.cpp
+// loads, but whose "</s>" is no special token (its token types gone, as a
+// random edit of the key's name made them), is refused with ErrVocab, in
+// one line that says why, and not as a failure of the engine.
+func TestLoadRefusesVocabWithoutEOS(t *testing.T) {
+	m, err := gguftest.Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Delete(gguf.KeyTokenTypes)
+	path := filepath.Join(t.TempDir(), "no-token-types.gguf")
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gguf.OpenLlama(path, gguf.LoadModel); err != nil {
+		t.Fatalf("the gate refuses the file (%v): this test wants one past it", err)
+	}
+	for _, vocabOnly := range []bool{false, true} {
+		e, err := Load(path, Options{Threads: 1, Device: "CPU", Cells: 512, VocabOnly: vocabOnly})
+		if err == nil {
+			e.Close()
+			t.Fatalf("vocabulary only %v: loaded; want ErrVocab", vocabOnly)
+		}
+		if !errors.Is(err, ErrVocab) || !strings.Contains(err.Error(), `"</s>" is `) || !strings.Contains(err.Error(), gguf.KeyTokenTypes) || strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("vocabulary only %v: %v; want one ErrVocab line about </s> and %s", vocabOnly, err, gguf.KeyTokenTypes)
+		}
+	}
+}
