@@ -37,22 +37,26 @@ type Sources struct {
 // ("batch.linger: ...", "model.entity_types[1]: ...",
 // "telemetry.headers[key]: ..."), the variable and the path for the
 // environment ("NERSTREAM_BATCH_LINGER (batch.linger): ..."), and
-// "--set batch.linger: ..." for a flag. YAML that does not parse is one
-// problem, at the file's path, with its line where YAML gives one.
+// "--set batch.linger: ..." for a flag.
 //
 // The Config returned with Problems still holds every value that
 // decoded, the defaults elsewhere, so that [Config.Validate] can add its
 // own problems to the list. A file that cannot be read is a plain error
-// that wraps the cause (errors.Is(err, fs.ErrNotExist) works).
+// that wraps the cause (errors.Is(err, fs.ErrNotExist) works). A file
+// that is not YAML is a [*SyntaxError], alone: nothing of it was read, so
+// the other layers' problems and Validate's (every required key missing)
+// would only hide it.
 func LoadFrom(path string, src Sources) (Config, error) {
 	cfg := Default()
 	var p Problems
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
+			return Config{}, fmt.Errorf("reading the configuration: %w", err)
 		}
-		decodeYAML(path, data, &cfg, &p)
+		if err := decodeYAML(path, data, &cfg, &p); err != nil {
+			return Config{}, err
+		}
 	}
 	applyEnv(&cfg, src.Env, &p)
 	applySet(&cfg, src.Set, &p)
@@ -73,39 +77,56 @@ func Load(path string) (Config, error) {
 func Read(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("reading the configuration: %w", err)
 	}
 	cfg := Default()
 	var p Problems
-	decodeYAML("config", data, &cfg, &p)
+	if err := decodeYAML("config", data, &cfg, &p); err != nil {
+		return Config{}, err
+	}
 	if len(p) > 0 {
 		return cfg, p
 	}
 	return cfg, nil
 }
 
+// SyntaxError is a configuration that is not YAML, with YAML's message
+// and its line: "FILE: line 2: did not find expected node content".
+type SyntaxError struct {
+	// Label names the document: the file's path, or "config" for [Read].
+	Label string
+	// Message is YAML's message, without its "yaml: " prefix.
+	Message string
+}
+
+func (e *SyntaxError) Error() string { return e.Label + ": " + e.Message }
+
 // decodeYAML decodes data over cfg, field by field, so that one bad value
 // does not hide the others. label names the document in its own
-// problems (it does not parse, it is not a mapping).
-func decodeYAML(label string, data []byte, cfg *Config, p *Problems) {
+// problems (it is not a mapping) and in the [*SyntaxError] it returns
+// when it is not YAML.
+func decodeYAML(label string, data []byte, cfg *Config, p *Problems) error {
+	syntax := func(err error) error {
+		return &SyntaxError{Label: label, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if !errors.Is(err, io.EOF) {
-			*p = append(*p, label+": "+strings.TrimPrefix(err.Error(), "yaml: "))
+			return syntax(err)
 		}
-		return
+		return nil
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		*p = append(*p, label+": "+strings.TrimPrefix(err.Error(), "yaml: "))
+		return syntax(err)
 	default:
 		*p = append(*p, fmt.Sprintf("%s: line %d: a second YAML document (---); a configuration is one document", label, extra.Line))
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return
+		return nil
 	}
 	add := func(path, msg string) {
 		if path == "" {
@@ -114,6 +135,7 @@ func decodeYAML(label string, data []byte, cfg *Config, p *Problems) {
 		*p = append(*p, path+": "+msg)
 	}
 	decodeStruct("", doc.Content[0], reflect.ValueOf(cfg).Elem(), add)
+	return nil
 }
 
 // decodeStruct decodes the mapping n into the section v at path.

@@ -213,7 +213,6 @@ log: {level: debug, level: info}
 				"log.level: given twice (line 7)",
 			}},
 		{"not a mapping", "- a\n- b\n", Sources{}, []string{"FILE: must be a mapping of keys, not a list"}},
-		{"not yaml", "model: {path: x\nbatch: [\n", Sources{}, []string{"FILE: line 1: did not find expected ',' or '}'"}},
 		{"two documents", "batch: {workers: 3}\n---\nbatch: {workers: 4}\n", Sources{},
 			[]string{"FILE: line 2: a second YAML document (---); a configuration is one document"}},
 		{"every layer", "batch: {linger: soon}\n", Sources{Env: []string{"NERSTREAM_BATCH_LINGER=later"}, Set: []string{"batch.linger=never"}},
@@ -262,6 +261,39 @@ log:
 	if cfg.Batch.MaxDocs != 7 || cfg.Batch.Linger != 20*time.Millisecond || cfg.Batch.Workers != 2 || cfg.Batch.MaxBytes != 1<<20 ||
 		!slices.Equal(cfg.Input.Topics, []string{"docs"}) || cfg.Log.Level != "debug" || cfg.Log.Format != "text" {
 		t.Fatalf("config %+v %+v", cfg.Batch, cfg.Log)
+	}
+}
+
+// TestLoadFromSyntaxError: a file that is not YAML is a SyntaxError
+// alone, with its line: not a Problems list in which the problems of the
+// other layers, and then Validate's "required" for every key, hide it.
+func TestLoadFromSyntaxError(t *testing.T) {
+	src := Sources{Env: []string{"NERSTREAM_BATCH_LINGER=later"}, Set: []string{"batch.linger=never"}}
+	for _, tc := range []struct{ name, file, want string }{
+		{"unclosed flow", "model: {path: x\nbatch: [\n", "FILE: line 1: did not find expected ',' or '}'"},
+		{"unclosed list", "kafka:\n  brokers: [\n", "FILE: line 2: did not find expected node content"},
+		{"tab indentation", "kafka:\n\tbrokers: [a]\n", "FILE: line 2: found character that cannot start any token"},
+		{"in a second document", "batch: {workers: 3}\n---\nbatch: [\n", "FILE: line 3: did not find expected node content"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.file)
+			_, err := LoadFrom(path, src)
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("LoadFrom() = %v, want a SyntaxError", err)
+			}
+			if want := strings.Replace(tc.want, "FILE", path, 1); err.Error() != want {
+				t.Errorf("error %q, want %q", err, want)
+			}
+			var p Problems
+			if errors.As(err, &p) {
+				t.Errorf("a SyntaxError that is Problems too: %v", err)
+			}
+		})
+	}
+	_, err := Read(strings.NewReader("kafka:\n  brokers: [\n"))
+	if se, ok := errors.AsType[*SyntaxError](err); !ok || se.Error() != "config: line 2: did not find expected node content" {
+		t.Errorf("Read() = %v, want a SyntaxError at config: line 2", err)
 	}
 }
 

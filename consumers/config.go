@@ -135,8 +135,15 @@ func (k KafkaConfig) Validate() error {
 	s := k.SASL
 	switch s.Mechanism {
 	case "":
-		if s.Username != "" || s.Password != "" || s.PasswordFile != "" {
-			p.Addf("sasl.mechanism", "a SASL user is given but no mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		// Say what was set: a password alone is no "user".
+		var set []string
+		for _, f := range []struct{ key, value string }{{"username", s.Username}, {"password", s.Password}, {"password_file", s.PasswordFile}} {
+			if f.value != "" {
+				set = append(set, "sasl."+f.key)
+			}
+		}
+		if len(set) > 0 {
+			p.Addf("sasl.mechanism", "%s set, but no mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", strings.Join(set, " and "))
 		}
 		return p.Err()
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":

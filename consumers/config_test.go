@@ -52,9 +52,25 @@ func TestConfigValidate(t *testing.T) {
 	k.Brokers, k.StartOffset, k.HeartbeatInterval = []string{"a:9092", "nohost"}, "middle", time.Hour
 	k.SASL.Username = "u"
 	want := "brokers[1]: \"nohost\" is not host:port; start_offset: \"middle\" is not one of earliest, latest; " +
-		"heartbeat_interval: must be below session_timeout; sasl.mechanism: a SASL user is given but no mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+		"heartbeat_interval: must be below session_timeout; sasl.mechanism: sasl.username set, but no mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
 	if err := k.Validate(); err == nil || err.Error() != want {
 		t.Errorf("kafka problems:\n got %v\nwant %s", err, want)
+	}
+	// Without a mechanism, the message says what was set (a password
+	// alone is no user), and never its value.
+	for _, tc := range []struct {
+		sasl SASLConfig
+		want string
+	}{
+		{SASLConfig{Password: "s3cret"}, "sasl.mechanism: sasl.password set, but no mechanism"},
+		{SASLConfig{PasswordFile: "/run/secrets/pw"}, "sasl.mechanism: sasl.password_file set, but no mechanism"},
+		{SASLConfig{Username: "u", Password: "s3cret"}, "sasl.mechanism: sasl.username and sasl.password set, but no mechanism"},
+	} {
+		k := DefaultKafkaConfig()
+		k.SASL = tc.sasl
+		if err := k.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "user is") {
+			t.Errorf("%+v: %v, want %q", tc.sasl, err, tc.want)
+		}
 	}
 	in := InputConfig{Topics: []string{" "}, Format: "xml"}
 	if err := in.Validate(); err == nil || !strings.Contains(err.Error(), "topics[0]") || !strings.Contains(err.Error(), "format") || !strings.Contains(err.Error(), "fetch_max_wait") {

@@ -2,10 +2,10 @@ package consumers
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/nerstream/nerstream/record"
 )
@@ -20,13 +20,17 @@ type Limits struct {
 
 // DecodeJSON decodes a JSON input value:
 // {"id": "…", "text": "…", "entity_types": ["…"], "metadata": {…}}. Only
-// "text" is required. Unknown fields are ignored.
+// "text" is required. Unknown fields are ignored. A value that is not
+// Unicode text (see [record.CheckUnicode]: invalid UTF-8, or a lone
+// surrogate escape such as "\ud800") is refused with reason
+// invalid_utf8.
+//
+// On an error, the document returned holds the value's id when it has a
+// readable one (valid JSON, a string or a number, Unicode), and nothing
+// else: for the reports that name the document (annotate's error lines).
 func DecodeJSON(value []byte, lim Limits) (record.Document, error) {
 	if lim.MaxBytes > 0 && len(value) > lim.MaxBytes {
 		return record.Document{}, &record.InputError{Reason: record.ReasonTooLarge, Detail: fmt.Sprintf("value of %d bytes is over the limit of %d", len(value), lim.MaxBytes)}
-	}
-	if !utf8.Valid(value) {
-		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidUTF8, Detail: "value is not valid UTF-8"}
 	}
 	var rec struct {
 		ID          *json.RawMessage `json:"id"`
@@ -34,56 +38,73 @@ func DecodeJSON(value []byte, lim Limits) (record.Document, error) {
 		EntityTypes json.RawMessage  `json:"entity_types"`
 		Metadata    json.RawMessage  `json:"metadata"`
 	}
+	// Not Unicode comes first of the reasons, but after the id is read.
+	notUnicode := record.CheckUnicode("value", value)
 	trimmed := bytes.TrimSpace(value)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: "value is not a JSON object"}
+		return record.Document{}, cmp.Or(notUnicode, error(&record.InputError{Reason: record.ReasonInvalidJSON, Detail: "value is not a JSON object"}))
 	}
 	if err := json.Unmarshal(trimmed, &rec); err != nil {
-		return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: oneLine(err.Error())}
+		return record.Document{}, cmp.Or(notUnicode, error(&record.InputError{Reason: record.ReasonInvalidJSON, Detail: oneLine(err.Error())}))
+	}
+	id, idErr := decodeID(rec.ID)
+	fail := func(err error) (record.Document, error) { return record.Document{ID: id}, err }
+	if notUnicode != nil {
+		return fail(notUnicode)
+	}
+	if idErr != nil {
+		return fail(idErr)
 	}
 	if rec.Text == nil {
-		return record.Document{}, &record.InputError{Reason: record.ReasonMissingText, Detail: `no "text" string`}
+		return fail(&record.InputError{Reason: record.ReasonMissingText, Detail: `no "text" string`})
 	}
-	d := record.Document{Text: *rec.Text, Metadata: json.RawMessage("{}")}
+	d := record.Document{ID: id, Text: *rec.Text, Metadata: json.RawMessage("{}")}
 	if strings.TrimSpace(d.Text) == "" {
-		return record.Document{}, &record.InputError{Reason: record.ReasonEmptyText, Detail: `"text" is empty`}
-	}
-	if rec.ID != nil {
-		var s string
-		var n json.Number
-		switch {
-		case json.Unmarshal(*rec.ID, &s) == nil:
-			d.ID = s
-		case json.Unmarshal(*rec.ID, &n) == nil:
-			d.ID = n.String()
-		case string(*rec.ID) == "null":
-		default:
-			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"id" is neither a string nor a number`}
-		}
+		return fail(&record.InputError{Reason: record.ReasonEmptyText, Detail: `"text" is empty`})
 	}
 	if len(rec.EntityTypes) > 0 && string(rec.EntityTypes) != "null" {
 		if err := json.Unmarshal(rec.EntityTypes, &d.Types); err != nil {
-			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is not a list of strings`}
+			return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is not a list of strings`})
 		}
 		if len(d.Types) == 0 {
-			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is an empty list`}
+			return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is an empty list`})
 		}
 		for _, t := range d.Types {
 			if strings.TrimSpace(t) == "" {
-				return record.Document{}, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" holds an empty type`}
+				return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" holds an empty type`})
 			}
 		}
 		if lim.MaxTypes > 0 && len(d.Types) > lim.MaxTypes {
-			return record.Document{}, &record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(d.Types), lim.MaxTypes)}
+			return fail(&record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(d.Types), lim.MaxTypes)})
 		}
 	}
 	if len(rec.Metadata) > 0 && string(rec.Metadata) != "null" {
 		if bytes.TrimSpace(rec.Metadata)[0] != '{' {
-			return record.Document{}, &record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"metadata" is not an object`}
+			return fail(&record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"metadata" is not an object`})
 		}
 		d.Metadata = rec.Metadata
 	}
 	return d, nil
+}
+
+// decodeID reads the "id" field: a string, or a number as written; ""
+// when it is absent or null, or not Unicode (the error is then the
+// value's).
+func decodeID(raw *json.RawMessage) (string, error) {
+	if raw == nil || record.CheckUnicode("id", *raw) != nil {
+		return "", nil
+	}
+	var s string
+	var n json.Number
+	switch {
+	case json.Unmarshal(*raw, &s) == nil:
+		return s, nil
+	case json.Unmarshal(*raw, &n) == nil:
+		return n.String(), nil
+	case string(*raw) == "null":
+		return "", nil
+	}
+	return "", &record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"id" is neither a string nor a number`}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -27,7 +27,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"a list", `["text"]`, Limits{}, record.Document{}, record.ReasonInvalidJSON},
 		{"broken", `{"text": "a"`, Limits{}, record.Document{}, record.ReasonInvalidJSON},
 		{"empty value", ``, Limits{}, record.Document{}, record.ReasonInvalidJSON},
-		{"no text", `{"id": "x"}`, Limits{}, record.Document{}, record.ReasonMissingText},
+		{"no text", `{"id": "x"}`, Limits{}, record.Document{ID: "x"}, record.ReasonMissingText},
 		{"text not a string", `{"text": 5}`, Limits{}, record.Document{}, record.ReasonInvalidJSON},
 		{"empty text", `{"text": ""}`, Limits{}, record.Document{}, record.ReasonEmptyText},
 		{"blank text", `{"text": " \n "}`, Limits{}, record.Document{}, record.ReasonEmptyText},
@@ -40,6 +40,18 @@ func TestDecodeJSON(t *testing.T) {
 		{"too large", `{"text": "abcdef"}`, Limits{MaxBytes: 10}, record.Document{}, record.ReasonTooLarge},
 		{"metadata not an object", `{"text": "a", "metadata": [1]}`, Limits{}, record.Document{}, record.ReasonInvalidJSON},
 		{"id an object", `{"text": "a", "id": {}}`, Limits{}, record.Document{}, record.ReasonInvalidJSON},
+		// Lone surrogates are not Unicode: refused as invalid UTF-8 is.
+		{"escaped pair", `{"text": "\ud83d\ude00"}`, Limits{}, record.Document{Text: "😀", Metadata: []byte("{}")}, ""},
+		{"lone surrogate", `{"id": "d", "text": "a\ud800"}`, Limits{}, record.Document{ID: "d"}, record.ReasonInvalidUTF8},
+		{"lone low surrogate in a type", `{"text": "a", "entity_types": ["\udc00"]}`, Limits{}, record.Document{}, record.ReasonInvalidUTF8},
+		{"lone surrogate in the id", `{"id": "\udc00", "text": "a"}`, Limits{}, record.Document{}, record.ReasonInvalidUTF8},
+		{"invalid UTF-8 in the id", "{\"id\": \"\xff\", \"text\": \"a\"}", Limits{}, record.Document{}, record.ReasonInvalidUTF8},
+		{"invalid UTF-8 and broken JSON", "{\"id\": \"d\", \"text\": \"caf\xe9", Limits{}, record.Document{}, record.ReasonInvalidUTF8},
+		// An error keeps the id, for the reports that name the document.
+		{"invalid UTF-8 with an id", "{\"id\": 5, \"text\": \"caf\xe9\"}", Limits{}, record.Document{ID: "5"}, record.ReasonInvalidUTF8},
+		{"empty text with an id", `{"id": "e", "text": ""}`, Limits{}, record.Document{ID: "e"}, record.ReasonEmptyText},
+		{"empty types with an id", `{"id": "f", "text": "a", "entity_types": []}`, Limits{}, record.Document{ID: "f"}, record.ReasonInvalidTypes},
+		{"bad metadata with an id", `{"id": "g", "text": "a", "metadata": 1}`, Limits{}, record.Document{ID: "g"}, record.ReasonInvalidJSON},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,6 +63,9 @@ func TestDecodeJSON(t *testing.T) {
 				}
 				if strings.Contains(de.Error(), "\n") {
 					t.Errorf("multi-line error %q", de.Error())
+				}
+				if got.ID != c.want.ID || got.Text != "" || got.Types != nil || got.Metadata != nil {
+					t.Errorf("with the error, got %+v, want the id %q alone", got, c.want.ID)
 				}
 				return
 			}

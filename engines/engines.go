@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,7 +75,9 @@ type Options struct {
 	// model cache (its folder, checksum, progress).
 	Pull hub.Options
 	// Name is what annotations call the model. Default: the file's name,
-	// "synthetic-PRESET (…)", or the served model's name (else "openai").
+	// "synthetic-PRESET (…)", or the served model's name: OpenAI.Model,
+	// else the first model that the servers list at /v1/models when one
+	// answers at start, else "openai".
 	Name string
 	// Status hears each step before it starts ("pulling REF", "loading
 	// PATH"), for readiness. Default: none.
@@ -174,6 +177,46 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 	return openFile(spec, opts)
 }
 
+// Check says whether spec names a model that [Open] could open, as far
+// as it can tell without loading a model, pulling one or connecting to a
+// server: the spec's form, a file's existence and the gate of package
+// gguf (which reads the header, not the weights), a preset's name, a
+// reference's form, the openai engine's endpoints and options (and its
+// tokenizer, the same way). An error wraps [ErrSpec], as Open's would. A
+// command calls it before it starts anything that a bad spec would only
+// have to stop again: nerstream serve listens only after it.
+func Check(spec string, opts Options) error {
+	switch {
+	case strings.TrimSpace(spec) == "":
+		return fmt.Errorf("%w: no model given", ErrSpec)
+	case strings.HasPrefix(spec, OpenAIPrefix):
+		o, err := remoteOptions(spec, opts.OpenAI)
+		if err != nil {
+			return err
+		}
+		if err := openai.Check(o); err != nil {
+			return fmt.Errorf("%w: %w", ErrSpec, err)
+		}
+		if o.Tokenizer != "" && o.LocalTokenizer == nil {
+			if strings.HasPrefix(o.Tokenizer, OpenAIPrefix) {
+				return fmt.Errorf("%w: the tokenizer %q is not a GGUF model", ErrSpec, o.Tokenizer)
+			}
+			if err := Check(o.Tokenizer, Options{Llama: llama.Options{VocabOnly: true}}); err != nil {
+				return fmt.Errorf("the tokenizer: %w", err)
+			}
+		}
+		return nil
+	case strings.HasPrefix(spec, SynthPrefix):
+		return checkPreset(strings.TrimPrefix(spec, SynthPrefix))
+	case hub.IsRef(spec):
+		if _, err := hub.ParseRef(spec); err != nil {
+			return fmt.Errorf("%w: %w", ErrSpec, err)
+		}
+		return nil
+	}
+	return checkFile(spec, opts.Llama.VocabOnly)
+}
+
 // openFile loads a GGUF file in this process, after checking in Go that it
 // is one that llama.cpp loads safely (it aborts the process on some
 // malformed files): one worker on each device of opts.Devices, each with
@@ -262,9 +305,10 @@ func checkFile(path string, vocabOnly bool) error {
 }
 
 // specError makes a load that the gate refused (the file changed since
-// checkFile, say) an ErrSpec, as checkFile's refusals are.
+// checkFile, say), or a vocabulary that cannot write the prompt, an
+// ErrSpec, as checkFile's refusals are.
 func specError(err error) error {
-	if errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel) {
+	if errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel) || errors.Is(err, llama.ErrVocab) {
 		return fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	return err
@@ -273,8 +317,8 @@ func specError(err error) error {
 // openSynth writes a synthetic model of the preset (F16, seed 1) to a
 // temporary file and loads it; the file is gone once llama.cpp has read it.
 func openSynth(preset string, opts Options) (*Model, error) {
-	if _, err := gguf.PresetShapes(preset); err != nil {
-		return nil, fmt.Errorf("%w: %s%s: %w", ErrSpec, SynthPrefix, preset, err)
+	if err := checkPreset(preset); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "nerstream-synth-")
 	if err != nil {
@@ -294,17 +338,21 @@ func openSynth(preset string, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// checkPreset refuses, as ErrSpec, a synthetic model's preset that
+// package gguf does not know.
+func checkPreset(preset string) error {
+	if _, err := gguf.PresetShapes(preset); err != nil {
+		return fmt.Errorf("%w: %s%s: %w", ErrSpec, SynthPrefix, preset, err)
+	}
+	return nil
+}
+
 // openRemote opens the engine of an openai: spec, with the local tokenizer
 // that opts.OpenAI.Tokenizer names, and probes its servers.
 func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) {
-	o := opts.OpenAI
-	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			o.Endpoints = append(o.Endpoints, u)
-		}
-	}
-	if len(o.Endpoints) == 0 {
-		return nil, fmt.Errorf("%w: %s names no endpoint (openai:http://HOST:PORT/v1)", ErrSpec, OpenAIPrefix)
+	o, err := remoteOptions(spec, opts.OpenAI)
+	if err != nil {
+		return nil, err
 	}
 	if opts.WrapTransport != nil && o.HTTPClient == nil {
 		per := cmp.Or(o.MaxInFlightPerEndpoint, openai.DefaultOptions().MaxInFlightPerEndpoint)
@@ -334,16 +382,42 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 	// not up yet are no error: the stream holds until one answers.
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	if err := eng.Probe(pctx); errors.Is(err, openai.ErrServerRefuses) {
+	perr := eng.Probe(pctx)
+	if errors.Is(perr, openai.ErrServerRefuses) {
 		eng.Close()
 		closeTokenizer()
-		return nil, err
-	} else if err != nil && opts.Logger != nil {
-		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", err)
+		return nil, perr
+	} else if perr != nil && opts.Logger != nil {
+		opts.Logger.Warn("model: no server answers yet; documents wait until one does", "err", perr)
 	}
-	return &Model{Engine: eng, Name: cmp.Or(opts.Name, o.Model, "openai"), close: func() error {
+	// Annotations name the served model: the one the requests name, else
+	// the one the servers list first (GET /v1/models), else "openai".
+	name := cmp.Or(opts.Name, o.Model)
+	if name == "" && perr == nil {
+		served, err := eng.ServedModel(pctx)
+		if err != nil && opts.Logger != nil {
+			opts.Logger.Warn("model: the servers do not say their model's name; annotations say \"openai\" (give --served-model)", "err", err)
+		}
+		name = served
+	}
+	return &Model{Engine: eng, Name: cmp.Or(name, "openai"), close: func() error {
 		return errors.Join(eng.Close(), closeTokenizer())
 	}}, nil
+}
+
+// remoteOptions are the openai engine's options for an openai: spec: o,
+// with the spec's URLs added to its endpoints.
+func remoteOptions(spec string, o openai.Options) (openai.Options, error) {
+	o.Endpoints = slices.Clone(o.Endpoints)
+	for _, u := range strings.Split(strings.TrimPrefix(spec, OpenAIPrefix), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			o.Endpoints = append(o.Endpoints, u)
+		}
+	}
+	if len(o.Endpoints) == 0 {
+		return o, fmt.Errorf("%w: %s names no endpoint (openai:http://HOST:PORT/v1)", ErrSpec, OpenAIPrefix)
+	}
+	return o, nil
 }
 
 // tokenCounting says in words how an openai engine counts tokens.

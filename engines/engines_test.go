@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,23 +30,7 @@ import (
 // line, with no secret of the spec in it; llama.cpp never sees a file that
 // is not GGUF.
 func TestOpenRefusesBadSpecs(t *testing.T) {
-	dir := t.TempDir()
-	notGGUF := filepath.Join(dir, "notes.gguf")
-	os.WriteFile(notGGUF, []byte("plain text, not a model"), 0o644)
-	short := filepath.Join(dir, "short.gguf")
-	os.WriteFile(short, []byte("GG"), 0o644)
-	for _, spec := range []string{
-		"", "   ",
-		filepath.Join(dir, "missing.gguf"),
-		dir, // a folder
-		notGGUF, short,
-		"synth:", "synth:huge", "synth:../tiny",
-		"openai:", "openai:,,", "openai:ftp://host/v1", "openai:http://", "openai:localhost:8000",
-		"openai:http://user:s3cret@gpu-1/v1,ftp://user:s3cret@gpu-2/v1",
-		"hf://owner", "hf://owner/repo/model.bin", "hf://../../etc/x.gguf",
-		"https://user:s3cret@example.com/m.gguf", "http://example.com/m.gguf", "https://example.com/m.txt",
-		"https://host/\x00.gguf",
-	} {
+	for _, spec := range badSpecs(t) {
 		m, err := Open(context.Background(), spec, Options{Llama: llama.Options{Threads: 1}})
 		if m != nil {
 			m.Close()
@@ -56,6 +41,82 @@ func TestOpenRefusesBadSpecs(t *testing.T) {
 		}
 		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.ContainsAny(msg, "\n\x00") {
 			t.Errorf("Open(%q): the error %q shows a secret or breaks the line", spec, msg)
+		}
+	}
+}
+
+// badSpecs are specs that name no model, each of its own kind.
+func badSpecs(t *testing.T) []string {
+	dir := t.TempDir()
+	notGGUF := filepath.Join(dir, "notes.gguf")
+	os.WriteFile(notGGUF, []byte("plain text, not a model"), 0o644)
+	short := filepath.Join(dir, "short.gguf")
+	os.WriteFile(short, []byte("GG"), 0o644)
+	return []string{
+		"", "   ",
+		filepath.Join(dir, "missing.gguf"),
+		dir, // a folder
+		notGGUF, short,
+		"synth:", "synth:huge", "synth:../tiny",
+		"openai:", "openai:,,", "openai:ftp://host/v1", "openai:http://", "openai:localhost:8000",
+		"openai:http://user:s3cret@gpu-1/v1,ftp://user:s3cret@gpu-2/v1",
+		"hf://owner", "hf://owner/repo/model.bin", "hf://../../etc/x.gguf",
+		"https://user:s3cret@example.com/m.gguf", "http://example.com/m.gguf", "https://example.com/m.txt",
+		"https://host/\x00.gguf",
+	}
+}
+
+// TestCheck: Check refuses every spec that Open refuses for its form, as
+// an ErrSpec in one line without the spec's secrets, and the files that
+// the gate refuses; it takes the good specs without loading, pulling or
+// sending a request.
+func TestCheck(t *testing.T) {
+	for _, spec := range badSpecs(t) {
+		err := Check(spec, Options{})
+		if !errors.Is(err, ErrSpec) {
+			t.Errorf("Check(%q) = %v, want an ErrSpec", spec, err)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.ContainsAny(msg, "\n\x00") {
+			t.Errorf("Check(%q): the error %q shows a secret or breaks the line", spec, msg)
+		}
+	}
+	dir := t.TempDir()
+	for i, c := range gguftest.Cases() {
+		path := filepath.Join(dir, fmt.Sprintf("case-%d.gguf", i))
+		if err := c.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		err := Check(path, Options{Llama: llama.Options{VocabOnly: c.Mode == gguf.LoadVocab}})
+		switch {
+		case c.Refused == "" && err != nil:
+			t.Errorf("%s: Check = %v, want nil (the file loads)", c.Name, err)
+		case c.Refused != "" && (!errors.Is(err, ErrSpec) || !strings.Contains(fmt.Sprint(err), c.Refused)):
+			t.Errorf("%s: Check = %v, want an ErrSpec that says %q", c.Name, err, c.Refused)
+		}
+	}
+	// The good specs: no request reaches a server, no pull starts.
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	tiny := filepath.Join(dir, "tiny.gguf")
+	if err := gguf.SynthFile(tiny, gguf.SynthOptions{Preset: "tiny", Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{tiny, "synth:tiny", "openai:" + srv.URL + "/v1", "hf://owner/repo/m.gguf", "https://example.invalid/m.gguf"} {
+		opts := Options{OpenAI: openai.Options{Tokenizer: "synth:tiny"}, Pull: hub.Options{Dir: t.TempDir(), Endpoint: srv.URL}}
+		if err := Check(spec, opts); err != nil {
+			t.Errorf("Check(%q) = %v, want nil", spec, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("Check sent %d requests", n)
+	}
+	// The openai engine's tokenizer and options are checked too.
+	for _, o := range []openai.Options{{Tokenizer: filepath.Join(dir, "none.gguf")}, {Tokenizer: "openai:" + srv.URL}, {Dialect: "nonsense"},
+		{APIKeyFile: filepath.Join(dir, "no-key")}} {
+		if err := Check("openai:"+srv.URL+"/v1", Options{OpenAI: o}); !errors.Is(err, ErrSpec) {
+			t.Errorf("Check with %+v = %v, want an ErrSpec", o, err)
 		}
 	}
 }
@@ -183,6 +244,49 @@ func TestFlags(t *testing.T) {
 	g.Register(fs, "the model")
 	if err := fs.Parse([]string{"--request-timeout", "5m"}); err != nil || *own != 5*time.Minute || g.Timeout != 0 {
 		t.Errorf("--request-timeout: the command's %v, the engine's %v, %v", *own, g.Timeout, err)
+	}
+}
+
+// TestOpenRemoteNamesServedModel: an openai: model is named after the
+// served model: --served-model when given, else what the servers list at
+// /v1/models, else "openai" when none answers at start. The server is a
+// test double that answers the start-up probe and lists one model, as
+// llama-server does (its file's path); cmd/nerstream's
+// TestOpenAIEngineAgainstServe checks the same through nerstream serve.
+// Reproduction of the defect: annotations through a server said "model":
+// "openai".
+func TestOpenRemoteNamesServedModel(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/models":
+			io.WriteString(w, `{"object": "list", "data": [{"id": "/models/UniNER-7B-type.Q4_K_M.gguf", "object": "model"}]}`)
+		case "/v1/completions":
+			io.WriteString(w, `{"choices": [{"index": 0, "text": " []", "finish_reason": "stop"}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	for i, c := range []struct {
+		spec string
+		opts Options
+		want string
+	}{
+		{"openai:" + srv.URL + "/v1", Options{}, "UniNER-7B-type.Q4_K_M.gguf"},
+		{"openai:" + srv.URL + "/v1", Options{OpenAI: openai.Options{Model: "uniner"}}, "uniner"},
+		{"openai:" + srv.URL + "/v1", Options{Name: "from-config"}, "from-config"},
+		{"openai:http://127.0.0.1:1/v1", Options{}, "openai"},
+	} {
+		m, err := Open(ctx, c.spec, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Name != c.want {
+			t.Errorf("Open(%s), case %d: name %q, want %q", c.spec, i, m.Name, c.want)
+		}
+		m.Close()
 	}
 }
 

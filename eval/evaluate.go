@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -25,10 +26,13 @@ const (
 // Predictions maps query ids to the raw text a model generated for them.
 type Predictions map[string]string
 
+// ErrPredictions marks a file that is not a readable predictions file.
+var ErrPredictions = errors.New("bad predictions file")
+
 // ReadPredictions reads JSON lines {"id": query id, "output": raw model
 // text}. Blank lines are skipped; a malformed line or a repeated id is an
-// error that names the line. Outputs decode as Python's json module decodes
-// them (see [model.UnquoteJSON]).
+// [ErrPredictions] error that names the line. Outputs decode as Python's
+// json module decodes them (see [model.UnquoteJSON]).
 func ReadPredictions(r io.Reader) (Predictions, error) {
 	preds := Predictions{}
 	err := readLines(r, func(n int, line string) error {
@@ -40,13 +44,13 @@ func ReadPredictions(r io.Reader) (Predictions, error) {
 			Output *pyString `json:"output"`
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			return fmt.Errorf("%w: line %d: %v", ErrFormat, n, err)
+			return fmt.Errorf("%w: line %d: %v", ErrPredictions, n, err)
 		}
 		if rec.ID == nil || rec.Output == nil {
-			return fmt.Errorf("%w: line %d: want {\"id\": …, \"output\": …}", ErrFormat, n)
+			return fmt.Errorf("%w: line %d: want {\"id\": …, \"output\": …}", ErrPredictions, n)
 		}
 		if _, dup := preds[*rec.ID]; dup {
-			return fmt.Errorf("%w: line %d: a second prediction for id %q", ErrFormat, n, *rec.ID)
+			return fmt.Errorf("%w: line %d: a second prediction for id %q", ErrPredictions, n, *rec.ID)
 		}
 		preds[*rec.ID] = string(*rec.Output)
 		return nil

@@ -232,8 +232,9 @@ func TestReadPredictions(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ReadPredictions(strings.NewReader(tt.in))
-			if err == nil || !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v, want an ErrFormat with %q", err, tt.want)
+			if err == nil || !errors.Is(err, ErrPredictions) || errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.want) ||
+				!strings.HasPrefix(err.Error(), "bad predictions file: ") {
+				t.Errorf("error %v, want an ErrPredictions (not a bad dataset file) with %q", err, tt.want)
 			}
 		})
 	}

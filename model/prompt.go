@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -231,7 +232,7 @@ func NewTemplate(opts PromptOptions) (*Template, error) {
 		t.head = []Part{{PartFixed, promptHead + promptTextHead}}
 	case VariantSupervised:
 		if strings.TrimSpace(opts.Dataset) == "" {
-			return nil, fmt.Errorf("prompt: the supervised variant needs a dataset name")
+			return nil, errors.New("the supervised prompt variant needs a dataset name")
 		}
 		format := opts.SupervisedFormat
 		if format == "" {
@@ -239,12 +240,12 @@ func NewTemplate(opts PromptOptions) (*Template, error) {
 		}
 		before, after, err := splitSupervisedFormat(format)
 		if err != nil {
-			return nil, fmt.Errorf("prompt: %w", err)
+			return nil, err
 		}
 		t.head = append([]Part{{PartFixed, promptHead}}, substituteDataset(before, opts.Dataset)...)
 		t.afterText = after
 	default:
-		return nil, fmt.Errorf("prompt: unknown variant %q (want type, definition or supervised)", opts.Variant)
+		return nil, fmt.Errorf("unknown prompt variant %q (want type, definition or supervised)", opts.Variant)
 	}
 	return t, nil
 }

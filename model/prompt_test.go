@@ -158,7 +158,7 @@ func TestNewTemplateErrors(t *testing.T) {
 		opts PromptOptions
 		want string
 	}{
-		{"unknown variant", PromptOptions{Variant: "typed"}, "unknown variant"},
+		{"unknown variant", PromptOptions{Variant: "typed"}, "unknown prompt variant"},
 		{"supervised without dataset", PromptOptions{Variant: VariantSupervised}, "needs a dataset"},
 		{"no text placeholder", PromptOptions{Variant: VariantSupervised, Dataset: "d", SupervisedFormat: "Dataset: {dataset}"}, "exactly once"},
 		{"two text placeholders", PromptOptions{Variant: VariantSupervised, Dataset: "d", SupervisedFormat: "{text} {text}"}, "exactly once"},

@@ -3,7 +3,9 @@
 // record came from, record headers, and the reasons a record becomes a dead
 // letter.
 //
-// It holds plain types and constants and imports the standard library only,
+// It holds plain types and constants, and the one check that every reader
+// of JSON documents shares ([CheckUnicode]), and imports the standard
+// library only,
 // as database/sql/driver is the small leaf that database/sql and its drivers
 // share: consumers decode into a [Document], model fills an annotation with
 // [Entity] values, pipeline carries [Header]s, and producers writes an

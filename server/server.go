@@ -403,8 +403,19 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiE
 	return body, nil
 }
 
-// decodeJSON reads one JSON value into v, and nothing after it.
+// decodeJSON reads one JSON value into v, and nothing after it. A body
+// that is not Unicode text (invalid UTF-8, or a lone surrogate escape
+// such as "\ud800", which encoding/json would turn into U+FFFD) is refused
+// with the reason that dead-letters it on the stream, invalid_utf8
+// (record.CheckUnicode): nothing would annotate another text than the
+// one sent.
 func decodeJSON(body []byte, v any) *apiError {
+	if err := record.CheckUnicode("the request body", body); err != nil {
+		if ie, ok := errors.AsType[*record.InputError](err); ok {
+			return badRequest(ie.Reason, "%s", ie.Detail)
+		}
+		return badRequest(record.ReasonInvalidUTF8, "%v", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return badRequest("invalid_json", "malformed JSON body: %v", err)

@@ -374,6 +374,61 @@ func TestAnnotateChecksBeforeTheModel(t *testing.T) {
 	}
 }
 
+// TestRefusesNonUnicode: a body that is not Unicode text, raw bytes that
+// are not UTF-8 or a JSON escape of a lone surrogate, is refused with 400
+// and the stream's dead-letter reason, invalid_utf8, on every route, with
+// no model call. Reproduction of the defect: encoding/json turned both
+// into U+FFFD, so /v1/annotate annotated another text than the one sent
+// (and answered offsets into it), where the stream dead-letters the same
+// bytes. A surrogate pair is one character, and is taken.
+func TestRefusesNonUnicode(t *testing.T) {
+	bodies := map[string]func(text string) string{
+		"/v1/annotate":    func(text string) string { return `{"text": "` + text + `", "entity_types": ["person"]}` },
+		"/v1/completions": func(text string) string { return `{"prompt": "` + text + `", "max_tokens": 2}` },
+		"/tokenize":       func(text string) string { return `{"content": "` + text + `"}` },
+	}
+	for path, body := range bodies {
+		for _, c := range []struct {
+			name, text string
+			status     int
+			says       string
+		}{
+			{"invalid byte", "caf\xe9 Ada", 400, "the request body is not valid UTF-8 (byte "},
+			{"cut rune", "Ada \xe6\x9d", 400, "the request body is not valid UTF-8 (byte "},
+			{"lone high surrogate", `Ada \ud800 wrote`, 400, `the request body holds \ud800, a lone UTF-16 surrogate`},
+			{"lone low surrogate", `Ada \uDC00`, 400, `the request body holds \udc00, a lone UTF-16 surrogate`},
+			{"surrogate pair", `Ada \ud83d\ude00 wrote`, 200, ""},
+		} {
+			t.Run(path+" "+c.name, func(t *testing.T) {
+				eng := &recordingEngine{}
+				api := newAPI(t, Options{}, eng)
+				srv, _ := serveAPI(t, api, nil)
+				resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body(c.text)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != c.status {
+					t.Fatalf("%d %s, want %d", resp.StatusCode, got, c.status)
+				}
+				if c.status == 200 {
+					return
+				}
+				var e struct {
+					Error struct{ Message, Code string }
+				}
+				if err := json.Unmarshal(got, &e); err != nil || e.Error.Code != record.ReasonInvalidUTF8 || !strings.HasPrefix(e.Error.Message, c.says) {
+					t.Errorf("answer %s, want code %s and a message that starts %q", got, record.ReasonInvalidUTF8, c.says)
+				}
+				if n := eng.generates.Load() + eng.counts.Load(); n != 0 {
+					t.Errorf("%d model calls for a refused body", n)
+				}
+			})
+		}
+	}
+}
+
 // lockedBuffer is a log sink for a test.
 type lockedBuffer struct {
 	mu sync.Mutex

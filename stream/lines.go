@@ -32,7 +32,13 @@ type LinesOptions struct {
 // LineError is the record written for a line that gives no annotation: a
 // line that is not a document, or a document that the model refuses.
 type LineError struct {
-	Line  int    `json:"line"`
+	// Line is the line's number, from 1.
+	Line int `json:"line"`
+	// ID is the document's id, as its annotation would carry it: the
+	// line's own id whenever it has a readable one, even when the line is
+	// no document (no text, an empty one, invalid UTF-8); NAME:LINE for a
+	// document without one; absent for a line that is not a document and
+	// names no id.
 	ID    string `json:"id,omitempty"`
 	Error string `json:"error"`
 }
@@ -115,7 +121,7 @@ func (a *lineAnnotator) flush(ctx context.Context, lines []line) error {
 		var v any
 		switch {
 		case l.err != nil:
-			v = LineError{Line: l.n, Error: l.err.Error()}
+			v = LineError{Line: l.n, ID: l.doc.ID, Error: l.err.Error()}
 		case anns[k].Err != nil:
 			v = LineError{Line: l.n, ID: l.doc.ID, Error: anns[k].Err.Error()}
 			k++

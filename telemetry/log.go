@@ -98,12 +98,14 @@ func ParseLogLevel(s string) (slog.Level, error) {
 // span_id attributes, in hex, so logs and traces can be joined; the handlers
 // from WithAttrs and WithGroup do the same. Every address in a line is
 // shown with its user information and query values REDACTED (see
-// redactAttr).
+// redactAttr), and every duration as Go writes it ("30s", "1.5ms"), in
+// JSON as in text: slog's JSON handler would write nanoseconds
+// ("drain_timeout":30000000000).
 func NewLogHandler(w io.Writer, opts LogOptions) (slog.Handler, error) {
 	if w == nil {
 		w = os.Stderr
 	}
-	ho := &slog.HandlerOptions{Level: opts.Level, ReplaceAttr: redactAttr}
+	ho := &slog.HandlerOptions{Level: opts.Level, ReplaceAttr: replaceAttr}
 	var h slog.Handler
 	switch strings.ToLower(strings.TrimSpace(opts.Format)) {
 	case "", "json":
@@ -114,6 +116,15 @@ func NewLogHandler(w io.Writer, opts LogOptions) (slog.Handler, error) {
 		return nil, fmt.Errorf("unknown log format %q (want json or text)", opts.Format)
 	}
 	return &traceHandler{base: h}, nil
+}
+
+// replaceAttr writes a duration as its String, and redacts (redactAttr).
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+		return a
+	}
+	return redactAttr(groups, a)
 }
 
 // redactAttr shows every address in a log line (the message, a string, a

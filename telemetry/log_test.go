@@ -263,3 +263,33 @@ func TestLogRedactsAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestLogDurations: a duration reads as Go writes it, "30s", in JSON as
+// in text, at the top level and inside groups; not as nanoseconds.
+func TestLogDurations(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			h, err := NewLogHandler(&buf, LogOptions{Format: format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(h)
+			log.Info("serve: stopping", "drain_timeout", 30*time.Second, slog.Group("batch", "linger", 1500*time.Microsecond))
+			log.WithGroup("g").With("after", 2*time.Minute).Info("grouped", "count", 3)
+			out := buf.String()
+			if strings.Contains(out, "30000000000") || strings.Contains(out, "1500000") || strings.Contains(out, "120000000000") {
+				t.Errorf("a duration in nanoseconds:\n%s", out)
+			}
+			want := []string{`drain_timeout=30s`, `batch.linger=1.5ms`, `g.after=2m0s`, `g.count=3`}
+			if format == "json" {
+				want = []string{`"drain_timeout":"30s"`, `"batch":{"linger":"1.5ms"}`, `"g":{"after":"2m0s","count":3}`}
+			}
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("the log does not show %s:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

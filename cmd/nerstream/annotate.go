@@ -42,6 +42,12 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	if *batch <= 0 || ef.MaxNewTokens <= 0 {
 		return usagef("--batch and --max-new-tokens must be > 0")
 	}
+	// Without types, every document that names none would fail, each
+	// line in its own error record, and the command would exit 0.
+	defaultTypes := splitList(*types)
+	if len(defaultTypes) == 0 {
+		return usagef("--types names no entity type (give a comma-separated list, like person,organization)")
+	}
 	in, name, err := openInput(s, pos)
 	if err != nil {
 		return err
@@ -57,7 +63,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	rec, err := model.NewRecognizer(m.Engine, model.RecognizerOptions{
 		Prompt:       model.PromptOptions{Variant: model.Variant(*variant), Dataset: *dataset},
 		Parse:        model.ParseMode(*parse),
-		Types:        splitList(*types),
+		Types:        defaultTypes,
 		MaxNewTokens: ef.MaxNewTokens,
 	})
 	if err != nil {

@@ -31,6 +31,8 @@ func mixedInput() (string, int) {
 		`{"id": 42, "text": "Numeric ids are kept as text: Grace Hopper.", "entity_types": ["person"]}`,
 		`{"id": "types", "text": "Types must be strings.", "entity_types": [1, 2]}`,
 		`{"id": "no types", "text": "An empty list of types is refused.", "entity_types": []}`,
+		`{"id": "lone", "text": "A lone surrogate \ud800 is no character."}`,
+		"{\"id\": \"bytes\", \"text\": \"Invalid UTF-8: caf\xe9.\"}",
 	}
 	return strings.Join(lines, "\n") + "\n", len(lines) - 1 // one blank line
 }
@@ -116,11 +118,26 @@ func TestAnnotateTinyModel(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	recs := checkAnnotateOutput(t, input, out, n)
-	wantErr := map[int]string{3: "empty_text", 5: "invalid_json", 6: "invalid_json", 10: "invalid_entity_types", 11: "invalid_entity_types"}
+	wantErr := map[int]string{3: "empty_text", 5: "invalid_json", 6: "invalid_json", 10: "invalid_entity_types", 11: "invalid_entity_types",
+		12: "invalid_utf8", 13: "invalid_utf8"}
+	// An error record carries the line's id whenever the line has a
+	// readable one, as the README says.
+	wantID := map[int]string{3: "empty", 10: "types", 11: "no types", 12: "lone", 13: "bytes"}
+	errors := 0
 	for _, r := range recs {
-		if r.Error != "" && !strings.HasPrefix(r.Error, wantErr[r.Line]) {
+		if r.Error == "" {
+			continue
+		}
+		errors++
+		if !strings.HasPrefix(r.Error, wantErr[r.Line]+": ") {
 			t.Errorf("line %d: error %q, want %s", r.Line, r.Error, wantErr[r.Line])
 		}
+		if r.ID != wantID[r.Line] {
+			t.Errorf("line %d: error record with id %q, want %q", r.Line, r.ID, wantID[r.Line])
+		}
+	}
+	if errors != len(wantErr) {
+		t.Errorf("%d error records, want %d", errors, len(wantErr))
 	}
 	if recs[0].ID != "plain" || recs[3].ID != "long" || recs[3].Model != "tiny.gguf" || recs[6].ID != "in.jsonl:8" || recs[7].ID != "42" {
 		t.Errorf("order or ids: %+v", recs)
@@ -171,6 +188,8 @@ func TestAnnotateUsageErrors(t *testing.T) {
 		{[]string{"annotate", "--model", filepath.Join(dir, "none.gguf")}, "no such file"},
 		{[]string{"annotate", "--model", notModel}, "not a GGUF file"},
 		{[]string{"annotate", "--model", notModel, "a", "b"}, "one input file"},
+		{[]string{"annotate", "--model", "synth:tiny", "--types", ","}, "--types names no entity type"},
+		{[]string{"annotate", "--model", "synth:tiny", "--types", " , ,"}, "--types names no entity type"},
 		{[]string{"annotate", "--model", "synth:huge"}, "unknown preset"},
 		{[]string{"annotate", "--model", "openai:ftp://user:s3cret@gpu/v1"}, "not an http"},
 		{[]string{"annotate", "--model", "hf://owner"}, "bad model reference"},

@@ -119,7 +119,7 @@ func predict(ctx context.Context, s streams, ef *engines.Flags, datasets []eval.
 // failures to read stay runtime failures.
 func inputError(what string, err error) error {
 	var pe *fs.PathError
-	if errors.Is(err, eval.ErrFormat) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) {
+	if errors.Is(err, eval.ErrFormat) || errors.Is(err, eval.ErrPredictions) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) {
 		return usagef("%s: %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)

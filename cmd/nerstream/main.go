@@ -159,6 +159,23 @@ func openModel(ctx context.Context, f *engines.Flags, progress io.Writer, adjust
 	return checkModel("--model", m, err)
 }
 
+// checkModelFlags checks the model that the engine flags name, as far as
+// engines.Check can without loading it: a bad spec is bad usage.
+func checkModelFlags(f *engines.Flags) error {
+	spec, err := f.Spec()
+	if err != nil {
+		return usageError{err}
+	}
+	opts, err := f.Options()
+	if err != nil {
+		return usageError{err}
+	}
+	if err := engines.Check(spec, opts); err != nil {
+		return usagef("--model: %v", err)
+	}
+	return nil
+}
+
 // checkModel makes a bad model spec a usage error naming the setting.
 func checkModel(setting string, m *engines.Model, err error) (*engines.Model, error) {
 	if errors.Is(err, engines.ErrSpec) {

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nerstream/nerstream/eval"
 	"github.com/nerstream/nerstream/internal/shareddata"
+	"github.com/nerstream/nerstream/model"
 )
 
 // TestMain lets the test binary stand in for nerstream itself, so that
@@ -118,7 +123,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"prompt", "--bogus"}, "flag provided but not defined"},
 		{"missing text", []string{"prompt", "--type", "x"}, "--text is required"},
 		{"missing type", []string{"prompt", "--text", "x"}, "--type is required"},
-		{"bad variant", []string{"prompt", "--text", "x", "--type", "y", "--variant", "typed"}, "unknown variant"},
+		{"bad variant", []string{"prompt", "--text", "x", "--type", "y", "--variant", "typed"}, "unknown prompt variant"},
 		{"supervised without dataset", []string{"prompt", "--text", "x", "--type", "y", "--variant", "supervised"}, "needs a dataset"},
 		{"dataset without supervised", []string{"prompt", "--text", "x", "--type", "y", "--dataset", "d"}, "supervised variant only"},
 		{"stray argument", []string{"prompt", "--text", "x", "--type", "y", "extra"}, "unexpected argument"},
@@ -253,6 +258,117 @@ func TestEvalBundledExample(t *testing.T) {
 	}
 	if r.F1 <= 0.5 || r.F1 >= 1 {
 		t.Errorf("F1 %v: the example's predictions hold deliberate mistakes", r.F1)
+	}
+}
+
+// TestEvalExampleREADME: examples/eval/README.md says what is wrong with
+// each prediction, and what eval prints; both hold. Reproduction of the
+// defect: it said the predictions held "an extra mention", and they held
+// none (precision was 1).
+func TestEvalExampleREADME(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "eval")
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "crossner_ai_sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries []struct {
+		ID            string
+		Conversations []struct{ Value string }
+	}
+	if err := json.Unmarshal(data, &queries); err != nil {
+		t.Fatal(err)
+	}
+	gold := map[string]string{} // the gold answer as written
+	for _, q := range queries {
+		gold[q.ID] = q.Conversations[len(q.Conversations)-1].Value
+	}
+	f, err := os.Open(filepath.Join(dir, "predictions.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds, err := eval.ReadPredictions(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As eval reads an answer: the white space around it dropped.
+	items := func(s string) []string { return eval.OfficialItems(model.ParseOfficial(strings.TrimSpace(s))) }
+	subset := func(a, b []string) bool { // every item of a is in b
+		for _, x := range a {
+			if !slices.Contains(b, x) {
+				return false
+			}
+		}
+		return true
+	}
+	// Each row of the table: what is wrong, and the queries it is wrong in.
+	claims := map[string]func(pred, gold string, ok bool) bool{
+		"a mention left out": func(p, g string, ok bool) bool {
+			return ok && subset(items(p), items(g)) && len(items(p)) < len(items(g))
+		},
+		"an extra mention": func(p, g string, ok bool) bool {
+			return ok && subset(items(g), items(p)) && len(items(p)) > len(items(g))
+		},
+		"chatter before the list": func(p, g string, ok bool) bool {
+			return ok && !strings.HasPrefix(strings.TrimSpace(p), "[") && len(items(p)) == 0 && len(items(g)) > 0 &&
+				slices.Equal(model.ParseLenient(p), model.ParseLenient(g))
+		},
+		"a lower-cased mention": func(p, g string, ok bool) bool {
+			p, g = strings.TrimSpace(p), strings.TrimSpace(g)
+			return ok && p != g && strings.ToLower(p) == strings.ToLower(g) && slices.Equal(items(p), items(g))
+		},
+		"no prediction": func(_, _ string, ok bool) bool { return !ok },
+	}
+	row := regexp.MustCompile(`(?m)^\| (.+?) \| (.+) \|$`)
+	id := regexp.MustCompile("`(CrossNER_AI_[0-9]+)`")
+	listed := map[string]bool{}
+	seen := 0
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		var check func(string, string, bool) bool
+		for claim, f := range claims {
+			if strings.HasPrefix(m[1], claim) {
+				check = f
+				seen++
+			}
+		}
+		if check == nil {
+			continue // the header, or another table
+		}
+		for _, q := range id.FindAllStringSubmatch(m[2], -1) {
+			p, ok := preds[q[1]]
+			listed[q[1]] = true
+			if !check(p, gold[q[1]], ok) {
+				t.Errorf("%s: README says %q; the prediction is %q, the gold %q", q[1], m[1], p, gold[q[1]])
+			}
+		}
+	}
+	if seen != len(claims) {
+		t.Fatalf("README's table has %d of the %d kinds of mistake", seen, len(claims))
+	}
+	// Every query the table does not list is predicted exactly.
+	for q, g := range gold {
+		if p, ok := preds[q]; !listed[q] && (!ok || strings.TrimSpace(p) != strings.TrimSpace(g)) {
+			t.Errorf("%s: prediction %q differs from the gold %q, and README does not say how", q, p, g)
+		}
+	}
+	// The figures it gives are eval's.
+	figures := regexp.MustCompile(`"correct": ([0-9]+), "predicted": ([0-9]+),\s+"gold": ([0-9]+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(figures) != 2 {
+		t.Fatalf("README gives %d sets of figures, want 2 (official, span)", len(figures))
+	}
+	for i, metric := range []string{"official", "span"} {
+		code, out, errs := runCLI(t, "", "eval", "--data", filepath.Join(dir, "crossner_ai_sample.json"), "--predictions", filepath.Join(dir, "predictions.jsonl"), "--metric", metric)
+		var got struct{ Correct, Predicted, Gold int }
+		if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("eval --metric %s: %d %s", metric, code, errs)
+		}
+		if want := fmt.Sprintf("%d %d %d", got.Correct, got.Predicted, got.Gold); strings.Join(figures[i][1:], " ") != want {
+			t.Errorf("--metric %s: README says correct, predicted, gold %v; eval says %s", metric, figures[i][1:], want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,7 +47,21 @@ func TestOpenAIEngineAgainstServe(t *testing.T) {
 	if len(l) != 4 || len(r) != 4 {
 		t.Fatalf("%d and %d records, want 4 each:\n%s\n%s", len(l), len(r), local, remote)
 	}
+	// Through serve, records name the model that serve lists at
+	// /v1/models, not "openai".
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/models", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, listed := doRequest(t, req)
+	var models struct{ Data []struct{ ID string } }
+	if err := json.Unmarshal(listed, &models); code != http.StatusOK || err != nil || len(models.Data) != 1 {
+		t.Fatalf("GET /v1/models: %d %s", code, listed)
+	}
 	for i := range l {
+		if r[i]["model"] != models.Data[0].ID {
+			t.Errorf("record %d through serve names the model %v, want %q", i, r[i]["model"], models.Data[0].ID)
+		}
 		delete(l[i], "model")
 		delete(r[i], "model")
 		if !reflect.DeepEqual(l[i], r[i]) {
@@ -158,8 +173,9 @@ func TestConfiguredOpenAIEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Name != "openai" {
-		t.Errorf("name %q", m.Name)
+	// Named as serve lists its model at /v1/models.
+	if m.Name != "synthetic-tiny (random weights: entities are meaningless)" {
+		t.Errorf("name %q, want the served model's", m.Name)
 	}
 	rec, err := model.NewRecognizer(m.Engine, cfg.Model.RecognizerOptions)
 	if err != nil {

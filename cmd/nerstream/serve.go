@@ -14,9 +14,13 @@ import (
 )
 
 // runServe is `nerstream serve`: the model behind the HTTP API of package
-// server, with /healthz /readyz /metrics on the same port. The server
-// starts before the model loads: /healthz answers, /readyz says why it is
-// not ready, and the API answers 503. Each API request is a server span
+// server, with /healthz /readyz /metrics on the same port. Every check
+// that needs no load, pull or server comes first (the flags, the token
+// file, the model spec with engines.Check: a missing or refused file, a
+// malformed reference or endpoint): a bad one exits 2 before anything
+// listens. Then the server starts, before the model loads, which may take
+// minutes (a pull): /healthz answers, /readyz says why it is not ready,
+// and the API answers 503. Each API request is a server span
 // that continues the caller's trace (traceparent), exported as the OTEL_*
 // variables say. On SIGTERM, readiness turns false and requests in flight
 // have --drain-timeout to finish before their connections close.
@@ -64,6 +68,9 @@ func runServe(ctx context.Context, s streams, args []string) error {
 			return usagef("--token-file: %s is empty", *tokenFile)
 		}
 		opts.Token = []byte(tok)
+	}
+	if err := checkModelFlags(&ef); err != nil {
+		return err
 	}
 	log, tel, err := setupTelemetry(ctx, s, telemetry.DefaultLogConfig(), telemetry.Options{})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerstream/nerstream/consumers"
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/llama"
@@ -577,5 +579,103 @@ func TestServeUsageErrors(t *testing.T) {
 	} {
 		code, _, errs := runCLI(t, "", tc.args...)
 		checkOneLineError(t, code, 2, errs, tc.contains)
+	}
+}
+
+// TestServeChecksBeforeListening: a model spec that cannot work (a missing
+// file, one the GGUF gate refuses, a malformed endpoint, a missing
+// tokenizer) exits 2 with one line, before anything listens or logs.
+func TestServeChecksBeforeListening(t *testing.T) {
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "truncated.gguf")
+	tiny := filepath.Join(dir, "tiny.gguf")
+	if code, _, errs := runCLI(t, "", "model", "synth", "--preset", "tiny", "--out", tiny); code != 0 {
+		t.Fatalf("model synth: %d %s", code, errs)
+	}
+	b, err := os.ReadFile(tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(truncated, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model    []string
+		contains string
+	}{
+		{[]string{"--model", filepath.Join(dir, "nope.gguf")}, "no such file"},
+		{[]string{"--model", truncated}, "run past the end"},
+		{[]string{"--model", "openai:ftp://gpu-1/v1"}, "is not an http:// or https:// URL"},
+		{[]string{"--model", "openai:http://127.0.0.1:1/v1", "--tokenizer", filepath.Join(dir, "none.gguf")}, "the tokenizer"},
+		{[]string{"--model", "synth:huge"}, "unknown preset"},
+	} {
+		code, out, errs := runCLI(t, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, tc.model...)...)
+		checkOneLineError(t, code, 2, errs, tc.contains)
+		if strings.Contains(errs+out, "listening") {
+			t.Errorf("%v: it listened before it failed: %q", tc.model, errs)
+		}
+	}
+}
+
+// TestServeLogsDurations: the log shows a duration as Go writes it
+// ("drain_timeout":"1.5s"), not in nanoseconds.
+func TestServeLogsDurations(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, append(slices.Clone(serveArgs), "--drain-timeout", "1500ms"), strings.NewReader(""), io.Discard, logs)
+	}()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(logs.String(), `"msg":"serve: ready"`) {
+		select {
+		case c := <-code:
+			t.Fatalf("serve exited %d before it was ready; log:\n%s", c, logs.String())
+		case <-deadline:
+			t.Fatalf("serve not ready; log:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("serve exited %d; log:\n%s", c, logs.String())
+		}
+	case <-deadline:
+		t.Fatalf("serve did not stop; log:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"drain_timeout":"1.5s"`) {
+		t.Errorf("the stop line does not say \"drain_timeout\":\"1.5s\":\n%s", logs.String())
+	}
+}
+
+// TestServeRefusesNonUnicodeAsTheStreamDoes: the same bytes, a document
+// whose text has an invalid UTF-8 byte or a lone surrogate escape, are a
+// 400 from serve and a dead letter from the stream's decoder, with the
+// same reason; a surrogate pair is taken by both, as one character.
+func TestServeRefusesNonUnicodeAsTheStreamDoes(t *testing.T) {
+	base := startServe(t)
+	for _, c := range []struct {
+		name, doc string
+		reason    string // "" when the document is taken
+	}{
+		{"invalid byte", "{\"id\": \"a\", \"text\": \"Ada caf\xe9\", \"entity_types\": [\"person\"]}", record.ReasonInvalidUTF8},
+		{"lone surrogate", `{"id": "b", "text": "Ada \ud800 wrote", "entity_types": ["person"]}`, record.ReasonInvalidUTF8},
+		{"surrogate pair", `{"id": "c", "text": "Ada \ud83d\ude00 wrote", "entity_types": ["person"]}`, ""},
+	} {
+		code, body := post(t, base+"/v1/annotate", c.doc)
+		_, err := consumers.DecodeJSON([]byte(c.doc), consumers.Limits{})
+		if c.reason == "" {
+			if code != http.StatusOK || err != nil {
+				t.Errorf("%s: serve %d %s, stream %v; want both to take it", c.name, code, body, err)
+			}
+			continue
+		}
+		ie, ok := errors.AsType[*record.InputError](err)
+		if code != http.StatusBadRequest || !strings.Contains(string(body), `"code":"`+c.reason+`"`) || !ok || ie.Reason != c.reason {
+			t.Errorf("%s: serve %d %s, stream %v; want both to refuse it as %s", c.name, code, body, err, c.reason)
+		}
 	}
 }

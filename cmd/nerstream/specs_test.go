@@ -77,7 +77,8 @@ func TestModelSpecs(t *testing.T) {
 		{"synth", "synth:tiny", "synthetic-tiny (random weights: entities are meaningless)"},
 		{"hf", "hf://acme/uniner/tiny.gguf", "tiny.gguf"},
 		{"https", hf.URL + "/downloads/tiny.gguf", "tiny.gguf"},
-		{"openai", "openai:" + worker.URL + "/v1", "openai"},
+		// Named as the worker lists its model at /v1/models.
+		{"openai", "openai:" + worker.URL + "/v1", "tiny-over-http"},
 	}
 	data := filepath.Join(t.TempDir(), "data.json")
 	os.WriteFile(data, []byte(`[{"id": "q1", "conversations": [

@@ -253,6 +253,11 @@ func (c *checker) vocab() (int, error) {
 		if tok == "" {
 			return 0, problem("token %d is empty", i)
 		}
+		if strings.IndexByte(tok, 0) >= 0 {
+			// llama.cpp reads a token's text as a C string: the text
+			// would end at the NUL, and could be another token's.
+			return 0, problem("token %d holds a NUL byte (%s), where llama.cpp would cut its text", i, quote(tok))
+		}
 		if j, dup := ids[tok]; dup {
 			return 0, problem("tokens %d and %d are both %s", j, i, quote(tok))
 		}

@@ -271,6 +271,11 @@ func checkFile(path string, vocabOnly bool) error {
 	return nil
 }
 
+// ErrVocab is a model that llama.cpp loads, but whose vocabulary cannot
+// write UniNER's prompt: it has no single special token for "</s>". The
+// file is at fault, as with the gate's refusals.
+var ErrVocab = errors.New("llama: the vocabulary cannot write UniNER's prompt")
+
 // findSpecials finds the token of each special token the prompt template
 // uses.
 func (e *Engine) findSpecials() error {
@@ -280,7 +285,11 @@ func (e *Engine) findSpecials() error {
 		return err
 	}
 	if len(toks) != 1 {
-		return fmt.Errorf("llama: the vocabulary has no single token for %q (got %v); it is not a LLaMA vocabulary", model.EOS, toks)
+		// Found by random edits of a model: a file whose
+		// tokenizer.ggml.token_type key is gone (or misspelt) loads, with
+		// every token a normal one, and "</s>" is then text.
+		return fmt.Errorf("%w: %q is %d tokens %v, not one special token (a LLaMA vocabulary marks it a control token in %s)",
+			ErrVocab, model.EOS, len(toks), toks, gguf.KeyTokenTypes)
 	}
 	e.voc.special[model.EOS] = toks[0]
 	return nil

@@ -35,6 +35,29 @@ type hostileResult struct {
 	Ran    string // what the loaded engine did: tokens counted, generated
 	Err    string // the error that refused the file
 	Gate   bool   // the error is the gate's (gguf.ErrFormat or gguf.ErrModel)
+	Vocab  bool   // the error is ErrVocab: llama.cpp loaded it, the engine refused it
+}
+
+// reportLoad writes, for the parent of a child process, what came of a
+// load: e (used, then closed) or err.
+func reportLoad(t *testing.T, e *Engine, err error) {
+	var r hostileResult
+	if err != nil {
+		r.Err = err.Error()
+		r.Gate = errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel)
+		r.Vocab = errors.Is(err, ErrVocab)
+	} else {
+		r.Loaded = true
+		r.Ran = useEngine(e)
+		e.Close()
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(os.Getenv(hostileOutEnv), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHostileFiles runs every file of the hostile corpus (gguftest.Cases)
@@ -119,7 +142,6 @@ func hostileChild(t *testing.T, i string) {
 	}
 	c := cases[idx]
 	opts := Options{Threads: 1, Device: "CPU", Cells: 1024, Sequences: 4, VocabOnly: c.Mode == gguf.LoadVocab}
-	var r hostileResult
 	path := os.Getenv(hostileFileEnv)
 	var e *Engine
 	if os.Getenv(hostileUngatedEnv) == "1" {
@@ -129,21 +151,7 @@ func hostileChild(t *testing.T, i string) {
 	} else {
 		e, err = Load(path, opts)
 	}
-	if err != nil {
-		r.Err = err.Error()
-		r.Gate = errors.Is(err, gguf.ErrFormat) || errors.Is(err, gguf.ErrModel)
-	} else {
-		r.Loaded = true
-		r.Ran = useEngine(e)
-		e.Close()
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(os.Getenv(hostileOutEnv), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	reportLoad(t, e, err)
 }
 
 // useEngine tokenizes text with every printable ASCII character and some
@@ -195,4 +203,33 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestLoadRefusesVocabWithoutEOS: a file past the gate that llama.cpp
+// loads, but whose "</s>" is no special token (its token types gone, as a
+// random edit of the key's name made them), is refused with ErrVocab, in
+// one line that says why, and not as a failure of the engine.
+func TestLoadRefusesVocabWithoutEOS(t *testing.T) {
+	m, err := gguftest.Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Delete(gguf.KeyTokenTypes)
+	path := filepath.Join(t.TempDir(), "no-token-types.gguf")
+	if err := m.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gguf.OpenLlama(path, gguf.LoadModel); err != nil {
+		t.Fatalf("the gate refuses the file (%v): this test wants one past it", err)
+	}
+	for _, vocabOnly := range []bool{false, true} {
+		e, err := Load(path, Options{Threads: 1, Device: "CPU", Cells: 512, VocabOnly: vocabOnly})
+		if err == nil {
+			e.Close()
+			t.Fatalf("vocabulary only %v: loaded; want ErrVocab", vocabOnly)
+		}
+		if !errors.Is(err, ErrVocab) || !strings.Contains(err.Error(), `"</s>" is `) || !strings.Contains(err.Error(), gguf.KeyTokenTypes) || strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("vocabulary only %v: %v; want one ErrVocab line about </s> and %s", vocabOnly, err, gguf.KeyTokenTypes)
+		}
+	}
 }

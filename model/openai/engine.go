@@ -232,6 +232,9 @@ type Engine struct {
 	rr       int
 	released chan struct{} // closed and replaced when a place frees up
 	stats    counters
+	// lastFailure is the last failure that counted against an endpoint,
+	// which errNoEndpoint's error says.
+	lastFailure error
 }
 
 // DefaultOptions returns the options that zero values stand for. Tokenize
@@ -319,17 +322,9 @@ func (o Options) Validate() error {
 
 // New checks the options and returns an engine. It sends no request.
 func New(opts Options) (*Engine, error) {
-	if len(opts.Endpoints) == 0 {
-		return nil, errors.New("openai: no endpoints")
-	}
-	// Retries < 0 means none; 0 is the default.
-	noRetries := opts.Retries < 0
-	opts = opts.withDefaults()
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("openai: %w", err)
-	}
-	if noRetries {
-		opts.Retries = 0
+	opts, eps, key, err := prepare(opts)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Tokenize == TokenizeLocal && opts.LocalTokenizer == nil {
 		return nil, fmt.Errorf("openai: the tokenizer %s is not loaded: open the engine with engines.Open, or set LocalTokenizer", opts.Tokenizer)
@@ -341,33 +336,58 @@ func New(opts Options) (*Engine, error) {
 		opts.sleep = backoff.Sleep
 	}
 
-	e := &Engine{opts: opts, released: make(chan struct{}),
+	e := &Engine{opts: opts, eps: eps, apiKey: key, released: make(chan struct{}),
 		backoff: backoff.Policy{Initial: opts.BackoffInitial, Max: opts.BackoffMax, Jitter: true, Rand: opts.jitter}}
-	seen := map[string]bool{}
-	for _, raw := range opts.Endpoints {
-		ep, err := newEndpoint(raw)
-		if err != nil {
-			return nil, err
-		}
-		if seen[ep.base] {
-			return nil, fmt.Errorf("openai: endpoint %s given twice", ep.name)
-		}
-		seen[ep.base] = true
-		e.eps = append(e.eps, ep)
-	}
 	e.capacity = len(e.eps) * opts.MaxInFlightPerEndpoint
-
-	key, err := openaiapi.APIKey(opts.APIKey, opts.APIKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("openai: %w", err)
-	}
-	e.apiKey = key
-
 	e.client = opts.HTTPClient
 	if e.client == nil {
 		e.client = &http.Client{Transport: NewTransport(opts.MaxInFlightPerEndpoint)}
 	}
 	return e, nil
+}
+
+// Check checks the options as [New] does (the endpoints' URLs, the
+// options' values, the API key's file), without making an engine, so
+// that a command can refuse them before it starts anything: a tokenizer
+// that Tokenizer names need not be loaded yet.
+func Check(opts Options) error {
+	_, _, _, err := prepare(opts)
+	return err
+}
+
+// prepare is the checks of [New]: the options with their defaults, the
+// endpoints and the API key.
+func prepare(opts Options) (Options, []*endpoint, string, error) {
+	if len(opts.Endpoints) == 0 {
+		return opts, nil, "", errors.New("openai: no endpoints")
+	}
+	// Retries < 0 means none; 0 is the default.
+	noRetries := opts.Retries < 0
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return opts, nil, "", fmt.Errorf("openai: %w", err)
+	}
+	if noRetries {
+		opts.Retries = 0
+	}
+	var eps []*endpoint
+	seen := map[string]bool{}
+	for _, raw := range opts.Endpoints {
+		ep, err := newEndpoint(raw)
+		if err != nil {
+			return opts, nil, "", err
+		}
+		if seen[ep.base] {
+			return opts, nil, "", fmt.Errorf("openai: endpoint %s given twice", ep.name)
+		}
+		seen[ep.base] = true
+		eps = append(eps, ep)
+	}
+	key, err := openaiapi.APIKey(opts.APIKey, opts.APIKeyFile)
+	if err != nil {
+		return opts, nil, "", fmt.Errorf("openai: %w", err)
+	}
+	return opts, eps, key, nil
 }
 
 // NewTransport returns the transport of the engine's default client:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -516,6 +517,42 @@ func TestAllEjected(t *testing.T) {
 	}
 	if s := e.Stats(); s.Retries != 5 || s.Requests != 2 || s.Ejections != 1 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestAllEjectedSaysWhy: when every endpoint is ejected, the error says
+// the last failure that ejected one, and still wraps errNoEndpoint.
+// Reproduction of the defect: with an endpoint that refuses connections,
+// annotate said only "every one is ejected after failures, or asked to be
+// left alone for a while (429, 503)", hiding "connection refused".
+func TestAllEjectedSaysWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := "http://" + ln.Addr().String() + "/v1"
+	ln.Close() // nothing listens there now: connections are refused
+	f := newFake(t)
+	f.intercept = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error": {"message": "the model is loading"}}`)
+		return true
+	}
+	for _, c := range []struct {
+		endpoint, says string
+	}{
+		{refusing, "connection refused"},
+		{f.base(), "503 Service Unavailable: the model is loading"},
+	} {
+		e, _ := newTestEngine(t, Options{Endpoints: []string{c.endpoint}, Retries: 5, FailureThreshold: 2})
+		_, err := e.Generate(context.Background(), []model.PromptGroup{group("Ada Lovelace.", "person")}, model.GenerateOptions{})
+		if !errors.Is(err, errNoEndpoint) || !strings.Contains(fmt.Sprint(err), "the last failure: ") || !strings.Contains(fmt.Sprint(err), c.says) {
+			t.Errorf("%s: error %v, want every endpoint ejected, and why: %q", c.endpoint, err, c.says)
+		}
+		if strings.ContainsAny(fmt.Sprint(err), "\n\r") {
+			t.Errorf("%s: error %q is not one line", c.endpoint, err)
+		}
 	}
 }
 

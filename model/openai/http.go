@@ -89,7 +89,7 @@ func (e *Engine) call(ctx context.Context, path func(*endpoint) string, payload 
 			if err != nil && ctx.Err() == nil {
 				r, err, requestFault = e.blame(ctx, l.ep, r, err)
 			}
-			e.release(l, r, retryAfter)
+			e.release(l, r, retryAfter, err)
 			if err == nil {
 				return nil
 			}

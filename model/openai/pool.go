@@ -3,6 +3,8 @@ package openai
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -95,7 +97,9 @@ func (e *Engine) Stats() Stats {
 }
 
 // errNoEndpoint is an attempt that found no endpoint to send to, and none
-// that will free up before the clock moves on.
+// that will free up before the clock moves on. acquire's error wraps it
+// and says the last failure that counted against an endpoint (a refused
+// connection, a 503): why they are all ejected.
 var errNoEndpoint = errors.New("openai: no endpoint to send to: every one is ejected after failures, or asked to be left alone for a while (429, 503)")
 
 // lease is a place on an endpoint, held for one request.
@@ -121,9 +125,12 @@ func (e *Engine) acquire(ctx context.Context, avoid *endpoint) (lease, error) {
 			e.mu.Unlock()
 			return l, nil
 		}
-		ch := e.released
+		ch, last := e.released, e.lastFailure
 		e.mu.Unlock()
 		if !waitable {
+			if last != nil {
+				return lease{}, fmt.Errorf("%w; the last failure: %s", errNoEndpoint, strings.TrimPrefix(last.Error(), "openai: "))
+			}
 			return lease{}, errNoEndpoint
 		}
 		select {
@@ -223,11 +230,15 @@ const (
 	resultNeutral               // cancelled by the caller: says nothing about the server
 )
 
-// release gives a place back and feeds the circuit breaker. A positive
-// wait (a 429's or 503's Retry-After, or for a 429 without one, the
-// initial back-off) keeps requests off the endpoint that long.
-func (e *Engine) release(l lease, r result, wait time.Duration) {
+// release gives a place back and feeds the circuit breaker; err is the
+// request's failure, nil when it succeeded. A positive wait (a 429's or
+// 503's Retry-After, or for a 429 without one, the initial back-off)
+// keeps requests off the endpoint that long.
+func (e *Engine) release(l lease, r result, wait time.Duration, err error) {
 	e.mu.Lock()
+	if err != nil && (r == resultFailure || r == resultBusy) {
+		e.lastFailure = err
+	}
 	ep := l.ep
 	ep.inFlight--
 	if wait > 0 {

@@ -64,6 +64,11 @@ func Cases() []Case {
 			Edit: set("llama.block_count", uint32(0))},
 		{Name: "duplicate tokens", Refused: "tokens 300 and 301 are both", Crash: abort + " (id_to_token.size() == token_to_id.size())",
 			Edit: func(m *Model) { t := m.Tokens(); t[300] = t[301] }},
+		// Found by random edits of the tiny model's header (issue 17): a
+		// NUL in "▁who" made "▁\x00ho", which llama.cpp reads as a C
+		// string, "▁", a second "▁"; the gate compared whole strings.
+		{Name: "NUL inside a token", Refused: "token 300 holds a NUL byte", Crash: abort + " (id_to_token.size() == token_to_id.size(): llama.cpp cuts the text at the NUL, and it is another token's)",
+			Edit: func(m *Model) { t := m.Tokens(); t[300] = t[301] + "\x00" + t[300] }},
 		{Name: "all tokens empty", Refused: "token 0 is empty", Crash: throw + " (unordered_map::at: no byte token, when tokenizing)",
 			Edit: func(m *Model) {
 				t := m.Tokens()
