@@ -158,11 +158,8 @@ func Open(ctx context.Context, spec string, opts Options) (*Model, error) {
 		spec = local
 	case hub.IsBareName(spec):
 		// A file name alone: the working folder's file, else the cache's.
-		local, err := hub.Find(spec, opts.Pull)
+		local, err := findBare(spec, opts.Pull)
 		if err != nil {
-			if errors.Is(err, hub.ErrNotCached) || errors.Is(err, hub.ErrAmbiguous) || errors.Is(err, hub.ErrCorrupt) {
-				return nil, fmt.Errorf("%w: %w", ErrSpec, err)
-			}
 			return nil, err
 		}
 		if local != spec {
@@ -213,8 +210,24 @@ func Check(spec string, opts Options) error {
 			return fmt.Errorf("%w: %w", ErrSpec, err)
 		}
 		return nil
+	case hub.IsBareName(spec):
+		local, err := findBare(spec, opts.Pull)
+		if err != nil {
+			return err
+		}
+		spec = local
 	}
 	return checkFile(spec, opts.Llama.VocabOnly)
+}
+
+// findBare is the model a bare file name means (see [hub.Find]); a name
+// that the cache lacks, or holds several times or damaged, is [ErrSpec].
+func findBare(name string, pull hub.Options) (string, error) {
+	local, err := hub.Find(name, pull)
+	if errors.Is(err, hub.ErrNotCached) || errors.Is(err, hub.ErrAmbiguous) || errors.Is(err, hub.ErrCorrupt) {
+		return "", fmt.Errorf("%w: %w", ErrSpec, err)
+	}
+	return local, err
 }
 
 // openFile loads a GGUF file in this process, after checking in Go that it

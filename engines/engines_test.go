@@ -473,6 +473,12 @@ func TestOpenBareName(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.spec, func(t *testing.T) {
 			var log bytes.Buffer
+			// Check, which commands run before they listen, agrees with
+			// Open: a name the cache holds passes, the others say the same.
+			checked := Check(c.spec, Options{Pull: hub.Options{Dir: cache}})
+			if (checked == nil) != (c.wantErr == "") || (checked != nil && (!errors.Is(checked, ErrSpec) || !strings.Contains(checked.Error(), c.wantErr))) {
+				t.Errorf("Check(%q) = %v; want nil or an ErrSpec that says %q, as Open", c.spec, checked, c.wantErr)
+			}
 			m, err := Open(context.Background(), c.spec, Options{Llama: llama.Options{Threads: 1}, Pull: hub.Options{Dir: cache},
 				Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			if c.wantErr != "" {

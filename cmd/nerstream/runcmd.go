@@ -44,6 +44,13 @@ func runRun(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	defer shutdownTelemetry(tel, log)
+	spec, opts := engines.FromConfig(cfg.Model)
+	// What a bad model setting would stop is not started: no listener,
+	// no "serving" line, before the spec is known to be loadable.
+	if err := engines.Check(spec, opts); err != nil {
+		_, err = checkModel("model.path", nil, err)
+		return err
+	}
 	health := telemetry.NewHealth(telemetry.CheckModel, telemetry.CheckConsumerGroup, telemetry.CheckProducer)
 	// The server starts first: /healthz answers, and /readyz says why not
 	// ready, while the model loads.
@@ -55,7 +62,6 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	if addr != "" {
 		log.Info("http: serving /healthz /readyz /metrics", "address", addr, "pprof", cfg.HTTP.Pprof)
 	}
-	spec, opts := engines.FromConfig(cfg.Model)
 	opts.Pull.Progress, opts.Pull.Bar = s.err, hub.IsTerminal(s.err)
 	opts.Status = func(step string) { health.Set(telemetry.CheckModel, errors.New(step)) }
 	opts.WrapTransport = tel.HTTPTransport // a trace continues into the GPU tier

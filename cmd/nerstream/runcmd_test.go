@@ -260,6 +260,31 @@ func TestRunAddressInUse(t *testing.T) {
 	checkOneLineError(t, code, 1, errs, `nerstream run: http.address "`+taken.Addr().String()+`": address already in use: another program listens there; stop it or set another address (--set http.address=127.0.0.1:0 picks a free port`)
 }
 
+// TestRunChecksModelFirst: a model setting that cannot load stops run
+// before it listens or logs anything: one line, exit 2.
+func TestRunChecksModelFirst(t *testing.T) {
+	cfg := kafkatest.StreamConfig([]string{"127.0.0.1:1"})
+	cfg.Model.Path = filepath.Join(t.TempDir(), "absent.gguf")
+	cfg.HTTP.Address = "127.0.0.1:0"
+	code, _, errs := runCLI(t, "", "run", "--config", kafkatest.WriteConfig(t, cfg))
+	checkOneLineError(t, code, 2, errs, "nerstream run: model.path: ")
+	if strings.Contains(errs, "serving") {
+		t.Errorf("run listened before it checked the model: %s", errs)
+	}
+}
+
+// TestServeAddressInUse: serve on a taken --listen address says so in one
+// line naming the flag, as run does for http.address.
+func TestServeAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	code, _, errs := runCLI(t, "", "serve", "--model", "synth:tiny", "--listen", taken.Addr().String())
+	checkOneLineError(t, code, 1, errs, `nerstream serve: --listen "`+taken.Addr().String()+`": address already in use: another program listens there`)
+}
+
 // waitCommitted waits, as kafkatest.WaitCommittedAtEnd does, until the
 // group has committed the input topic's end on every partition; a command
 // run in-process that exits first (its code on exited) fails the test at

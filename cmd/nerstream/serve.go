@@ -95,7 +95,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 		Routes: routes, WriteTimeout: *bodyTimeout + *timeout + 30*time.Second, ShutdownTimeout: *drain,
 	})
 	if err != nil {
-		return err
+		return listenError("--listen", *listen, "--listen 127.0.0.1:0 picks a free port", err)
 	}
 	log.Info("serve: listening", "address", addr, "auth", opts.Token != nil)
 	m, err := openModel(ctx, &ef, s.err, func(o *engines.Options) {
