@@ -155,7 +155,9 @@ func TestCacheKeys(t *testing.T) {
 		{"definitions", func(o *model.RecognizerOptions, _ *record.Document) {
 			o.Prompt.Definitions = map[string]string{"person": "a named individual", "organization": "a company"}
 		}, true},
-		{"variant", func(o *model.RecognizerOptions, _ *record.Document) { o.Prompt = model.PromptOptions{Variant: model.VariantType} }, true},
+		{"variant", func(o *model.RecognizerOptions, _ *record.Document) {
+			o.Prompt = model.PromptOptions{Variant: model.VariantType}
+		}, true},
 		{"max new tokens", func(o *model.RecognizerOptions, _ *record.Document) { o.MaxNewTokens = 65 }, true},
 		{"text", func(_ *model.RecognizerOptions, d *record.Document) { d.Text += "." }, true},
 	}
