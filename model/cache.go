@@ -20,9 +20,10 @@ type CacheOptions struct {
 	// Entries bounds the number of cached answers (one per prompt: a
 	// window of text and an entity type). 0 with Bytes 0: no cache.
 	Entries int `yaml:"entries"`
-	// Bytes bounds the cache's memory: keys, answers and the bookkeeping
-	// of each entry, counted by [CacheEntryOverhead].
-	Bytes int64 `yaml:"bytes"`
+	// Bytes bounds the cache's memory: each entry counts its answer's
+	// text and 256 bytes for its key and bookkeeping. Both bounds are
+	// needed for a cache.
+	Bytes int `yaml:"bytes"`
 	// TTL is how long an answer stays; 0 keeps it until it is evicted.
 	TTL time.Duration `yaml:"ttl"`
 	// Model is the model's identity, part of every key: a GGUF file's
@@ -162,7 +163,7 @@ func (c *Cache) finish(k cacheKey, f *flight, comp Completion, err error) {
 		return
 	}
 	size := int64(len(comp.Text)) + CacheEntryOverhead
-	if size > c.opts.Bytes {
+	if size > int64(c.opts.Bytes) {
 		return
 	}
 	if el, ok := c.items[k]; ok {
@@ -174,7 +175,7 @@ func (c *Cache) finish(k cacheKey, f *flight, comp Completion, err error) {
 	}
 	c.items[k] = c.lru.PushFront(e)
 	c.bytes += size
-	for c.lru.Len() > c.opts.Entries || c.bytes > c.opts.Bytes {
+	for c.lru.Len() > c.opts.Entries || c.bytes > int64(c.opts.Bytes) {
 		c.remove(c.lru.Back())
 		c.stats.Evictions++
 	}
