@@ -181,6 +181,13 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 	if q, ok := eng.(interface{ QueueDepth() int64 }); ok {
 		o.metrics.ObserveEngineQueue(q.QueueDepth)
 	}
+	if r, ok := o.recognizer.(interface{ Cache() *model.Cache }); ok && r.Cache() != nil {
+		c := r.Cache()
+		o.metrics.ObserveCache(func() telemetry.CacheStats {
+			s := c.Stats()
+			return telemetry.CacheStats{Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Entries: int64(s.Entries), Bytes: s.Bytes}
+		})
+	}
 	o.health.Set(telemetry.CheckModel, nil)
 	return &Stream{cfg: cfg, opts: o, group: group, writer: writer, sink: sink, pipe: pipe}, nil
 }
