@@ -413,3 +413,27 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestREADMEAlerts: the README's Operations section says what each alert
+// means and what to do about it: every alert of the rules has its row.
+func TestREADMEAlerts(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Nerstream[A-Za-z]+)` \\([a-z]+\\) \\|").FindAllStringSubmatch(string(b), -1) {
+		rows[m[1]] = true
+	}
+	for _, g := range readRules(t, rulesPath).Spec.Groups {
+		for _, r := range g.Rules {
+			if !rows[r.Alert] {
+				t.Errorf("README's alert table has no row for %s", r.Alert)
+			}
+			delete(rows, r.Alert)
+		}
+	}
+	for a := range rows {
+		t.Errorf("README's alert table has a row for %s, which no rule defines", a)
+	}
+}
