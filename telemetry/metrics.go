@@ -29,6 +29,8 @@ import (
 //	nerstream.documents.in_flight     gauge     nerstream_documents_in_flight
 //	nerstream.consumer.lag            gauge     nerstream_consumer_lag{topic,partition}
 //	nerstream.engine.queue_depth      gauge     nerstream_engine_queue_depth (prompts waiting or decoding)
+//	nerstream.ready                   gauge     nerstream_ready{check} (1 ready, 0 failing: [ObserveHealth])
+//	nerstream.engine.workers          gauge     nerstream_engine_workers{device} ([ObserveWorkers])
 //
 // The record counters label the input topic for consumed and dead-lettered
 // records (where the record came from) and the output topic for produced
