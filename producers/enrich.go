@@ -125,28 +125,13 @@ func (e *Enricher) Enrich(event []byte, ents []record.Entity) ([]byte, error) {
 	if !e.withTags {
 		return out, nil
 	}
-	if v, err = marshal(Tags(ents)); err != nil {
+	if v, err = marshal(record.Tags(ents)); err != nil {
 		return nil, err
 	}
 	if out, err = jsonptr.Set(out, e.tags, v); err != nil {
 		return nil, fmt.Errorf("producers: enrich at %s: %w", e.tags, err)
 	}
 	return out, nil
-}
-
-// Tags maps each entity type to its unique mentions, in the order they
-// come.
-func Tags(ents []record.Entity) map[string][]string {
-	tags := map[string][]string{}
-	seen := map[[2]string]bool{}
-	for _, e := range ents {
-		k := [2]string{e.Type, e.Text}
-		if !seen[k] {
-			seen[k] = true
-			tags[e.Type] = append(tags[e.Type], e.Text)
-		}
-	}
-	return tags
 }
 
 func marshal(v any) ([]byte, error) {

@@ -68,6 +68,21 @@ type Entity struct {
 	Field string `json:"field,omitempty"`
 }
 
+// Tags maps each entity type to its unique mentions, in the order they
+// come: the form that tagging and search indexes take.
+func Tags(ents []Entity) map[string][]string {
+	tags := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for _, e := range ents {
+		k := [2]string{e.Type, e.Text}
+		if !seen[k] {
+			seen[k] = true
+			tags[e.Type] = append(tags[e.Type], e.Text)
+		}
+	}
+	return tags
+}
+
 // Mention is something the model named that the text does not hold.
 type Mention struct {
 	Type string `json:"type"`
