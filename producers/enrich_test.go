@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -170,5 +171,49 @@ func TestEnrichedMessage(t *testing.T) {
 	}
 	if m.Topic != "out" || string(m.Key) != "k1" || len(m.Headers) != 2 || m.Headers[0].Key != "trace" || m.Headers[1].Key != "x" {
 		t.Errorf("message %+v", m)
+	}
+}
+
+// TestReadmeLogEnrichment: the README's before and after events are what
+// the enricher writes with the entities shown, and each span is exact
+// against its field.
+func TestReadmeLogEnrichment(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(readme)
+	i := strings.Index(sec, "\n## Log enrichment\n")
+	if i < 0 {
+		t.Fatal("README has no Log enrichment section")
+	}
+	sec = sec[i:]
+	var blocks []string
+	for _, part := range strings.Split(sec, "```json\n")[1:3] {
+		blocks = append(blocks, strings.TrimSpace(part[:strings.Index(part, "```")]))
+	}
+	before, after := []byte(blocks[0]), []byte(blocks[1])
+	rawEnts, err := jsonptr.Get(after, jsonptr.MustParse("/ner/entities"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []record.Entity
+	if err := json.Unmarshal(rawEnts, &shown); err != nil {
+		t.Fatal(err)
+	}
+	e, err := EnrichConfig{Field: "/ner/entities", Tags: true, TagsField: "/ner/tags"}.Enricher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.Enrich(before, shown)
+	if err != nil || !bytes.Equal(got, after) {
+		t.Errorf("README's after is not the enricher's:\n got %s\nwant %s (%v)", got, after, err)
+	}
+	for _, en := range shown {
+		raw, err := jsonptr.Get(before, jsonptr.MustParse(en.Field))
+		var text string
+		if err != nil || json.Unmarshal(raw, &text) != nil || string([]rune(text)[en.Start:en.End]) != en.Text {
+			t.Errorf("README entity %+v: span not exact against %s", en, en.Field)
+		}
 	}
 }
