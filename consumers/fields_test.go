@@ -140,3 +140,29 @@ func TestFieldsValidate(t *testing.T) {
 		t.Errorf("hostile pointer: %q", err)
 	}
 }
+
+// FuzzDecodeFields: any value decodes to a document whose texts are
+// strings at their fields, or to an *record.InputError with a reason and
+// a one-line detail; never a panic.
+func FuzzDecodeFields(f *testing.F) {
+	for _, s := range []string{`{"message":"x","error":{"detail":"y"}}`, `{"message":5}`, `[]`, `{"a/b":"\ud800"}`, `{"message":"x","entity_types":["a"],"service":1e400}`} {
+		f.Add([]byte(s))
+	}
+	sel, err := FieldsConfig{Text: []string{"/message", "/error/detail"}, Key: "/service"}.Selector()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		d, err := DecodeFields(value, Limits{MaxBytes: 1 << 16, MaxTypes: 8}, sel)
+		if err != nil {
+			var ie *record.InputError
+			if !errors.As(err, &ie) || ie.Reason == "" || strings.ContainsAny(ie.Detail, "\n\r") {
+				t.Fatalf("error %#v", err)
+			}
+			return
+		}
+		if len(d.Fields) == 0 || d.Text != d.Fields[0].Text || strings.TrimSpace(d.Text) == "" {
+			t.Fatalf("document %+v", d)
+		}
+	})
+}
