@@ -32,6 +32,23 @@ type Document struct {
 	// Metadata is the input's "metadata" object, passed through to the
 	// annotation as it is; nil means none ({} in the annotation).
 	Metadata json.RawMessage
+	// Fields, when set, are the document's texts, each annotated on its
+	// own with spans relative to it (input.fields.text naming several
+	// fields); Text is then the first of them.
+	Fields []Field
+	// Event is the input value as decoded (decompressed), which an
+	// enriched output record copies; nil when the reader keeps none.
+	Event json.RawMessage
+	// Key, when set, is the output record's key, read from the field
+	// that input.fields.key names.
+	Key string
+}
+
+// Field is one text of a document: the JSON Pointer (RFC 6901) of the
+// member it was read from, and its text.
+type Field struct {
+	Pointer string
+	Text    string
 }
 
 // Entity is one recognised mention, located in the document's text. Start
@@ -45,6 +62,25 @@ type Entity struct {
 	// Mention is the model's spelling when it differs from Text (in case
 	// or white space).
 	Mention string `json:"mention,omitempty"`
+	// Field is the JSON Pointer of the input field the mention is in,
+	// when the document has several texts; Start and End are then
+	// offsets into that field's text.
+	Field string `json:"field,omitempty"`
+}
+
+// Tags maps each entity type to its unique mentions, in the order they
+// come: the form that tagging and search indexes take.
+func Tags(ents []Entity) map[string][]string {
+	tags := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for _, e := range ents {
+		k := [2]string{e.Type, e.Text}
+		if !seen[k] {
+			seen[k] = true
+			tags[e.Type] = append(tags[e.Type], e.Text)
+		}
+	}
+	return tags
 }
 
 // Mention is something the model named that the text does not hold.
@@ -123,9 +159,12 @@ const (
 	// ReasonEmptyValue is a record without a value: a null value (a
 	// tombstone, which compacted topics use to delete a key) or a value of
 	// no bytes; kafka-go hands both over as nil.
-	ReasonEmptyValue   = "empty_value"
-	ReasonInvalidJSON  = "invalid_json"
-	ReasonMissingText  = "missing_text"
+	ReasonEmptyValue  = "empty_value"
+	ReasonInvalidJSON = "invalid_json"
+	ReasonMissingText = "missing_text"
+	// ReasonMissingField is a value without a string at a text field
+	// that input.fields.text names (other than the default "/text").
+	ReasonMissingField = "missing_field"
 	ReasonInvalidTypes = "invalid_entity_types"
 	ReasonTooLarge     = "value_too_large"
 	// ReasonInvalidSnappy is a value with content-encoding snappy whose

@@ -553,6 +553,13 @@ type annotateRequest struct {
 	Metadata    json.RawMessage `json:"metadata"`
 	// Explain asks for the explanation beside the record.
 	Explain bool `json:"explain"`
+	// Event, instead of text, is any JSON object whose members "fields"
+	// name; "mode": "enrich" answers with the event itself, the entities
+	// added as "enrich" says.
+	Event  json.RawMessage `json:"event"`
+	Fields *requestFields  `json:"fields"`
+	Mode   string          `json:"mode"`
+	Enrich *requestEnrich  `json:"enrich"`
 }
 
 // annotateResult is the answer for one document: its record, and, when
@@ -561,6 +568,9 @@ type annotateRequest struct {
 type annotateResult struct {
 	record  record.Annotation
 	explain *explanation
+	// event, when set, is the answer instead of the record: the request's
+	// event enriched.
+	event json.RawMessage
 }
 
 // explanation is what a record was read from.
@@ -590,6 +600,9 @@ type explainedAnswer struct {
 // MarshalJSON writes the record as it is, with "explain" added last when
 // there is an explanation.
 func (r annotateResult) MarshalJSON() ([]byte, error) {
+	if r.event != nil {
+		return r.event, nil
+	}
 	b, err := r.record.MarshalJSON()
 	if err != nil || r.explain == nil {
 		return b, err
@@ -651,6 +664,7 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	}
 	base := requestID("ann-")
 	docs := make([]record.Document, len(reqs))
+	hows := make([]eventDoc, len(reqs))
 	// Every document is checked before the engine is called: the request
 	// is answered whole or refused, so one bad document must not cost
 	// the others' generation first (a two-document request with an empty
@@ -658,6 +672,22 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	for i, r := range reqs {
 		// The cheapest limits first: the number of types before the
 		// recognizer looks at each.
+		if r.Event != nil {
+			if r.Text != nil {
+				return nil, badRequest("invalid_request", "%sgive text or event, not both", where(i))
+			}
+			d, how, e := r.fromEvent(where(i))
+			if e != nil {
+				return nil, e
+			}
+			r.Text, r.EntityTypes, hows[i] = &d.Text, d.Types, how
+			if r.ID == "" {
+				r.ID = d.ID
+			}
+			docs[i].Fields = d.Fields
+		} else if r.Fields != nil || r.Mode != "" || r.Enrich != nil {
+			return nil, badRequest("invalid_request", "%sfields, mode and enrich go with an event", where(i))
+		}
 		switch {
 		case r.Text == nil:
 			return nil, badRequest(record.ReasonEmptyText, "%stext is required", where(i))
@@ -671,18 +701,20 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 		if id == "" {
 			id = base + "/" + strconv.Itoa(i)
 		}
-		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata}
+		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata, Fields: docs[i].Fields}
 		// The text (size, UTF-8, blank) and the types, as the
 		// recognizer checks them, without the engine.
-		if err := b.rec.Check(docs[i]); err != nil {
-			if ie, ok := errors.AsType[*record.InputError](err); ok {
-				return nil, inputFailure(where(i), ie)
+		for _, d := range fieldDocs(docs[i]) {
+			if err := b.rec.Check(d); err != nil {
+				if ie, ok := errors.AsType[*record.InputError](err); ok {
+					return nil, inputFailure(where(i), ie)
+				}
+				return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + err.Error()}
 			}
-			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + err.Error()}
 		}
 	}
 	start := time.Now()
-	anns, err := b.rec.Recognize(ctx, docs)
+	anns, err := model.WithFields(b.rec).Recognize(ctx, docs)
 	if err != nil {
 		return nil, engineFailure(ctx, err)
 	}
@@ -701,6 +733,12 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + e.Error()}
 		}
 		records[i].record = anns[i].Record(b.name, docs[i].Metadata)
+		if hows[i].enrich {
+			var e *apiError
+			if records[i].event, e = hows[i].enriched(where(i), reqs[i].Event, anns[i].Entities); e != nil {
+				return nil, e
+			}
+		}
 		if reqs[i].Explain {
 			records[i].explain = explain(&anns[i], elapsed)
 		}
