@@ -68,8 +68,22 @@ type Completion struct {
 	PromptTokens int
 	// GeneratedTokens is the number of tokens generated.
 	GeneratedTokens int
+	// Tokens are the generated tokens with the model's log-probability
+	// of each, in order: their Bytes add up to len(Text). Nil where the
+	// engine gave no probabilities (scoring off, or a server that returns
+	// none); then the answer's mentions get no scores.
+	Tokens []TokenLogProb
 	// Err is set when the engine refused this prompt alone.
 	Err error
+}
+
+// TokenLogProb is one generated token: how many bytes of the answer's
+// text it spells, and the natural log of the probability the model gave
+// it, under the model's whole distribution at that step (before the
+// answer grammar masks it: see the package doc).
+type TokenLogProb struct {
+	Bytes   int
+	LogProb float64
 }
 
 // AnswerGrammar is a GBNF grammar (llama.cpp's grammar format) that holds

@@ -688,7 +688,7 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	}
 	elapsed := time.Since(start)
 	records := make([]annotateResult, len(anns))
-	var in, out int
+	var in, out, dropped int
 	for i := range anns {
 		if e := anns[i].Err; e != nil {
 			var ie *record.InputError
@@ -706,8 +706,10 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 		}
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
+		dropped += anns[i].BelowMinScore
 	}
 	s.opts.Metrics.ModelBatch(ctx, len(docs), elapsed, in, out)
+	s.opts.Metrics.BelowMinScore(ctx, dropped)
 	if list {
 		return records, nil
 	}
