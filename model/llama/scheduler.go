@@ -85,6 +85,7 @@ type schedConfig struct {
 	eog         []bool   // the tokens that end a generation
 	grammar     grammar  // each sequence starts with a clone; nil for none
 	substring   bool     // substring-constrained answers
+	scores      bool     // keep each generated token's log-probability
 }
 
 // prompt is one tokenized prompt of a group.
@@ -176,6 +177,7 @@ type sequence struct {
 	next     int32 // sampled token to feed, once the prompt is in
 	fed      bool  // next has been chosen and waits to be decoded
 	out      []byte
+	toks     []model.TokenLogProb // with cfg.scores
 	nGen     int
 	grammar  grammar
 	closer   arrayCloser
@@ -535,7 +537,8 @@ func (s *scheduler) step() {
 
 // sampleNext chooses a sequence's next token from its logits row.
 func (s *scheduler) sampleNext(q *sequence) {
-	tok := s.smp.greedy(s.dec.logits(q.row), q.grammar, q.quotes)
+	l := s.dec.logits(q.row)
+	tok := s.smp.greedy(l, q.grammar, q.quotes)
 	q.fed = false
 	if tok < 0 || s.cfg.eog[tok] {
 		s.finish(q)
@@ -543,6 +546,11 @@ func (s *scheduler) sampleNext(q *sequence) {
 	}
 	q.nGen++
 	piece := s.cfg.pieces[tok]
+	if s.cfg.scores {
+		// The log-softmax of the chosen token over the whole vocabulary,
+		// before the grammar's mask (see the package doc).
+		q.toks = append(q.toks, model.TokenLogProb{Bytes: len(piece), LogProb: min(float64(l[tok])-logSumExp(l), 0)})
+	}
 	q.out = append(q.out, piece...)
 	if q.grammar != nil {
 		q.grammar.accept(tok)
@@ -564,6 +572,12 @@ func (s *scheduler) finish(q *sequence) {
 	c := &q.g.req.out[q.g.index][q.p.index]
 	c.Text = string(q.out)
 	c.GeneratedTokens = q.nGen
+	if s.cfg.scores {
+		c.Tokens = q.toks
+		if c.Tokens == nil {
+			c.Tokens = []model.TokenLogProb{}
+		}
+	}
 	s.stats.add(func(st *Stats) { st.GeneratedTokens += q.nGen })
 	s.freeSeq(q)
 }
