@@ -58,6 +58,10 @@ type PromptGroup struct {
 type GenerateOptions struct {
 	// MaxNewTokens bounds each answer. 0 means [DefaultMaxNewTokens].
 	MaxNewTokens int
+	// NoScores asks for no token log-probabilities (Completion.Tokens
+	// nil): an engine that spends work on them skips it. For measuring
+	// their cost; the recognizer always asks for them.
+	NoScores bool
 }
 
 // Completion is an engine's answer to one prompt.

@@ -41,8 +41,9 @@
 // would give every forced token (a comma, a closing bracket) probability
 // 1, hiding the model's doubt. It is also what OpenAI-compatible servers
 // report as log-probabilities (vLLM and llama-server give the raw
-// distribution's), so that both engines score alike. With
-// Options.NoScores the pass is skipped, for measuring its cost.
+// distribution's), so that both engines score alike. A call
+// with model.GenerateOptions.NoScores skips the pass, for measuring its
+// cost (bench engine --scores-rounds).
 //
 // # Safety
 //

@@ -58,11 +58,6 @@ type Options struct {
 	// NoGrammar turns off the grammar that holds answers to a JSON array
 	// of strings. Default: false (grammar on).
 	NoGrammar bool
-	// NoScores turns off the token log-probabilities that entities'
-	// scores are made of (issue 19): one log-sum-exp over the vocabulary
-	// per generated token. Default: false (scores on). It exists for
-	// measuring their cost (bench engine --scores-overhead).
-	NoScores bool
 	// VocabOnly loads the tokenizer without weights: TokenCount works,
 	// Generate does not.
 	VocabOnly bool
@@ -215,7 +210,6 @@ func load(path string, opts Options) (*Engine, error) {
 		cells:       e.opts.Cells,
 		batchTokens: e.opts.BatchTokens,
 		substring:   e.opts.SubstringAnswers,
-		scores:      !e.opts.NoScores,
 	}
 	cfg.pieces, cfg.eog = e.voc.pieces()
 	if !opts.NoGrammar {
@@ -517,6 +511,7 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 		sizes[gi] = len(g.Prompts)
 	}
 	req := newRequest(ctx, maxNew, serial, sizes)
+	req.noScores = opts.NoScores
 	budget := e.ContextTokens()
 	var queued int64
 	for gi, g := range groups {

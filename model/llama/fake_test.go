@@ -461,7 +461,7 @@ func startFake(t *testing.T, o fakeOptions) *fakeEngine {
 	t.Helper()
 	f := newFakeDecoder(o.sequences, o.cells, o.batchTokens)
 	pieces, eog := fakePieces()
-	cfg := schedConfig{sequences: o.sequences, cells: o.cells, batchTokens: o.batchTokens, pieces: pieces, eog: eog, scores: true}
+	cfg := schedConfig{sequences: o.sequences, cells: o.cells, batchTokens: o.batchTokens, pieces: pieces, eog: eog}
 	e := &fakeEngine{f: f, stats: &counters{}}
 	if o.grammar {
 		e.g = newFakeGrammar()

@@ -43,8 +43,22 @@ double nerstream_logsumexp(const float *l, int n) {
         return -INFINITY;
     }
     float m = l[0];
-    for (int i = 1; i < n; i++) {
-        m = l[i] > m ? l[i] : m;
+    int j = 1;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (n >= 8) {
+        __m256 vmax = _mm256_loadu_ps(l);
+        for (j = 8; j + 8 <= n; j += 8) {
+            vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(l + j));
+        }
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vmax);
+        for (int k = 0; k < 8; k++) {
+            m = lanes[k] > m ? lanes[k] : m;
+        }
+    }
+#endif
+    for (; j < n; j++) {
+        m = l[j] > m ? l[j] : m;
     }
     if (isinf(m) || isnan(m)) {
         return m;

@@ -85,7 +85,6 @@ type schedConfig struct {
 	eog         []bool   // the tokens that end a generation
 	grammar     grammar  // each sequence starts with a clone; nil for none
 	substring   bool     // substring-constrained answers
-	scores      bool     // keep each generated token's log-probability
 }
 
 // prompt is one tokenized prompt of a group.
@@ -100,6 +99,9 @@ type request struct {
 	ctx    context.Context
 	maxNew int
 	serial bool
+	// noScores skips each generated token's log-probability
+	// (GenerateOptions.NoScores).
+	noScores bool
 	// probe, when set, asks for one full-batch decode instead (see
 	// PrefillLimit); probeTime is its result.
 	probe     []int32
@@ -546,7 +548,7 @@ func (s *scheduler) sampleNext(q *sequence) {
 	}
 	q.nGen++
 	piece := s.cfg.pieces[tok]
-	if s.cfg.scores {
+	if !q.g.req.noScores {
 		// The log-softmax of the chosen token over the whole vocabulary,
 		// before the grammar's mask (see the package doc).
 		q.toks = append(q.toks, model.TokenLogProb{Bytes: len(piece), LogProb: min(float64(l[tok])-logSumExp(l), 0)})
@@ -572,7 +574,7 @@ func (s *scheduler) finish(q *sequence) {
 	c := &q.g.req.out[q.g.index][q.p.index]
 	c.Text = string(q.out)
 	c.GeneratedTokens = q.nGen
-	if s.cfg.scores {
+	if !q.g.req.noScores {
 		c.Tokens = q.toks
 		if c.Tokens == nil {
 			c.Tokens = []model.TokenLogProb{}

@@ -96,14 +96,22 @@ func TestScoresMatchLogits(t *testing.T) {
 	}
 }
 
-// TestNoScores: with NoScores, completions carry no log-probabilities.
+// TestNoScores: asked for no scores, completions carry no
+// log-probabilities, and the same answers.
 func TestNoScores(t *testing.T) {
-	e := loadTiny(t, Options{NoScores: true})
-	out, err := e.Generate(context.Background(), testGroups(1), model.GenerateOptions{MaxNewTokens: 8})
+	e := loadTiny(t, Options{})
+	with, err := e.Generate(context.Background(), testGroups(1), model.GenerateOptions{MaxNewTokens: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Generate(context.Background(), testGroups(1), model.GenerateOptions{MaxNewTokens: 8, NoScores: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out[0][0].Tokens != nil {
 		t.Errorf("token log-probs %v with scores off", out[0][0].Tokens)
+	}
+	if with[0][0].Tokens == nil || with[0][0].Text != out[0][0].Text {
+		t.Errorf("with scores: %q %v; without: %q", with[0][0].Text, with[0][0].Tokens, out[0][0].Text)
 	}
 }
