@@ -30,7 +30,8 @@ func TestTokenLogProbs(t *testing.T) {
 			[]model.TokenLogProb{{Bytes: 2, LogProb: -0.5}, {Bytes: 3, LogProb: -1}, {Bytes: 1, LogProb: 0}}},
 		{"OpenAI's form, spelling the answer", &openaiapi.Logprobs{Tokens: []string{`["`, `Ada`, `"]`}, TokenLogprobs: []*float64{f(-0.5), f(-1), f(0)}}, 7, want},
 		{"the chat form, bytes before text", &openaiapi.Logprobs{Content: []openaiapi.TokenLogprob{
-			{Token: `["`, Logprob: f(-0.5)}, {Token: "\ufffd", Logprob: f(-1), Bytes: []int{0xe2, 0x80, 0x99}}, {Token: `"]`, Logprob: f(0)}}}, 7, want},
+			{Token: `["`, Logprob: f(-0.5)}, {Token: "\ufffd", Logprob: f(-1), Bytes: []int{0xc3}}, {Token: `"]`, Logprob: f(0)}}}, 5,
+			[]model.TokenLogProb{{Bytes: 2, LogProb: -0.5}, {Bytes: 1, LogProb: -1}, {Bytes: 2, LogProb: 0}}},
 		{"EOS and what follows are not read", &openaiapi.Logprobs{Tokens: []string{`["`, `Ada`, `"]`, `</s>`, `junk`}, TokenLogprobs: []*float64{f(-0.5), f(-1), f(0), f(-2), nil}}, 7, want},
 		{"an empty answer", &openaiapi.Logprobs{Tokens: []string{}, TokenLogprobs: []*float64{}}, 0, []model.TokenLogProb{}},
 		{"a missing log-prob", &openaiapi.Logprobs{Tokens: []string{`["`, `Ada`, `"]`}, TokenLogprobs: []*float64{f(-0.5), nil, f(0)}}, 7, nil},
