@@ -19,11 +19,12 @@ func TestBenchEngineScoresRounds(t *testing.T) {
 		Off      float64  `json:"scores_off_docs_per_s"`
 		On       float64  `json:"scores_on_docs_per_s"`
 		Overhead *float64 `json:"scores_overhead"`
+		Share    float64  `json:"score_time_share"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if res.Off <= 0 || res.On <= 0 || res.Overhead == nil || *res.Overhead != 1-res.On/res.Off {
+	if res.Off <= 0 || res.On <= 0 || res.Overhead == nil || *res.Overhead != 1-res.On/res.Off || res.Share <= 0 || res.Share >= 1 {
 		t.Errorf("figures %s", out)
 	}
 

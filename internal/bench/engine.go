@@ -55,6 +55,12 @@ type EngineResult struct {
 	ScoresOffDocsPerS float64 `json:"scores_off_docs_per_s,omitempty"`
 	ScoresOnDocsPerS  float64 `json:"scores_on_docs_per_s,omitempty"`
 	ScoresOverhead    float64 `json:"scores_overhead,omitempty"`
+	// ScoreTimeShare is the time spent on scores over the time in
+	// llama_decode during the engine phase (scores on): their cost
+	// measured inside one run, whatever the machine's load does.
+	ScoreTimeShare float64 `json:"score_time_share,omitempty"`
+	// ScoresRounds are each round's figures, off then on, in run order.
+	ScoresRounds [][2]float64 `json:"scores_rounds,omitempty"`
 
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 	ModelMB     float64 `json:"model_mb,omitempty"`
@@ -187,6 +193,7 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 	res.EngineAvgBatchTokens = float64(toks) / float64(max(calls, 1))
 	res.EnginePrefillTokensPerS = float64(toks) / dt.Seconds()
 	res.PrefillRatio = res.EnginePrefillTokensPerS / res.PrefillLimitTokensPerS
+	res.ScoreTimeShare = (st.ScoreTime - before.ScoreTime).Seconds() / dt.Seconds()
 	res.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
 	res.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
 	if o.ScoresRounds > 0 {
@@ -237,6 +244,9 @@ func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generat
 				return fmt.Errorf("bench: answers with scores on differ from those with scores off")
 			}
 		}
+	}
+	for i := range off {
+		res.ScoresRounds = append(res.ScoresRounds, [2]float64{off[i], on[i]})
 	}
 	res.ScoresOffDocsPerS, res.ScoresOnDocsPerS = median(off), median(on)
 	res.ScoresOverhead = 1 - res.ScoresOnDocsPerS/res.ScoresOffDocsPerS

@@ -551,7 +551,10 @@ func (s *scheduler) sampleNext(q *sequence) {
 	if !q.g.req.noScores {
 		// The log-softmax of the chosen token over the whole vocabulary,
 		// before the grammar's mask (see the package doc).
+		start := time.Now()
 		q.toks = append(q.toks, model.TokenLogProb{Bytes: len(piece), LogProb: min(float64(l[tok])-logSumExp(l), 0)})
+		took := time.Since(start)
+		s.stats.add(func(st *Stats) { st.ScoreTime += took })
 	}
 	q.out = append(q.out, piece...)
 	if q.grammar != nil {

@@ -111,6 +111,9 @@ func TestNoScores(t *testing.T) {
 	if out[0][0].Tokens != nil {
 		t.Errorf("token log-probs %v with scores off", out[0][0].Tokens)
 	}
+	if e.Stats().ScoreTime <= 0 {
+		t.Error("no time counted for scores")
+	}
 	if with[0][0].Tokens == nil || with[0][0].Text != out[0][0].Text {
 		t.Errorf("with scores: %q %v; without: %q", with[0][0].Text, with[0][0].Tokens, out[0][0].Text)
 	}
