@@ -15,6 +15,7 @@ package record
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 )
 
 // Document is one text to annotate: a decoded input record, a line of a JSON
@@ -66,6 +67,22 @@ type Entity struct {
 	// when the document has several texts; Start and End are then
 	// offsets into that field's text.
 	Field string `json:"field,omitempty"`
+	// Score is the model's probability of the mention, 0 to 1, rounded
+	// to 4 digits (see [RoundScore]); nil where the engine gave no token
+	// probabilities. A pointer, so that a score of 0 is written.
+	Score *float64 `json:"score,omitempty"`
+}
+
+// RoundScore rounds a probability to the 4 digits that records carry, and
+// clamps it to [0, 1].
+func RoundScore(p float64) float64 {
+	switch {
+	case !(p > 0): // NaN too
+		return 0
+	case p >= 1:
+		return 1
+	}
+	return math.Round(p*1e4) / 1e4
 }
 
 // Tags maps each entity type to its unique mentions, in the order they
@@ -100,13 +117,17 @@ type Source struct {
 // written as JSON to the annotation topic keyed by ID, and by `nerstream
 // annotate` and `nerstream serve`.
 type Annotation struct {
-	ID          string          `json:"id"`
-	Source      *Source         `json:"source,omitempty"`
-	Model       string          `json:"model"`
-	EntityTypes []string        `json:"entity_types"`
-	Entities    []Entity        `json:"entities"`
-	Unaligned   []Mention       `json:"unaligned,omitempty"`
-	Metadata    json.RawMessage `json:"metadata"`
+	ID          string    `json:"id"`
+	Source      *Source   `json:"source,omitempty"`
+	Model       string    `json:"model"`
+	EntityTypes []string  `json:"entity_types"`
+	Entities    []Entity  `json:"entities"`
+	Unaligned   []Mention `json:"unaligned,omitempty"`
+	// EmptyScores holds, for each entity type whose answer was "[]" (in
+	// every window), the model's probability of that answer: how sure it
+	// is that the text names no such entity. Rounded as Entity.Score.
+	EmptyScores map[string]float64 `json:"empty_scores,omitempty"`
+	Metadata    json.RawMessage    `json:"metadata"`
 }
 
 // MarshalJSON writes the record as DESIGN.md has it: empty lists as [] rather

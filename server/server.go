@@ -83,6 +83,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -474,6 +475,9 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 	if req.Echo {
 		return nil, badRequest("unsupported_echo", "echo is not supported")
 	}
+	if req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > 5) {
+		return nil, badRequest("invalid_logprobs", "logprobs must be between 0 and 5")
+	}
 	if req.N != nil && *req.N != 1 {
 		return nil, badRequest("unsupported_n", "n must be 1: greedy decoding gives one answer per prompt")
 	}
@@ -512,12 +516,51 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 			finish = "length"
 		}
 		resp.Choices[i] = openaiapi.Choice{Index: openaiapi.Ptr(i), Text: openaiapi.Ptr(c.Text), FinishReason: finish}
+		if req.Logprobs != nil {
+			resp.Choices[i].Logprobs = choiceLogprobs(c)
+		}
 		in += c.PromptTokens
 		gen += c.GeneratedTokens
 	}
 	resp.Usage = &openaiapi.Usage{PromptTokens: &in, CompletionTokens: &gen, TotalTokens: openaiapi.Ptr(in + gen)}
 	s.opts.Metrics.ModelBatch(ctx, len(prompts), time.Since(start), in, gen)
 	return resp, nil
+}
+
+// choiceLogprobs writes a completion's token log-probabilities in both
+// forms that clients read on /v1/completions: OpenAI's (tokens,
+// token_logprobs, text_offset in bytes) and the chat form that
+// llama-server and Ollama send (content, with each token's bytes, exact
+// where a token holds part of a UTF-8 sequence and its text cannot). Only
+// the chosen tokens are given, not alternatives (top_logprobs): the
+// engine computes no others. Null where the engine gave none.
+func choiceLogprobs(c model.Completion) *openaiapi.Logprobs {
+	if c.Tokens == nil {
+		return nil
+	}
+	lp := &openaiapi.Logprobs{Tokens: []string{}, TokenLogprobs: []*float64{}, TextOffset: []int{}, Content: []openaiapi.TokenLogprob{}}
+	off := 0
+	for _, t := range c.Tokens {
+		if t.Bytes < 0 || off+t.Bytes > len(c.Text) {
+			return nil
+		}
+		piece := c.Text[off : off+t.Bytes]
+		bytes := make([]int, len(piece))
+		for i := range len(piece) {
+			bytes[i] = int(piece[i])
+		}
+		// JSON has no -Inf: an impossible token gets the least float.
+		p := max(t.LogProb, -math.MaxFloat64)
+		if math.IsNaN(p) {
+			return nil
+		}
+		lp.Tokens = append(lp.Tokens, piece)
+		lp.TokenLogprobs = append(lp.TokenLogprobs, &p)
+		lp.TextOffset = append(lp.TextOffset, off)
+		lp.Content = append(lp.Content, openaiapi.TokenLogprob{Token: piece, Logprob: &p, Bytes: bytes})
+		off += t.Bytes
+	}
+	return lp
 }
 
 // engineFailure is the answer to a failure of a whole engine call, made
@@ -720,7 +763,7 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	}
 	elapsed := time.Since(start)
 	records := make([]annotateResult, len(anns))
-	var in, out int
+	var in, out, dropped int
 	for i := range anns {
 		if e := anns[i].Err; e != nil {
 			var ie *record.InputError
@@ -744,8 +787,10 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 		}
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
+		dropped += anns[i].BelowMinScore
 	}
 	s.opts.Metrics.ModelBatch(ctx, len(docs), elapsed, in, out)
+	s.opts.Metrics.BelowMinScore(ctx, dropped)
 	if list {
 		return records, nil
 	}
