@@ -219,6 +219,9 @@ func (c Config) Validate() error {
 		// A draining member sends no heartbeats.
 		p.Addf("shutdown_timeout", "must be below kafka.session_timeout, or the coordinator expels a draining member and refuses its commits")
 	}
+	if c.Output.Mode == producers.ModeEnrich && c.Input.Format != consumers.FormatJSON {
+		p.Addf("output.mode", "enrich needs input.format json: a text value has no fields to add entities to")
+	}
 	if slices.Contains(c.Input.Topics, c.Output.Topic) && c.Output.Topic != "" {
 		p.Addf("output.topic", "%q is also an input topic", c.Output.Topic)
 	}

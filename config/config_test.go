@@ -33,6 +33,9 @@ func TestRead(t *testing.T) {
 			}, ""},
 		{"unknown key", "model:\n  pth: m.gguf\n", nil, "pth"},
 		{"wrong type", "model:\n  max_new_tokens: lots\n", nil, `model.max_new_tokens: "lots" is not an integer`},
+		{"min_score", "model:\n  min_score: 0.35\n", func(c Config) bool { return c.Model.MinScore == 0.35 }, ""},
+		{"min_score not a number", "model:\n  min_score: high\n", nil, `model.min_score: "high" is not a number`},
+		{"min_score a list", "model:\n  min_score: [1]\n", nil, `model.min_score: must be a number`},
 		{"not yaml", "model: [\n", nil, "config"},
 		{"cache settings", "model:\n  cache: {entries: 1000, bytes: 1048576, ttl: 10m}\n", func(c Config) bool {
 			return c.Model.Cache.Entries == 1000 && c.Model.Cache.Bytes == 1<<20 && c.Model.Cache.TTL == 10*time.Minute && c.Validate() == nil
@@ -75,19 +78,20 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.Model.MaxTypes = -1
 	cfg.Model.WindowTokens = -5
 	cfg.Model.Types = []string{"person", " "}
+	cfg.Model.MinScore = 1.5
 	err := cfg.Validate()
 	var p Problems
 	if !errors.As(err, &p) {
 		t.Fatalf("err = %v, want Problems", err)
 	}
 	for _, path := range []string{"model.prompt.dataset", "model.prompt.supervised_format", "model.parse", "model.max_new_tokens",
-		"model.max_entity_types", "model.window_tokens", "model.entity_types[1]"} {
+		"model.max_entity_types", "model.window_tokens", "model.entity_types[1]", "model.min_score"} {
 		if !slices.ContainsFunc(p, func(s string) bool { return strings.HasPrefix(s, path+": ") }) {
 			t.Errorf("no problem reported for %s in %q", path, p)
 		}
 	}
-	if len(p) != 7 {
-		t.Errorf("%d problems, want 7: %q", len(p), p)
+	if len(p) != 8 {
+		t.Errorf("%d problems, want 8: %q", len(p), p)
 	}
 	cfg = Default()
 	cfg.Model.Prompt.Variant = "typed"

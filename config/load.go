@@ -314,6 +314,16 @@ func decodeLeaf(n *yaml.Node, v reflect.Value, text bool, add func(sub, msg stri
 			return
 		}
 		v.SetString(s)
+	case t.Kind() == reflect.Float64:
+		if (null && !text) || !scalar("a number") {
+			return
+		}
+		var f float64
+		if tag := n.ShortTag(); (tag != "!!float" && tag != "!!int") || n.Decode(&f) != nil {
+			add("", strconv.Quote(n.Value)+" is not a number")
+			return
+		}
+		v.SetFloat(f)
 	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Float64:
 		if null {
 			v.SetZero() // unset

@@ -228,6 +228,8 @@ type InputConfig struct {
 	// Format is "json" (default: {"id","text","entity_types","metadata"})
 	// or "text" (the whole value is the text).
 	Format Format `yaml:"format"`
+	// Fields are the members of a JSON value that hold the document.
+	Fields FieldsConfig `yaml:"fields"`
 	// MaxBytes bounds a record's value, after snappy decompression; a
 	// larger one is a dead letter (value_too_large). Default: 1 MiB.
 	MaxBytes int `yaml:"max_bytes"`
@@ -240,7 +242,7 @@ type InputConfig struct {
 
 // DefaultInputConfig returns the input settings that zero values stand for.
 func DefaultInputConfig() InputConfig {
-	return InputConfig{Format: FormatJSON, MaxBytes: 1 << 20, FetchMaxBytes: 1 << 20, FetchMaxWait: 250 * time.Millisecond}
+	return InputConfig{Format: FormatJSON, Fields: DefaultFieldsConfig(), MaxBytes: 1 << 20, FetchMaxBytes: 1 << 20, FetchMaxWait: 250 * time.Millisecond}
 }
 
 // Validate reports every problem of the settings, at their YAML keys.
@@ -254,6 +256,7 @@ func (c InputConfig) Validate() error {
 	if c.Format != FormatJSON && c.Format != FormatText {
 		p.Addf("format", "%s is not one of json, text", quoteShort(string(c.Format)))
 	}
+	p.Add("fields", c.Fields.Validate())
 	problems.Positive(&p, "max_bytes", c.MaxBytes)
 	problems.Positive(&p, "fetch_max_bytes", c.FetchMaxBytes)
 	problems.Positive(&p, "fetch_max_wait", c.FetchMaxWait)

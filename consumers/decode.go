@@ -32,6 +32,9 @@ type DecodeOptions struct {
 	Format Format
 	// Limits bound the value, both as received and decompressed.
 	Limits Limits
+	// Fields selects the document's members of a JSON value; nil reads
+	// DESIGN.md's schema.
+	Fields *Selector
 }
 
 // snappyStreamID is the stream identifier chunk that opens a snappy
@@ -85,7 +88,7 @@ func Decode(value []byte, contentEncoding string, opts DecodeOptions) (record.Do
 		return record.Document{}, &record.InputError{Reason: record.ReasonUnsupportedEncoding, Detail: "content-encoding " + quoteShort(contentEncoding) + " is not supported (want snappy or identity)"}
 	}
 	if format == FormatJSON {
-		return DecodeJSON(value, lim)
+		return DecodeFields(value, lim, opts.Fields)
 	}
 	return decodeText(value, lim)
 }

@@ -62,22 +62,11 @@ func DecodeJSON(value []byte, lim Limits) (record.Document, error) {
 	if strings.TrimSpace(d.Text) == "" {
 		return fail(&record.InputError{Reason: record.ReasonEmptyText, Detail: `"text" is empty`})
 	}
-	if len(rec.EntityTypes) > 0 && string(rec.EntityTypes) != "null" {
-		if err := json.Unmarshal(rec.EntityTypes, &d.Types); err != nil {
-			return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is not a list of strings`})
-		}
-		if len(d.Types) == 0 {
-			return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is an empty list`})
-		}
-		for _, t := range d.Types {
-			if strings.TrimSpace(t) == "" {
-				return fail(&record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" holds an empty type`})
-			}
-		}
-		if lim.MaxTypes > 0 && len(d.Types) > lim.MaxTypes {
-			return fail(&record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(d.Types), lim.MaxTypes)})
-		}
+	types, err := decodeTypes(rec.EntityTypes, lim)
+	if err != nil {
+		return fail(err)
 	}
+	d.Types = types
 	if len(rec.Metadata) > 0 && string(rec.Metadata) != "null" {
 		if bytes.TrimSpace(rec.Metadata)[0] != '{' {
 			return fail(&record.InputError{Reason: record.ReasonInvalidJSON, Detail: `"metadata" is not an object`})
@@ -85,6 +74,30 @@ func DecodeJSON(value []byte, lim Limits) (record.Document, error) {
 		d.Metadata = rec.Metadata
 	}
 	return d, nil
+}
+
+// decodeTypes reads the "entity_types" field: nil when it is absent or
+// null.
+func decodeTypes(raw json.RawMessage, lim Limits) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var types []string
+	if err := json.Unmarshal(raw, &types); err != nil {
+		return nil, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is not a list of strings`}
+	}
+	if len(types) == 0 {
+		return nil, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" is an empty list`}
+	}
+	for _, t := range types {
+		if strings.TrimSpace(t) == "" {
+			return nil, &record.InputError{Reason: record.ReasonInvalidTypes, Detail: `"entity_types" holds an empty type`}
+		}
+	}
+	if lim.MaxTypes > 0 && len(types) > lim.MaxTypes {
+		return nil, &record.InputError{Reason: record.ReasonTooManyTypes, Detail: fmt.Sprintf("%d entity types is over the limit of %d", len(types), lim.MaxTypes)}
+	}
+	return types, nil
 }
 
 // decodeID reads the "id" field: a string, or a number as written; ""

@@ -82,12 +82,16 @@ func NewGroup(opts GroupOptions) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumers: %w", err)
 	}
+	sel, err := opts.Input.Fields.Selector()
+	if err != nil {
+		return nil, fmt.Errorf("consumers: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Group{opts: opts, log: log, dialer: opts.Kafka.dialer(tlsCfg, mech),
-		decode: DecodeOptions{Format: opts.Input.Format, Limits: Limits{MaxBytes: opts.Input.MaxBytes, MaxTypes: opts.MaxTypes}}}, nil
+		decode: DecodeOptions{Format: opts.Input.Format, Limits: Limits{MaxBytes: opts.Input.MaxBytes, MaxTypes: opts.MaxTypes}, Fields: sel}}, nil
 }
 
 // Handler processes one claimed partition. It must return soon after ctx

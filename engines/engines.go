@@ -388,6 +388,7 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 		per := cmp.Or(o.MaxInFlightPerEndpoint, openai.DefaultOptions().MaxInFlightPerEndpoint)
 		o.HTTPClient = &http.Client{Transport: opts.WrapTransport(openai.NewTransport(per))}
 	}
+	o.Logger = cmp.Or(o.Logger, opts.Logger)
 	closeTokenizer := func() error { return nil }
 	if o.Tokenizer != "" && o.LocalTokenizer == nil {
 		tok, err := OpenTokenizer(ctx, o.Tokenizer, opts)

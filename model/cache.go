@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nerstream/nerstream/internal/problems"
 )
@@ -21,7 +22,8 @@ type CacheOptions struct {
 	// window of text and an entity type). 0 with Bytes 0: no cache.
 	Entries int `yaml:"entries"`
 	// Bytes bounds the cache's memory: each entry counts its answer's
-	// text and 256 bytes for its key and bookkeeping. Both bounds are
+	// text, 16 bytes per token log-probability, and 256 bytes for its key
+	// and bookkeeping. Both bounds are
 	// needed for a cache.
 	Bytes int `yaml:"bytes"`
 	// TTL is how long an answer stays; 0 keeps it until it is evicted.
@@ -61,6 +63,9 @@ func (o CacheOptions) Validate() error {
 // its map slot, rounded up. TestCacheMemoryBound checks it against the heap.
 const CacheEntryOverhead = 256
 
+// tokenSize is what one token's log-probability costs in an entry.
+const tokenSize = int64(unsafe.Sizeof(TokenLogProb{}))
+
 // CacheStats are a cache's counters since it was made.
 type CacheStats struct {
 	// Hits are prompts answered without a call of their own to the
@@ -78,6 +83,7 @@ type cacheKey [sha256.Size]byte
 type cacheEntry struct {
 	key     cacheKey
 	text    string
+	tokens  []TokenLogProb
 	size    int64
 	expires time.Time
 }
@@ -133,24 +139,24 @@ func (c *Cache) Stats() CacheStats {
 // lookup returns the cached answer, or the flight computing it, or, when
 // there is neither, a new flight that the caller leads and must finish.
 // Called with c.mu held.
-func (c *Cache) lookup(k cacheKey) (text string, hit bool, f *flight, lead bool) {
+func (c *Cache) lookup(k cacheKey) (e *cacheEntry, f *flight, lead bool) {
 	if el, ok := c.items[k]; ok {
 		e := el.Value.(*cacheEntry)
 		if e.expires.IsZero() || c.now().Before(e.expires) {
 			c.lru.MoveToFront(el)
 			c.stats.Hits++
-			return e.text, true, nil, false
+			return e, nil, false
 		}
 		c.remove(el)
 	}
 	if f, ok := c.flights[k]; ok {
 		c.stats.Hits++ // answered without another call to the engine
-		return "", false, f, false
+		return nil, f, false
 	}
 	c.stats.Misses++
 	f = &flight{done: make(chan struct{})}
 	c.flights[k] = f
-	return "", false, f, true
+	return nil, f, true
 }
 
 // finish ends a flight that the caller led: a good answer is stored, and
@@ -162,14 +168,14 @@ func (c *Cache) finish(k cacheKey, f *flight, comp Completion, err error) {
 	if err != nil || comp.Err != nil {
 		return
 	}
-	size := int64(len(comp.Text)) + CacheEntryOverhead
+	size := int64(len(comp.Text)) + int64(len(comp.Tokens))*tokenSize + CacheEntryOverhead
 	if size > int64(c.opts.Bytes) {
 		return
 	}
 	if el, ok := c.items[k]; ok {
 		c.remove(el)
 	}
-	e := &cacheEntry{key: k, text: comp.Text, size: size}
+	e := &cacheEntry{key: k, text: comp.Text, tokens: comp.Tokens, size: size}
 	if c.opts.TTL > 0 {
 		e.expires = c.now().Add(c.opts.TTL)
 	}
@@ -192,7 +198,9 @@ func (c *Cache) remove(el *list.Element) {
 // call's misses in one Generate call. A prompt's key is the SHA-256 of the
 // model's identity, the answer's token limit and the prompt itself, which
 // holds the prompt variant, the entity type or its definition, the dataset
-// and the window's text. Identical prompts in flight are computed once
+// and the window's text; and whether log-probabilities were asked for
+// (GenerateOptions.NoScores). An answer keeps its token log-probabilities,
+// so entity scores are the same on a hit. Identical prompts in flight are computed once
 // (single flight): the first caller leads, the others wait for its answer.
 //
 // A cached answer is the same text as the engine gave, so the Recognizer
@@ -224,7 +232,7 @@ func (e *CachingEngine) TokenCount(ctx context.Context, text string) (int, error
 // ContextTokens asks the wrapped engine.
 func (e *CachingEngine) ContextTokens() int { return e.inner.ContextTokens() }
 
-func (e *CachingEngine) key(p Prompt, maxNew int) cacheKey {
+func (e *CachingEngine) key(p Prompt, maxNew int, noScores bool) cacheKey {
 	h := sha256.New()
 	var n [8]byte
 	write := func(s string) {
@@ -235,6 +243,11 @@ func (e *CachingEngine) key(p Prompt, maxNew int) cacheKey {
 	write(e.model)
 	binary.LittleEndian.PutUint64(n[:], uint64(maxNew))
 	h.Write(n[:])
+	if noScores {
+		h.Write([]byte{1}) // an answer without log-probabilities
+	} else {
+		h.Write([]byte{0})
+	}
 	for _, part := range p.Parts {
 		h.Write([]byte{byte(part.Kind)})
 		write(part.Text)
@@ -266,17 +279,17 @@ func (e *CachingEngine) Generate(ctx context.Context, groups []PromptGroup, opts
 	for g, grp := range groups {
 		out[g] = make([]Completion, len(grp.Prompts))
 		for p, pr := range grp.Prompts {
-			todo = append(todo, slot{g: g, p: p, key: e.key(pr, maxNew)})
+			todo = append(todo, slot{g: g, p: p, key: e.key(pr, maxNew, opts.NoScores)})
 		}
 	}
 	for len(todo) > 0 {
 		var lead, wait []slot
 		e.cache.mu.Lock()
 		for _, s := range todo {
-			text, hit, f, leads := e.cache.lookup(s.key)
+			hit, f, leads := e.cache.lookup(s.key)
 			switch {
-			case hit:
-				out[s.g][s.p] = Completion{Text: text}
+			case hit != nil:
+				out[s.g][s.p] = Completion{Text: hit.text, Tokens: hit.tokens}
 			case leads:
 				s.f = f
 				lead = append(lead, s)
@@ -305,7 +318,7 @@ func (e *CachingEngine) Generate(ctx context.Context, groups []PromptGroup, opts
 				}
 				return nil, s.f.err
 			}
-			out[s.g][s.p] = Completion{Text: s.f.c.Text, Err: s.f.c.Err}
+			out[s.g][s.p] = Completion{Text: s.f.c.Text, Tokens: s.f.c.Tokens, Err: s.f.c.Err}
 		}
 	}
 	return out, nil

@@ -93,8 +93,17 @@ func TestCacheHitIsIdenticalToMiss(t *testing.T) {
 		{ID: "b", Text: "  Jane Doe, Jane Doe and ACME Corp  ", Types: []string{"organization", "person"}},
 		{ID: "c", Text: strings.Repeat("Jane Doe works at ACME Corp. ", 300), Types: []string{"person", "organization"}},
 	}
-	plain := newRecognizer(t, &modeltest.ScriptedEngine{Answer: personAnswers, Context: 512}, model.RecognizerOptions{MaxNewTokens: 64})
-	eng := &gatedEngine{ScriptedEngine: modeltest.ScriptedEngine{Answer: personAnswers, Context: 512}}
+	// Token log-probabilities, so that records carry scores: a hit keeps
+	// them.
+	logProbs := func(_, _, answer string) []model.TokenLogProb {
+		var toks []model.TokenLogProb
+		for i := 0; i < len(answer); i += 3 {
+			toks = append(toks, model.TokenLogProb{Bytes: min(3, len(answer)-i), LogProb: -0.01 * float64(i%7)})
+		}
+		return toks
+	}
+	plain := newRecognizer(t, &modeltest.ScriptedEngine{Answer: personAnswers, LogProbs: logProbs, Context: 512}, model.RecognizerOptions{MaxNewTokens: 64})
+	eng := &gatedEngine{ScriptedEngine: modeltest.ScriptedEngine{Answer: personAnswers, LogProbs: logProbs, Context: 512}}
 	cached := cachedRecognizer(t, eng, model.RecognizerOptions{MaxNewTokens: 64})
 	ctx := context.Background()
 	want, err := plain.Recognize(ctx, docs)
@@ -121,8 +130,8 @@ func TestCacheHitIsIdenticalToMiss(t *testing.T) {
 		if m != w || h != w {
 			t.Errorf("doc %s:\n plain %s\n miss  %s\n hit   %s", docs[i].ID, w, m, h)
 		}
-		if len(hit[i].Entities) == 0 {
-			t.Errorf("doc %s: no entities", docs[i].ID)
+		if len(hit[i].Entities) == 0 || hit[i].Entities[0].Score == nil {
+			t.Errorf("doc %s: no entities, or no scores: %s", docs[i].ID, h)
 		}
 	}
 	// Every prompt is counted once a pass; the engine was asked each

@@ -13,6 +13,10 @@
 //     code-point offsets.
 //   - [Chunker] splits a document too long for the model's context into
 //     overlapping windows.
+//   - Scores: an engine gives each generated token's log-probability
+//     ([Completion].Tokens), and [Recognizer] turns them into each
+//     entity's score and each empty answer's (score.go says exactly how);
+//     RecognizerOptions.MinScore drops the lower-scored entities.
 //   - [Engine] is what an inference runtime implements (see model/llama);
 //     [Recognizer] drives an Engine from documents to annotations.
 //   - [CachingEngine] answers prompts seen before from a bounded [Cache]

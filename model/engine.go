@@ -58,6 +58,10 @@ type PromptGroup struct {
 type GenerateOptions struct {
 	// MaxNewTokens bounds each answer. 0 means [DefaultMaxNewTokens].
 	MaxNewTokens int
+	// NoScores asks for no token log-probabilities (Completion.Tokens
+	// nil): an engine that spends work on them skips it. For measuring
+	// their cost; the recognizer always asks for them.
+	NoScores bool
 }
 
 // Completion is an engine's answer to one prompt.
@@ -68,8 +72,22 @@ type Completion struct {
 	PromptTokens int
 	// GeneratedTokens is the number of tokens generated.
 	GeneratedTokens int
+	// Tokens are the generated tokens with the model's log-probability
+	// of each, in order: their Bytes add up to len(Text). Nil where the
+	// engine gave no probabilities (scoring off, or a server that returns
+	// none); then the answer's mentions get no scores.
+	Tokens []TokenLogProb
 	// Err is set when the engine refused this prompt alone.
 	Err error
+}
+
+// TokenLogProb is one generated token: how many bytes of the answer's
+// text it spells, and the natural log of the probability the model gave
+// it, under the model's whole distribution at that step (before the
+// answer grammar masks it: see the package doc).
+type TokenLogProb struct {
+	Bytes   int
+	LogProb float64
 }
 
 // AnswerGrammar is a GBNF grammar (llama.cpp's grammar format) that holds

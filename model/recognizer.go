@@ -25,6 +25,13 @@ type Annotation struct {
 	Entities []record.Entity
 	// Unaligned holds what the model named but the text does not hold.
 	Unaligned []record.Mention
+	// EmptyScores holds, for each type whose answer was "[]" in every
+	// window, the probability of that (the product over the windows).
+	// Nil where the engine gave no probabilities.
+	EmptyScores map[string]float64
+	// BelowMinScore counts the entities dropped for a score under
+	// RecognizerOptions.MinScore.
+	BelowMinScore int
 	// Answers are the model's answers as it gave them, before parsing:
 	// one per window and entity type, window by window, each window's in
 	// the order of Types. They are what Entities and Unaligned were read
@@ -52,7 +59,7 @@ type Answer struct {
 // modelName names the model, and metadata is the input's metadata object,
 // passed through. Its Source is left for the caller to set.
 func (a *Annotation) Record(modelName string, metadata json.RawMessage) record.Annotation {
-	return record.Annotation{ID: a.ID, Model: modelName, EntityTypes: a.Types, Entities: a.Entities, Unaligned: a.Unaligned, Metadata: metadata}
+	return record.Annotation{ID: a.ID, Model: modelName, EntityTypes: a.Types, Entities: a.Entities, Unaligned: a.Unaligned, EmptyScores: a.EmptyScores, Metadata: metadata}
 }
 
 // RecognizerOptions configure a [Recognizer]. Zero values take the
@@ -80,6 +87,11 @@ type RecognizerOptions struct {
 	WindowTokens int `yaml:"window_tokens"`
 	// OverlapTokens is the overlap of neighbouring windows. Default: 64.
 	OverlapTokens int `yaml:"overlap_tokens"`
+	// MinScore drops entities whose score (the model's probability of the
+	// mention, 0 to 1) is lower, before output. Default: 0, keep
+	// everything. An entity without a score (an engine that gives no
+	// probabilities) is kept.
+	MinScore float64 `yaml:"min_score"`
 	// MaxTypeRunes bounds one entity type's length. Default: 256.
 	MaxTypeRunes int `yaml:"-"`
 	// MaxTextBytes bounds one document's text; longer texts are refused
@@ -125,6 +137,9 @@ func (o RecognizerOptions) Validate() error {
 	}
 	if o.OverlapTokens < 0 {
 		p.Addf("overlap_tokens", "must be >= 0")
+	}
+	if !(o.MinScore >= 0 && o.MinScore <= 1) {
+		p.Addf("min_score", "must be between 0 and 1")
 	}
 	if o.MaxTypeRunes <= 0 || o.MaxTextBytes <= 0 {
 		p.Addf("", "MaxTypeRunes and MaxTextBytes must be > 0")
@@ -338,7 +353,10 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 		start, end int
 		typ        string
 	}
-	seen := map[key]bool{}
+	seen := map[key]int{}         // index in a.Entities
+	empty := map[string]float64{} // log-probability of "[]" over the windows
+	emptyAll := map[string]bool{} // every window answered "[]"
+	scored := true
 	aligned := map[record.Mention]bool{}
 	var missed []record.Mention
 	docAligner := NewAligner(text)
@@ -358,7 +376,17 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 			a.PromptTokens += c.PromptTokens
 			a.GeneratedTokens += c.GeneratedTokens
 			a.Answers = append(a.Answers, Answer{Type: typ, Window: w, Text: c.Text})
+			sc, ok := scoreAnswer(c.Text, c.Tokens)
+			scored = scored && ok
+			if w == 0 || emptyAll[typ] {
+				emptyAll[typ] = sc.empty
+				empty[typ] += sc.emptyLP
+			}
 			for _, m := range Parse(r.opts.Parse, c.Text) {
+				var score *float64
+				if lp, ok := sc.mentions[m]; ok {
+					score = probability(lp)
+				}
 				spans := al.Find(m)
 				if len(spans) == 0 {
 					missed = append(missed, record.Mention{Type: typ, Text: m})
@@ -368,11 +396,15 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 				for _, s := range spans {
 					s.Start += win.Start
 					s.End += win.Start
-					if seen[key{s.Start, s.End, typ}] {
+					if i, dup := seen[key{s.Start, s.End, typ}]; dup {
+						// Windows overlap: the same span keeps its higher score.
+						if old := a.Entities[i].Score; old != nil && score != nil && *score > *old {
+							a.Entities[i].Score = score
+						}
 						continue
 					}
-					seen[key{s.Start, s.End, typ}] = true
-					e := record.Entity{Text: docAligner.Slice(s), Type: typ, Start: s.Start, End: s.End}
+					seen[key{s.Start, s.End, typ}] = len(a.Entities)
+					e := record.Entity{Text: docAligner.Slice(s), Type: typ, Start: s.Start, End: s.End, Score: score}
 					if e.Text != m {
 						e.Mention = m
 					}
@@ -380,6 +412,21 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 				}
 			}
 		}
+	}
+	if scored {
+		for _, typ := range j.types {
+			if emptyAll[typ] {
+				if a.EmptyScores == nil {
+					a.EmptyScores = map[string]float64{}
+				}
+				a.EmptyScores[typ] = *probability(empty[typ])
+			}
+		}
+	}
+	if r.opts.MinScore > 0 {
+		n := len(a.Entities)
+		a.Entities = slices.DeleteFunc(a.Entities, func(e record.Entity) bool { return e.Score != nil && *e.Score < r.opts.MinScore })
+		a.BelowMinScore = n - len(a.Entities)
 	}
 	for _, m := range missed {
 		if !aligned[m] && !slices.Contains(a.Unaligned, m) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -406,4 +408,152 @@ func TestRecognizeTokenCountFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// byteTokens scores an answer as one token per byte, each of probability p.
+func byteTokens(answer string, p float64) []model.TokenLogProb {
+	out := make([]model.TokenLogProb, len(answer))
+	for i := range out {
+		out[i] = model.TokenLogProb{Bytes: 1, LogProb: math.Log(p)}
+	}
+	return out
+}
+
+func TestRecognizeScores(t *testing.T) {
+	answers := modeltest.Answers(map[string]string{"person": `["Ada", "Bo"]`, "place": `[]`})
+	cases := []struct {
+		name     string
+		minScore float64
+		logProbs func(text, query, answer string) []model.TokenLogProb
+		want     []record.Entity
+		empty    map[string]float64
+		dropped  int
+	}{
+		{"scored: each mention its bytes and the closing quote", 0,
+			func(_, q, a string) []model.TokenLogProb {
+				if q == "place" {
+					return byteTokens(a, 0.5)
+				}
+				return byteTokens(a, 0.9)
+			},
+			[]record.Entity{
+				{Text: "Ada", Type: "person", Start: 0, End: 3, Score: ptr(record.RoundScore(math.Pow(0.9, 4)))},
+				{Text: "Bo", Type: "person", Start: 8, End: 10, Score: ptr(record.RoundScore(math.Pow(0.9, 3)))},
+			}, map[string]float64{"place": 0.25}, 0},
+		{"min_score drops the lower", 0.7,
+			func(_, _, a string) []model.TokenLogProb { return byteTokens(a, 0.9) },
+			[]record.Entity{{Text: "Bo", Type: "person", Start: 8, End: 10, Score: ptr(record.RoundScore(math.Pow(0.9, 3)))}},
+			map[string]float64{"place": 0.81}, 1},
+		{"unscored engine: no scores, min_score keeps all", 0.7, nil,
+			[]record.Entity{{Text: "Ada", Type: "person", Start: 0, End: 3}, {Text: "Bo", Type: "person", Start: 8, End: 10}}, nil, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			eng := &modeltest.ScriptedEngine{Answer: answers, LogProbs: c.logProbs}
+			r := newRecognizer(t, eng, model.RecognizerOptions{MinScore: c.minScore})
+			anns, err := r.Recognize(context.Background(), []record.Document{{Text: "Ada and Bo", Types: []string{"person", "place"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := anns[0]
+			if len(a.Entities) != len(c.want) {
+				t.Fatalf("entities %s, want %s", entities(a.Entities), entities(c.want))
+			}
+			for i := range c.want {
+				g, w := a.Entities[i], c.want[i]
+				if g.Text != w.Text || g.Start != w.Start || (g.Score == nil) != (w.Score == nil) || (g.Score != nil && *g.Score != *w.Score) {
+					t.Errorf("entity %d: %s, want %s", i, entities(a.Entities[i:i+1]), entities(c.want[i:i+1]))
+				}
+			}
+			if !maps.Equal(a.EmptyScores, c.empty) {
+				t.Errorf("empty scores %v, want %v", a.EmptyScores, c.empty)
+			}
+			if a.BelowMinScore != c.dropped {
+				t.Errorf("dropped %d, want %d", a.BelowMinScore, c.dropped)
+			}
+			if rec := a.Record("m", nil); !maps.Equal(rec.EmptyScores, c.empty) {
+				t.Errorf("record's empty scores %v", rec.EmptyScores)
+			}
+		})
+	}
+}
+
+// TestRecognizeScoresWindowMerge: the same span found by two overlapping
+// windows keeps the higher of its two scores, and a type is "[]" only
+// where every window said so.
+func TestRecognizeScoresWindowMerge(t *testing.T) {
+	for _, highFirst := range []bool{true, false} {
+		seen := 0
+		eng := &modeltest.ScriptedEngine{Context: 200,
+			Answer: func(text, query string) string {
+				if query == "person" && strings.Contains(text, "Ada Lovelace") {
+					return `["Ada Lovelace"]`
+				}
+				if query == "place" && strings.Contains(text, "year 1801") {
+					return `["nowhere"]`
+				}
+				return "[]"
+			},
+			LogProbs: func(text, query, answer string) []model.TokenLogProb {
+				// The first window that finds the mention scores it high
+				// or low, the others the other way.
+				if query == "person" && answer != "[]" {
+					seen++
+					if (seen == 1) == highFirst {
+						return byteTokens(answer, 0.9)
+					}
+				}
+				return byteTokens(answer, 0.5)
+			}}
+		r := newRecognizer(t, eng, model.RecognizerOptions{MaxNewTokens: 32, OverlapTokens: 40})
+		var b strings.Builder
+		for i := range 30 {
+			fmt.Fprintf(&b, "In year %d nothing much happened here. ", 1800+i)
+			if i == 14 {
+				b.WriteString("Ada Lovelace wrote. ")
+			}
+		}
+		anns, err := r.Recognize(context.Background(), []record.Document{{Text: b.String(), Types: []string{"person", "place", "thing"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := anns[0]
+		if a.Err != nil || a.Windows < 2 {
+			t.Fatalf("err %v, %d windows", a.Err, a.Windows)
+		}
+		found := 0
+		for _, ans := range a.Answers {
+			if ans.Type == "person" && ans.Text != "[]" {
+				found++
+			}
+		}
+		if found < 2 {
+			t.Fatalf("the mention is in %d windows; the test needs two", found)
+		}
+		want := record.RoundScore(math.Pow(0.9, float64(len("Ada Lovelace")+1)))
+		if len(a.Entities) != 1 || a.Entities[0].Score == nil || *a.Entities[0].Score != want {
+			t.Errorf("highFirst=%v: entities %s, want one of score %v", highFirst, entities(a.Entities), want)
+		}
+		if _, ok := a.EmptyScores["place"]; ok {
+			t.Errorf("place was found in a window but has an empty score: %v", a.EmptyScores)
+		}
+		if _, ok := a.EmptyScores["thing"]; !ok {
+			t.Errorf("thing has no empty score: %v", a.EmptyScores)
+		}
+	}
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// entities prints entities with their scores.
+func entities(es []record.Entity) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "{%q %d:%d", e.Text, e.Start, e.End)
+		if e.Score != nil {
+			fmt.Fprintf(&b, " %v", *e.Score)
+		}
+		b.WriteString("} ")
+	}
+	return b.String()
 }

@@ -478,12 +478,14 @@ func (p *Pipeline) recognize(ctx context.Context, items []*item) ([]model.Annota
 		recordError(span, err)
 		return nil, err
 	}
-	var in, out int
+	var in, out, dropped int
 	for i := range anns {
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
+		dropped += anns[i].BelowMinScore
 	}
 	p.opts.Metrics.ModelBatch(ctx, len(docs), time.Since(start), in, out)
+	p.opts.Metrics.BelowMinScore(ctx, dropped)
 	endInfer(span, in, out)
 	return anns, nil
 }

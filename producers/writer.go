@@ -358,12 +358,20 @@ type OutputConfig struct {
 	// CreateTopics lets writes create missing output topics. Default:
 	// false, so a typo in a topic name is an error, not a new topic.
 	CreateTopics bool `yaml:"create_topics"`
+	// Mode is what a document's output record is: "annotation" (default:
+	// DESIGN.md's annotation record, keyed by the document id) or "enrich"
+	// (the input event itself, byte for byte where untouched, with the
+	// entities added at enrich.field, its key and headers kept; needs
+	// input.format json).
+	Mode string `yaml:"mode"`
+	// Enrich says where an enriched event holds its entities.
+	Enrich EnrichConfig `yaml:"enrich"`
 }
 
 // DefaultOutputConfig returns the output settings that zero values stand
 // for.
 func DefaultOutputConfig() OutputConfig {
-	return OutputConfig{Compression: DefaultCompression, BatchTimeout: DefaultBatchTimeout}
+	return OutputConfig{Compression: DefaultCompression, BatchTimeout: DefaultBatchTimeout, Mode: ModeAnnotation, Enrich: DefaultEnrichConfig()}
 }
 
 // Validate reports every problem of the settings, at their YAML keys.
@@ -373,6 +381,10 @@ func (c OutputConfig) Validate() error {
 		p.Addf("compression", "%q is not one of snappy, none, gzip, lz4, zstd", c.Compression)
 	}
 	problems.Positive(&p, "batch_timeout", c.BatchTimeout)
+	if c.Mode != ModeAnnotation && c.Mode != ModeEnrich {
+		p.Addf("mode", "%s is not one of annotation, enrich", quote(c.Mode))
+	}
+	p.Add("enrich", c.Enrich.Validate())
 	if c.Topic != "" && c.Topic == c.DeadLetterTopic {
 		p.Addf("dead_letter_topic", "must differ from topic")
 	}

@@ -15,6 +15,7 @@ package record
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 )
 
 // Document is one text to annotate: a decoded input record, a line of a JSON
@@ -32,6 +33,23 @@ type Document struct {
 	// Metadata is the input's "metadata" object, passed through to the
 	// annotation as it is; nil means none ({} in the annotation).
 	Metadata json.RawMessage
+	// Fields, when set, are the document's texts, each annotated on its
+	// own with spans relative to it (input.fields.text naming several
+	// fields); Text is then the first of them.
+	Fields []Field
+	// Event is the input value as decoded (decompressed), which an
+	// enriched output record copies; nil when the reader keeps none.
+	Event json.RawMessage
+	// Key, when set, is the output record's key, read from the field
+	// that input.fields.key names.
+	Key string
+}
+
+// Field is one text of a document: the JSON Pointer (RFC 6901) of the
+// member it was read from, and its text.
+type Field struct {
+	Pointer string
+	Text    string
 }
 
 // Entity is one recognised mention, located in the document's text. Start
@@ -45,6 +63,41 @@ type Entity struct {
 	// Mention is the model's spelling when it differs from Text (in case
 	// or white space).
 	Mention string `json:"mention,omitempty"`
+	// Field is the JSON Pointer of the input field the mention is in,
+	// when the document has several texts; Start and End are then
+	// offsets into that field's text.
+	Field string `json:"field,omitempty"`
+	// Score is the model's probability of the mention, 0 to 1, rounded
+	// to 4 digits (see [RoundScore]); nil where the engine gave no token
+	// probabilities. A pointer, so that a score of 0 is written.
+	Score *float64 `json:"score,omitempty"`
+}
+
+// RoundScore rounds a probability to the 4 digits that records carry, and
+// clamps it to [0, 1].
+func RoundScore(p float64) float64 {
+	switch {
+	case !(p > 0): // NaN too
+		return 0
+	case p >= 1:
+		return 1
+	}
+	return math.Round(p*1e4) / 1e4
+}
+
+// Tags maps each entity type to its unique mentions, in the order they
+// come: the form that tagging and search indexes take.
+func Tags(ents []Entity) map[string][]string {
+	tags := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for _, e := range ents {
+		k := [2]string{e.Type, e.Text}
+		if !seen[k] {
+			seen[k] = true
+			tags[e.Type] = append(tags[e.Type], e.Text)
+		}
+	}
+	return tags
 }
 
 // Mention is something the model named that the text does not hold.
@@ -64,13 +117,17 @@ type Source struct {
 // written as JSON to the annotation topic keyed by ID, and by `nerstream
 // annotate` and `nerstream serve`.
 type Annotation struct {
-	ID          string          `json:"id"`
-	Source      *Source         `json:"source,omitempty"`
-	Model       string          `json:"model"`
-	EntityTypes []string        `json:"entity_types"`
-	Entities    []Entity        `json:"entities"`
-	Unaligned   []Mention       `json:"unaligned,omitempty"`
-	Metadata    json.RawMessage `json:"metadata"`
+	ID          string    `json:"id"`
+	Source      *Source   `json:"source,omitempty"`
+	Model       string    `json:"model"`
+	EntityTypes []string  `json:"entity_types"`
+	Entities    []Entity  `json:"entities"`
+	Unaligned   []Mention `json:"unaligned,omitempty"`
+	// EmptyScores holds, for each entity type whose answer was "[]" (in
+	// every window), the model's probability of that answer: how sure it
+	// is that the text names no such entity. Rounded as Entity.Score.
+	EmptyScores map[string]float64 `json:"empty_scores,omitempty"`
+	Metadata    json.RawMessage    `json:"metadata"`
 }
 
 // MarshalJSON writes the record as DESIGN.md has it: empty lists as [] rather
@@ -123,9 +180,12 @@ const (
 	// ReasonEmptyValue is a record without a value: a null value (a
 	// tombstone, which compacted topics use to delete a key) or a value of
 	// no bytes; kafka-go hands both over as nil.
-	ReasonEmptyValue   = "empty_value"
-	ReasonInvalidJSON  = "invalid_json"
-	ReasonMissingText  = "missing_text"
+	ReasonEmptyValue  = "empty_value"
+	ReasonInvalidJSON = "invalid_json"
+	ReasonMissingText = "missing_text"
+	// ReasonMissingField is a value without a string at a text field
+	// that input.fields.text names (other than the default "/text").
+	ReasonMissingField = "missing_field"
 	ReasonInvalidTypes = "invalid_entity_types"
 	ReasonTooLarge     = "value_too_large"
 	// ReasonInvalidSnappy is a value with content-encoding snappy whose

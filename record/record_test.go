@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -26,6 +27,13 @@ func TestAnnotationJSON(t *testing.T) {
 			`{"id":"d","source":{"topic":"t","partition":2,"offset":9},"model":"m","entity_types":["person"],` +
 				`"entities":[{"text":"Ada <Lovelace>","type":"person","start":0,"end":14},{"text":"ada","type":"person","start":20,"end":23,"mention":"Ada"}],` +
 				`"unaligned":[{"type":"person","text":"Grace & Hopper"}],"metadata":{"k":1}}`},
+		{"scores, a score of 0 written",
+			Annotation{ID: "d", Model: "m", EntityTypes: []string{"person", "place"},
+				Entities:    []Entity{{Text: "Ada", Type: "person", Start: 0, End: 3, Score: ptr(0.9876)}, {Text: "Bo", Type: "person", Start: 4, End: 6, Score: ptr(0)}},
+				EmptyScores: map[string]float64{"place": 0.5}},
+			`{"id":"d","model":"m","entity_types":["person","place"],` +
+				`"entities":[{"text":"Ada","type":"person","start":0,"end":3,"score":0.9876},{"text":"Bo","type":"person","start":4,"end":6,"score":0}],` +
+				`"empty_scores":{"place":0.5},"metadata":{}}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,5 +75,17 @@ func TestInputError(t *testing.T) {
 	var ie *InputError
 	if !errors.As(errors.Join(errors.New("x"), err), &ie) || ie.Reason != ReasonEmptyText {
 		t.Errorf("errors.As: %v", ie)
+	}
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func TestRoundScore(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{
+		{0.123456, 0.1235}, {0.99996, 1}, {1.5, 1}, {-0.1, 0}, {math.NaN(), 0}, {0, 0}, {0.00004, 0}, {0.00005, 0.0001},
+	} {
+		if got := RoundScore(c.in); got != c.want {
+			t.Errorf("RoundScore(%v) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }

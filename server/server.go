@@ -83,6 +83,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -498,6 +499,9 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 	if req.Echo {
 		return nil, badRequest("unsupported_echo", "echo is not supported")
 	}
+	if req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > 5) {
+		return nil, badRequest("invalid_logprobs", "logprobs must be between 0 and 5")
+	}
 	if req.N != nil && *req.N != 1 {
 		return nil, badRequest("unsupported_n", "n must be 1: greedy decoding gives one answer per prompt")
 	}
@@ -536,12 +540,51 @@ func (s *Server) completions(ctx context.Context, b *backend, body []byte) (any,
 			finish = "length"
 		}
 		resp.Choices[i] = openaiapi.Choice{Index: openaiapi.Ptr(i), Text: openaiapi.Ptr(c.Text), FinishReason: finish}
+		if req.Logprobs != nil {
+			resp.Choices[i].Logprobs = choiceLogprobs(c)
+		}
 		in += c.PromptTokens
 		gen += c.GeneratedTokens
 	}
 	resp.Usage = &openaiapi.Usage{PromptTokens: &in, CompletionTokens: &gen, TotalTokens: openaiapi.Ptr(in + gen)}
 	s.opts.Metrics.ModelBatch(ctx, len(prompts), time.Since(start), in, gen)
 	return resp, nil
+}
+
+// choiceLogprobs writes a completion's token log-probabilities in both
+// forms that clients read on /v1/completions: OpenAI's (tokens,
+// token_logprobs, text_offset in bytes) and the chat form that
+// llama-server and Ollama send (content, with each token's bytes, exact
+// where a token holds part of a UTF-8 sequence and its text cannot). Only
+// the chosen tokens are given, not alternatives (top_logprobs): the
+// engine computes no others. Null where the engine gave none.
+func choiceLogprobs(c model.Completion) *openaiapi.Logprobs {
+	if c.Tokens == nil {
+		return nil
+	}
+	lp := &openaiapi.Logprobs{Tokens: []string{}, TokenLogprobs: []*float64{}, TextOffset: []int{}, Content: []openaiapi.TokenLogprob{}}
+	off := 0
+	for _, t := range c.Tokens {
+		if t.Bytes < 0 || off+t.Bytes > len(c.Text) {
+			return nil
+		}
+		piece := c.Text[off : off+t.Bytes]
+		bytes := make([]int, len(piece))
+		for i := range len(piece) {
+			bytes[i] = int(piece[i])
+		}
+		// JSON has no -Inf: an impossible token gets the least float.
+		p := max(t.LogProb, -math.MaxFloat64)
+		if math.IsNaN(p) {
+			return nil
+		}
+		lp.Tokens = append(lp.Tokens, piece)
+		lp.TokenLogprobs = append(lp.TokenLogprobs, &p)
+		lp.TextOffset = append(lp.TextOffset, off)
+		lp.Content = append(lp.Content, openaiapi.TokenLogprob{Token: piece, Logprob: &p, Bytes: bytes})
+		off += t.Bytes
+	}
+	return lp
 }
 
 // engineFailure is the answer to a failure of a whole engine call, made
@@ -577,6 +620,13 @@ type annotateRequest struct {
 	Metadata    json.RawMessage `json:"metadata"`
 	// Explain asks for the explanation beside the record.
 	Explain bool `json:"explain"`
+	// Event, instead of text, is any JSON object whose members "fields"
+	// name; "mode": "enrich" answers with the event itself, the entities
+	// added as "enrich" says.
+	Event  json.RawMessage `json:"event"`
+	Fields *requestFields  `json:"fields"`
+	Mode   string          `json:"mode"`
+	Enrich *requestEnrich  `json:"enrich"`
 }
 
 // annotateResult is the answer for one document: its record, and, when
@@ -585,6 +635,9 @@ type annotateRequest struct {
 type annotateResult struct {
 	record  record.Annotation
 	explain *explanation
+	// event, when set, is the answer instead of the record: the request's
+	// event enriched.
+	event json.RawMessage
 }
 
 // explanation is what a record was read from.
@@ -614,6 +667,9 @@ type explainedAnswer struct {
 // MarshalJSON writes the record as it is, with "explain" added last when
 // there is an explanation.
 func (r annotateResult) MarshalJSON() ([]byte, error) {
+	if r.event != nil {
+		return r.event, nil
+	}
 	b, err := r.record.MarshalJSON()
 	if err != nil || r.explain == nil {
 		return b, err
@@ -675,6 +731,7 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	}
 	base := requestID("ann-")
 	docs := make([]record.Document, len(reqs))
+	hows := make([]eventDoc, len(reqs))
 	// Every document is checked before the engine is called: the request
 	// is answered whole or refused, so one bad document must not cost
 	// the others' generation first (a two-document request with an empty
@@ -682,6 +739,22 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 	for i, r := range reqs {
 		// The cheapest limits first: the number of types before the
 		// recognizer looks at each.
+		if r.Event != nil {
+			if r.Text != nil {
+				return nil, badRequest("invalid_request", "%sgive text or event, not both", where(i))
+			}
+			d, how, e := r.fromEvent(where(i))
+			if e != nil {
+				return nil, e
+			}
+			r.Text, r.EntityTypes, hows[i] = &d.Text, d.Types, how
+			if r.ID == "" {
+				r.ID = d.ID
+			}
+			docs[i].Fields = d.Fields
+		} else if r.Fields != nil || r.Mode != "" || r.Enrich != nil {
+			return nil, badRequest("invalid_request", "%sfields, mode and enrich go with an event", where(i))
+		}
 		switch {
 		case r.Text == nil:
 			return nil, badRequest(record.ReasonEmptyText, "%stext is required", where(i))
@@ -695,24 +768,26 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 		if id == "" {
 			id = base + "/" + strconv.Itoa(i)
 		}
-		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata}
+		docs[i] = record.Document{ID: id, Text: *r.Text, Types: r.EntityTypes, Metadata: r.Metadata, Fields: docs[i].Fields}
 		// The text (size, UTF-8, blank) and the types, as the
 		// recognizer checks them, without the engine.
-		if err := b.rec.Check(docs[i]); err != nil {
-			if ie, ok := errors.AsType[*record.InputError](err); ok {
-				return nil, inputFailure(where(i), ie)
+		for _, d := range fieldDocs(docs[i]) {
+			if err := b.rec.Check(d); err != nil {
+				if ie, ok := errors.AsType[*record.InputError](err); ok {
+					return nil, inputFailure(where(i), ie)
+				}
+				return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + err.Error()}
 			}
-			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + err.Error()}
 		}
 	}
 	start := time.Now()
-	anns, err := b.rec.Recognize(ctx, docs)
+	anns, err := model.WithFields(b.rec).Recognize(ctx, docs)
 	if err != nil {
 		return nil, engineFailure(ctx, err)
 	}
 	elapsed := time.Since(start)
 	records := make([]annotateResult, len(anns))
-	var in, out int
+	var in, out, dropped int
 	for i := range anns {
 		if e := anns[i].Err; e != nil {
 			var ie *record.InputError
@@ -725,13 +800,21 @@ func (s *Server) annotate(ctx context.Context, b *backend, body []byte) (any, *a
 			return nil, &apiError{http.StatusInternalServerError, "server_error", "", where(i) + e.Error()}
 		}
 		records[i].record = anns[i].Record(b.name, docs[i].Metadata)
+		if hows[i].enrich {
+			var e *apiError
+			if records[i].event, e = hows[i].enriched(where(i), reqs[i].Event, anns[i].Entities); e != nil {
+				return nil, e
+			}
+		}
 		if reqs[i].Explain {
 			records[i].explain = explain(&anns[i], elapsed)
 		}
 		in += anns[i].PromptTokens
 		out += anns[i].GeneratedTokens
+		dropped += anns[i].BelowMinScore
 	}
 	s.opts.Metrics.ModelBatch(ctx, len(docs), elapsed, in, out)
+	s.opts.Metrics.BelowMinScore(ctx, dropped)
 	if list {
 		return records, nil
 	}

@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/nerstream/nerstream/consumers"
+	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/producers"
 	"github.com/nerstream/nerstream/record"
 )
 
@@ -27,6 +29,12 @@ type LinesOptions struct {
 	// Progress hears how many lines have been answered so far, after each
 	// batch. Default: none.
 	Progress func(lines int)
+	// Fields selects the document's members of each line
+	// (input.fields); nil reads DESIGN.md's schema.
+	Fields *consumers.Selector
+	// Enrich, when set, writes each line's event enriched
+	// (output.mode enrich) rather than its annotation record.
+	Enrich *producers.Enricher
 }
 
 // LineError is the record written for a line that gives no annotation: a
@@ -45,8 +53,10 @@ type LineError struct {
 
 // AnnotateLines annotates JSON lines documents (the input records of
 // DESIGN.md, decoded as consumers.DecodeJSON does) and writes one JSON line
-// per input line, in order: the annotation record, or a [LineError]. Blank
-// lines are skipped. It stops at the first failure of the model as a whole
+// per input line, in order: the annotation record (or, with opts.Enrich,
+// the line's event with its entities added), or a [LineError]. Blank
+// lines are skipped. A document with several texts (opts.Fields) is
+// annotated text by text. It stops at the first failure of the model as a whole
 // or of writing.
 func AnnotateLines(ctx context.Context, rec pipeline.Recognizer, in io.Reader, out io.Writer, opts LinesOptions) error {
 	opts.Name = cmp.Or(opts.Name, "stdin")
@@ -54,7 +64,7 @@ func AnnotateLines(ctx context.Context, rec pipeline.Recognizer, in io.Reader, o
 	if opts.Batch < 0 {
 		return fmt.Errorf("stream: batch of %d documents", opts.Batch)
 	}
-	a := lineAnnotator{rec: rec, opts: opts, out: bufio.NewWriter(out)}
+	a := lineAnnotator{rec: model.WithFields(rec), opts: opts, out: bufio.NewWriter(out)}
 	br := bufio.NewReaderSize(in, 1<<20)
 	var pending []line
 	n := 0
@@ -63,7 +73,7 @@ func AnnotateLines(ctx context.Context, rec pipeline.Recognizer, in io.Reader, o
 		if len(text) > 0 {
 			n++
 			if strings.TrimSpace(text) != "" {
-				doc, err := consumers.DecodeJSON([]byte(text), consumers.Limits{})
+				doc, err := consumers.DecodeFields([]byte(strings.TrimRight(text, "\r\n")), consumers.Limits{}, opts.Fields)
 				if err == nil && doc.ID == "" {
 					doc.ID = opts.Name + ":" + strconv.Itoa(n)
 				}
@@ -87,7 +97,7 @@ func AnnotateLines(ctx context.Context, rec pipeline.Recognizer, in io.Reader, o
 
 // lineAnnotator writes the records of the lines.
 type lineAnnotator struct {
-	rec  pipeline.Recognizer
+	rec  model.Batch
 	opts LinesOptions
 	out  *bufio.Writer
 	done int
@@ -124,6 +134,20 @@ func (a *lineAnnotator) flush(ctx context.Context, lines []line) error {
 			v = LineError{Line: l.n, ID: l.doc.ID, Error: l.err.Error()}
 		case anns[k].Err != nil:
 			v = LineError{Line: l.n, ID: l.doc.ID, Error: anns[k].Err.Error()}
+			k++
+		case a.opts.Enrich != nil:
+			ev, err := a.opts.Enrich.Enrich(l.doc.Event, anns[k].Entities)
+			if err != nil {
+				v = LineError{Line: l.n, ID: l.doc.ID, Error: record.ReasonEncodeFailed + ": " + err.Error()}
+			} else {
+				// As it is: an encoder would compact the event.
+				k++
+				a.out.Write(ev)
+				if err := a.out.WriteByte('\n'); err != nil {
+					return fmt.Errorf("writing the output: %w", err)
+				}
+				continue
+			}
 			k++
 		default:
 			v = anns[k].Record(a.opts.Model, l.doc.Metadata)

@@ -125,6 +125,22 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 		}
 		o.recognizer = rec
 	}
+	// The result cache's metrics read the recognizer's cache, before
+	// WithFields wraps it.
+	var cache *model.Cache
+	if r, ok := o.recognizer.(interface{ Cache() *model.Cache }); ok {
+		cache = r.Cache()
+	}
+	// A document with several texts (input.fields.text) is annotated
+	// text by text, in the same call.
+	o.recognizer = model.WithFields(o.recognizer)
+	enc := encoder{topic: cfg.Output.Topic, deadLetters: cfg.Output.DeadLetterTopic, model: o.modelName}
+	if cfg.Output.Mode == producers.ModeEnrich {
+		var err error
+		if enc.enrich, err = cfg.Output.Enrich.Enricher(); err != nil {
+			return nil, fmt.Errorf("stream: %w", err)
+		}
+	}
 	if o.modelName == "" {
 		o.modelName = "unknown"
 		if cfg.Model.Path != "" {
@@ -163,7 +179,7 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 	pipe, err := pipeline.New(pipeline.Options{
 		Recognizer:   o.recognizer,
 		Sink:         sink,
-		Encoder:      encoder{topic: cfg.Output.Topic, deadLetters: cfg.Output.DeadLetterTopic, model: o.modelName},
+		Encoder:      enc,
 		Batch:        cfg.Batch,
 		Retry:        cfg.Retry,
 		DrainTimeout: cfg.ShutdownTimeout,
@@ -181,8 +197,7 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 	if q, ok := eng.(interface{ QueueDepth() int64 }); ok {
 		o.metrics.ObserveEngineQueue(q.QueueDepth)
 	}
-	if r, ok := o.recognizer.(interface{ Cache() *model.Cache }); ok && r.Cache() != nil {
-		c := r.Cache()
+	if c := cache; c != nil {
 		o.metrics.ObserveCache(func() telemetry.CacheStats {
 			s := c.Stats()
 			return telemetry.CacheStats{Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Entries: int64(s.Entries), Bytes: s.Bytes}
@@ -335,6 +350,9 @@ func (s *writerSink) Write(ctx context.Context, outs []pipeline.Output) error {
 // package.
 type encoder struct {
 	topic, deadLetters, model string
+	// enrich, when set, writes enriched events (output.mode enrich)
+	// rather than annotation records.
+	enrich *producers.Enricher
 }
 
 // maxRecordBytes bounds an output record's key, value and headers together:
@@ -357,16 +375,31 @@ func recordBytes(key, value []byte, headers []record.Header) int {
 }
 
 func (e encoder) Annotation(in *pipeline.Input, ann *model.Annotation) (pipeline.Output, error) {
-	rec := ann.Record(e.model, in.Doc.Metadata)
-	rec.Source = &record.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
-	m, err := producers.AnnotationMessage(e.topic, rec)
+	var m producers.Message
+	var err error
+	if e.enrich != nil {
+		// The input's key and headers, unless input.fields.key names
+		// the key.
+		key := in.Key
+		if in.Doc.Key != "" {
+			key = []byte(in.Doc.Key)
+		}
+		m, err = producers.EnrichedMessage(e.topic, e.enrich, key, in.Doc.Event, in.Headers, ann.Entities)
+	} else {
+		rec := ann.Record(e.model, in.Doc.Metadata)
+		rec.Source = &record.Source{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
+		m, err = producers.AnnotationMessage(e.topic, rec)
+		if in.Doc.Key != "" {
+			m.Key = []byte(in.Doc.Key)
+		}
+	}
 	if err != nil {
 		return pipeline.Output{}, err
 	}
-	if n := recordBytes(m.Key, m.Value, nil); n > maxRecordBytes {
-		return pipeline.Output{}, fmt.Errorf("annotation of %d bytes is over the record limit of %d", n, maxRecordBytes)
+	if n := recordBytes(m.Key, m.Value, m.Headers); n > maxRecordBytes {
+		return pipeline.Output{}, fmt.Errorf("output record of %d bytes is over the record limit of %d", n, maxRecordBytes)
 	}
-	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value}, nil
+	return pipeline.Output{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers}, nil
 }
 
 func (e encoder) DeadLetter(in *pipeline.Input, reason string) pipeline.Output {

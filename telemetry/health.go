@@ -89,6 +89,18 @@ func (h *Health) Set(check string, err error) {
 	st.reason.Store(p)
 }
 
+// each calls f with every check and whether it is ready.
+func (h *Health) each(f func(check string, ready bool)) {
+	if h == nil {
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for name, st := range h.checks {
+		f(name, st.reason.Load() == nil)
+	}
+}
+
 // add returns check's state, adding it (ready) if it is missing.
 func (h *Health) add(check string) *checkState {
 	h.mu.Lock()

@@ -26,6 +26,7 @@ import (
 //	nerstream.model.latency           histogram nerstream_model_latency_seconds (one model batch)
 //	nerstream.model.tokens            counter   nerstream_model_tokens_total{kind=input|output}
 //	nerstream.model.tokens_per_second histogram nerstream_model_tokens_per_second (input and output tokens of a batch over its latency)
+//	nerstream.entities.below_min_score counter  nerstream_entities_below_min_score_total (entities dropped by model.min_score)
 //	nerstream.documents.in_flight     gauge     nerstream_documents_in_flight
 //	nerstream.consumer.lag            gauge     nerstream_consumer_lag{topic,partition}
 //	nerstream.engine.queue_depth      gauge     nerstream_engine_queue_depth (prompts waiting or decoding)
@@ -35,6 +36,8 @@ import (
 //	nerstream.cache.hit_ratio         gauge     nerstream_cache_hit_ratio (hits over hits and misses, since start)
 //	nerstream.cache.entries           gauge     nerstream_cache_entries
 //	nerstream.cache.bytes             gauge     nerstream_cache_bytes (as the cache counts them, within model.cache.bytes)
+//	nerstream.ready                   gauge     nerstream_ready{check} (1 ready, 0 failing: [ObserveHealth])
+//	nerstream.engine.workers          gauge     nerstream_engine_workers{device} ([ObserveWorkers])
 //
 // The record counters label the input topic for consumed and dead-lettered
 // records (where the record came from) and the output topic for produced
@@ -46,6 +49,7 @@ type Metrics struct {
 	recordLatency, modelLatency      metric.Float64Histogram
 	tokens                           metric.Int64Counter
 	tokenRate                        metric.Float64Histogram
+	belowMinScore                    metric.Int64Counter
 
 	inputTokens, outputTokens metric.AddOption
 	// topics caches one attribute option per topic (and per topic and
@@ -102,6 +106,10 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 	m.tokenRate, err = meter.Float64Histogram("nerstream.model.tokens_per_second",
 		metric.WithDescription("Input and output tokens of one model batch over its latency."),
 		metric.WithExplicitBucketBoundaries(10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000))
+	errs = append(errs, err)
+
+	m.belowMinScore, err = meter.Int64Counter("nerstream.entities.below_min_score",
+		metric.WithDescription("Entities dropped for a score under model.min_score."), metric.WithUnit("{entity}"))
 	errs = append(errs, err)
 
 	inFlight, err := meter.Int64ObservableGauge("nerstream.documents.in_flight",
@@ -227,6 +235,13 @@ func (m *Metrics) ModelBatch(ctx context.Context, docs int, d time.Duration, inp
 	m.tokens.Add(ctx, int64(outputTokens), m.outputTokens)
 	if s := d.Seconds(); s > 0 && inputTokens+outputTokens > 0 {
 		m.tokenRate.Record(ctx, float64(inputTokens+outputTokens)/s)
+	}
+}
+
+// BelowMinScore counts n entities dropped for a score under model.min_score.
+func (m *Metrics) BelowMinScore(ctx context.Context, n int) {
+	if m != nil && n > 0 {
+		m.belowMinScore.Add(ctx, int64(n))
 	}
 }
 

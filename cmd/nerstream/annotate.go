@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/hub"
+	"github.com/nerstream/nerstream/producers"
 	"github.com/nerstream/nerstream/stream"
 )
 
@@ -30,9 +32,29 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	noGrammar := fset.Bool("no-grammar", false, "do not hold answers to a JSON array of strings")
 	substring := fset.Bool("substring", false, "hold every string of an answer to a substring of its passage")
 	cache := registerCacheFlags(fset)
+	var cf configFlags
+	cf.register(fset, false)
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
+	}
+	// --config and --set give the input.fields and output.mode/enrich
+	// keys, as run takes them; the other keys are run's.
+	cfg, problems, err := cf.load(config.Config.Validate)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return usagef("%s: %v (nerstream config check lists them)", cf.name(), problems)
+	}
+	lines := stream.LinesOptions{}
+	if lines.Fields, err = cfg.Input.Fields.Selector(); err != nil {
+		return usageError{err}
+	}
+	if cfg.Output.Mode == producers.ModeEnrich {
+		if lines.Enrich, err = cfg.Output.Enrich.Enricher(); err != nil {
+			return usageError{err}
+		}
 	}
 	if ef.Model == "" && ef.Engine != "openai" {
 		return usagef("--model is required")
@@ -47,6 +69,9 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	// line in its own error record, and the command would exit 0.
 	if err := checkCacheFlags(*cache); err != nil {
 		return err
+	}
+	if !cache.Enabled() {
+		cache = &cfg.Model.Cache // --set model.cache.entries=… as run takes it
 	}
 	defaultTypes := splitList(*types)
 	if len(defaultTypes) == 0 {
@@ -78,7 +103,8 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		return usageError{err}
 	}
 	p := newProgress(s.err)
-	err = stream.AnnotateLines(ctx, rec, in, s.out, stream.LinesOptions{Name: name, Model: m.Name, Batch: *batch, Progress: p.set})
+	lines.Name, lines.Model, lines.Batch, lines.Progress = name, m.Name, *batch, p.set
+	err = stream.AnnotateLines(ctx, rec, in, s.out, lines)
 	if err != nil {
 		return err
 	}

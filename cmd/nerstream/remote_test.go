@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/engines"
@@ -86,7 +88,7 @@ func TestOpenAIEngineMatchesInProcess(t *testing.T) {
 	}
 	ctx := context.Background()
 	opts := model.GenerateOptions{MaxNewTokens: 24}
-	nonEmpty := 0
+	nonEmpty, scored := 0, 0
 	for _, text := range []string{"Ada Lovelace worked with Charles Babbage in London.", "Zoë flew from Zürich to São Paulo."} {
 		var g model.PromptGroup
 		for _, typ := range []string{"person", "location", "organization"} {
@@ -114,10 +116,24 @@ func TestOpenAIEngineMatchesInProcess(t *testing.T) {
 			if want[0][p].Text != "" {
 				nonEmpty++
 			}
+			// Scores (issue 19): the same token log-probabilities, read
+			// from serve's logprobs, where the answer is UTF-8 (else
+			// JSON cannot carry its bytes, and it has none).
+			w, g := want[0][p].Tokens, got[0][p].Tokens
+			if !utf8.ValidString(want[0][p].Text) {
+				if g != nil {
+					t.Errorf("%q, prompt %d: log-probs %v for an answer that did not arrive intact", text, p, g)
+				}
+				continue
+			}
+			if w == nil || !slices.Equal(g, w) {
+				t.Errorf("%q, prompt %d: token log-probs through serve %v, in process %v", text, p, g, w)
+			}
+			scored++
 		}
 	}
-	if nonEmpty == 0 {
-		t.Fatal("every answer was empty: the comparison shows nothing")
+	if nonEmpty == 0 || scored == 0 {
+		t.Fatalf("%d answers non-empty, %d scored: the comparison shows nothing", nonEmpty, scored)
 	}
 }
 

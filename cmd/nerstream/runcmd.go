@@ -53,6 +53,9 @@ func runRun(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	health := telemetry.NewHealth(telemetry.CheckModel, telemetry.CheckConsumerGroup, telemetry.CheckProducer)
+	if err := telemetry.ObserveHealth(tel.Meter(), health); err != nil {
+		return err
+	}
 	// The server starts first: /healthz answers, and /readyz says why not
 	// ready, while the model loads.
 	addr, stopServer, err := startServer(telemetry.ServerOptions{Address: cfg.HTTP.Address, Health: health, Metrics: tel.MetricsHandler(), Pprof: cfg.HTTP.Pprof, Logger: log})
@@ -74,6 +77,13 @@ func runRun(ctx context.Context, s streams, args []string) error {
 	}
 	defer m.Close()
 	if cfg.Model.Cache.Model, err = cacheIdentity(cfg.Model.Cache, m); err != nil {
+		return err
+	}
+	devices := make([]string, len(m.Workers))
+	for i, w := range m.Workers {
+		devices[i] = w.Device
+	}
+	if err := telemetry.ObserveWorkers(tel.Meter(), devices); err != nil {
 		return err
 	}
 	st, err := stream.New(cfg, m.Engine, stream.WithLogger(log), stream.WithTelemetry(tel, health), stream.WithModelName(m.Name))

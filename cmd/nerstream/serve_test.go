@@ -381,6 +381,9 @@ func TestServe(t *testing.T) {
 			{"65 prompts", "POST", "/v1/completions", map[string]any{"prompt": slices.Repeat([]string{prompt}, 65)}, 400, "over the limit of 64"},
 			{"max_tokens 0", "POST", "/v1/completions", map[string]any{"prompt": prompt, "max_tokens": 0}, 400, "max_tokens"},
 			{"stream", "POST", "/v1/completions", map[string]any{"prompt": prompt, "stream": true}, 400, "streaming"},
+			{"logprobs 6", "POST", "/v1/completions", map[string]any{"prompt": prompt, "logprobs": 6}, 400, "logprobs must be between 0 and 5"},
+			{"logprobs -1", "POST", "/v1/completions", map[string]any{"prompt": prompt, "logprobs": -1}, 400, "logprobs must be between 0 and 5"},
+			{"logprobs not a number", "POST", "/v1/completions", map[string]any{"prompt": prompt, "logprobs": "all"}, 400, "malformed JSON"},
 			{"too long for the context", "POST", "/v1/completions", map[string]any{"prompt": strings.Repeat("word ", 5000)}, 400, "context"},
 			{"unknown route", "POST", "/v1/chat/completions", map[string]any{}, 404, "no route"},
 		} {

@@ -50,6 +50,18 @@ type EngineResult struct {
 	SharedPrefixTokens   int     `json:"shared_prefix_tokens"`
 	GeneratedTokens      int     `json:"generated_tokens"`
 
+	// With ScoresRounds: documents per second with scores off and on,
+	// and the share of throughput that scores cost (1 - on/off).
+	ScoresOffDocsPerS float64 `json:"scores_off_docs_per_s,omitempty"`
+	ScoresOnDocsPerS  float64 `json:"scores_on_docs_per_s,omitempty"`
+	ScoresOverhead    float64 `json:"scores_overhead,omitempty"`
+	// ScoreTimeShare is the time spent on scores over the time in
+	// llama_decode during the engine phase (scores on): their cost
+	// measured inside one run, whatever the machine's load does.
+	ScoreTimeShare float64 `json:"score_time_share,omitempty"`
+	// ScoresRounds are each round's figures, off then on, in run order.
+	ScoresRounds [][2]float64 `json:"scores_rounds,omitempty"`
+
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 	ModelMB     float64 `json:"model_mb,omitempty"`
 	KVCacheMB   float64 `json:"kv_cache_mb,omitempty"`
@@ -84,6 +96,11 @@ type EngineOptions struct {
 	Docs, Types, DocTokens, MaxNewTokens int
 	// SkipNaive leaves out the one-prompt-at-a-time baseline.
 	SkipNaive bool
+	// ScoresRounds, when > 0, also measures what token log-probabilities
+	// (entity scores) cost: that many rounds of the engine phase with
+	// scores off and on, alternating, each figure the median of its
+	// rounds.
+	ScoresRounds int
 }
 
 // MaxTypes is the most entity types a benchmark document is asked about.
@@ -176,8 +193,14 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 	res.EngineAvgBatchTokens = float64(toks) / float64(max(calls, 1))
 	res.EnginePrefillTokensPerS = float64(toks) / dt.Seconds()
 	res.PrefillRatio = res.EnginePrefillTokensPerS / res.PrefillLimitTokensPerS
+	res.ScoreTimeShare = (st.ScoreTime - before.ScoreTime).Seconds() / dt.Seconds()
 	res.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
 	res.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
+	if o.ScoresRounds > 0 {
+		if err := scoresOverhead(ctx, res, w, eng.Generate, o); err != nil {
+			return nil, err
+		}
+	}
 	if !o.SkipNaive {
 		start = time.Now()
 		if _, _, err := w.feed(ctx, []generateFunc{eng.GenerateUnbatched}); err != nil {
@@ -191,6 +214,43 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 	res.KVCacheMB = float64(eng.KVCacheBytes()) / (1 << 20)
 	res.RSSOverBase = res.PeakRSSMB / (res.ModelMB + res.KVCacheMB)
 	return res, nil
+}
+
+// scoresOverhead runs the engine phase o.ScoresRounds times with scores
+// off and on, alternating (so that a machine's load drifts over both
+// alike), and checks that scores change no answer.
+func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generate generateFunc, o EngineOptions) error {
+	var off, on []float64
+	var first [][]string // the answers of the first round
+	for range o.ScoresRounds {
+		for _, noScores := range []bool{true, false} {
+			wk := w
+			wk.gen.NoScores = noScores
+			start := time.Now()
+			answers, _, err := wk.feed(ctx, slices.Repeat([]generateFunc{generate}, 4))
+			if err != nil {
+				return err
+			}
+			rate := float64(o.Docs) / time.Since(start).Seconds()
+			if noScores {
+				off = append(off, rate)
+				if first == nil {
+					first = answers
+				}
+			} else {
+				on = append(on, rate)
+			}
+			if !slices.EqualFunc(answers, first, slices.Equal) {
+				return fmt.Errorf("bench: answers with scores on differ from those with scores off")
+			}
+		}
+	}
+	for i := range off {
+		res.ScoresRounds = append(res.ScoresRounds, [2]float64{off[i], on[i]})
+	}
+	res.ScoresOffDocsPerS, res.ScoresOnDocsPerS = median(off), median(on)
+	res.ScoresOverhead = 1 - res.ScoresOnDocsPerS/res.ScoresOffDocsPerS
+	return nil
 }
 
 // newBenchWork makes the benchmark's documents, as counted by tc, and

@@ -27,6 +27,11 @@ type CompletionRequest struct {
 	StructuredOutputs map[string]any `json:"structured_outputs,omitempty"`
 	// Grammar is llama-server's GBNF grammar.
 	Grammar string `json:"grammar,omitempty"`
+	// Logprobs asks for the log-probabilities of each generated token and
+	// of that many alternatives (OpenAI's completions field; vLLM,
+	// llama-server and Ollama take it). nerstream sends 1: Ollama
+	// returns none for 0.
+	Logprobs *int `json:"logprobs,omitempty"`
 }
 
 // CompletionResponse is the answer to a CompletionRequest: one choice per
@@ -47,12 +52,32 @@ type Choice struct {
 	Index        *int    `json:"index"`
 	Text         *string `json:"text"`
 	FinishReason string  `json:"finish_reason,omitempty"`
-	// Logprobs is always null from nerstream serve: the field is there
-	// for clients that expect it.
-	Logprobs *struct{} `json:"logprobs"`
+	// Logprobs holds the generated tokens' log-probabilities, when the
+	// request asked for them; null otherwise.
+	Logprobs *Logprobs `json:"logprobs"`
 	// Usage is per choice: no server is known to send it here, but an
 	// answer that comes as a list of completions has one per completion.
 	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Logprobs are a choice's token log-probabilities, in either of the two
+// forms servers send on /v1/completions: OpenAI's completions form
+// (Tokens with TokenLogprobs: vLLM, nerstream serve) or the chat form
+// (Content: llama-server, Ollama).
+type Logprobs struct {
+	Tokens        []string             `json:"tokens,omitempty"`
+	TokenLogprobs []*float64           `json:"token_logprobs,omitempty"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs,omitempty"`
+	TextOffset    []int                `json:"text_offset,omitempty"`
+	Content       []TokenLogprob       `json:"content,omitempty"`
+}
+
+// TokenLogprob is one token of the chat form. Bytes, when given, are the
+// token's bytes (Token may have lost part of a UTF-8 sequence).
+type TokenLogprob struct {
+	Token   string   `json:"token"`
+	Logprob *float64 `json:"logprob"`
+	Bytes   []int    `json:"bytes,omitempty"`
 }
 
 // Usage counts tokens.

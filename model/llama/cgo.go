@@ -13,12 +13,15 @@ package llama
 #cgo linux LDFLAGS: -Wl,--export-dynamic
 #include <stdlib.h>
 #include "llama_decl.h"
+
+double nerstream_logsumexp(const float *l, int n); // helpers.c
 */
 import "C"
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"unsafe"
 
@@ -301,6 +304,15 @@ func (c *cContext) logits(i int32) []float32 {
 		return nil
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), c.nVoc)
+}
+
+// logSumExp returns log(Σ exp(l[i])), the normaliser of the log-softmax
+// of l: -Inf for no logits. It reads l during the call only.
+func logSumExp(l []float32) float64 {
+	if len(l) == 0 {
+		return math.Inf(-1)
+	}
+	return float64(C.nerstream_logsumexp((*C.float)(unsafe.Pointer(&l[0])), C.int(len(l))))
 }
 
 // removeSequence frees every KV cell of sequence id.

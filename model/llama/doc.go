@@ -23,6 +23,28 @@
 // the arg-max token first and applied to the whole vocabulary only when it
 // refuses that token, so it costs little.
 //
+// # Scores
+//
+// Each generated token gets the natural log of the probability the model
+// gave it (model.Completion.Tokens), from the logits row it was sampled
+// from: the log-softmax of that token, logit minus the log-sum-exp over
+// the whole vocabulary, at no extra decode (package model turns these into
+// entity scores). The log-sum-exp is one vectorised pass in C (helpers.c,
+// AVX2 with a Cephes expf polynomial, summed in double; agreeing with a
+// plain float64 one to 1e-6).
+//
+// The distribution is the model's own, before the answer grammar masks it.
+// The grammar removes only tokens that cannot continue a JSON list of
+// strings, and greedy decoding takes the arg-max, which it allows at most
+// steps; renormalising over what it allows would call it on the whole
+// vocabulary at every step (the costly path that the sampler avoids) and
+// would give every forced token (a comma, a closing bracket) probability
+// 1, hiding the model's doubt. It is also what OpenAI-compatible servers
+// report as log-probabilities (vLLM and llama-server give the raw
+// distribution's), so that both engines score alike. A call
+// with model.GenerateOptions.NoScores skips the pass, for measuring its
+// cost (bench engine --scores-rounds).
+//
 // # Safety
 //
 // llama.cpp aborts the whole process on a failed assertion, so every input

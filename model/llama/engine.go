@@ -142,6 +142,9 @@ type Stats struct {
 	// DecodeThreads sums the CPU threads of each decode: divided by
 	// DecodeCalls, the mean thread count.
 	DecodeThreads int
+	// ScoreTime is the time spent on token log-probabilities (scores),
+	// one log-sum-exp per generated token: beside DecodeTime, their cost.
+	ScoreTime time.Duration
 }
 
 // ErrClosed is returned by an engine that was closed; it wraps
@@ -511,6 +514,7 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 		sizes[gi] = len(g.Prompts)
 	}
 	req := newRequest(ctx, maxNew, serial, sizes)
+	req.noScores = opts.NoScores
 	budget := e.ContextTokens()
 	var queued int64
 	for gi, g := range groups {

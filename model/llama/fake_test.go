@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -154,10 +155,42 @@ func wantAnswer(prompt []int32, maxNew int) model.Completion {
 	toks = toks[:min(len(toks), maxNew)]
 	pieces, _ := fakePieces()
 	var text []byte
+	lps := []model.TokenLogProb{}
+	history := slices.Clone(prompt)
 	for _, t := range toks {
 		text = append(text, pieces[t]...)
+		lps = append(lps, model.TokenLogProb{Bytes: len(pieces[t]), LogProb: refLogSoftmax(fakeLogits(history), t)})
+		history = append(history, t)
 	}
-	return model.Completion{Text: string(text), GeneratedTokens: len(toks), PromptTokens: len(prompt)}
+	return model.Completion{Text: string(text), GeneratedTokens: len(toks), PromptTokens: len(prompt), Tokens: lps}
+}
+
+// refLogSoftmax is the log-softmax of token tok of logits l, computed
+// plainly in float64: the reference that scores are checked against.
+func refLogSoftmax(l []float32, tok int32) float64 {
+	m := math.Inf(-1)
+	for _, v := range l {
+		m = max(m, float64(v))
+	}
+	sum := 0.0
+	for _, v := range l {
+		sum += math.Exp(float64(v) - m)
+	}
+	return float64(l[tok]) - m - math.Log(sum)
+}
+
+// checkLogProbs compares a completion's token log-probabilities with the
+// reference's.
+func checkLogProbs(got, want []model.TokenLogProb) error {
+	if len(got) != len(want) || (got == nil) != (want == nil) {
+		return fmt.Errorf("%d token log-probs (nil %v), want %d", len(got), got == nil, len(want))
+	}
+	for i := range want {
+		if got[i].Bytes != want[i].Bytes || math.Abs(got[i].LogProb-want[i].LogProb) > 1e-6 {
+			return fmt.Errorf("token %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	return nil
 }
 
 // fakeEntry is one token of a batch the fake decoder took.
@@ -493,6 +526,8 @@ func checkAnswers(t *testing.T, groups [][][]int32, got [][]model.Completion, ma
 			want := wantAnswer(p, maxNew)
 			if c := got[gi][pi]; c.Text != want.Text || c.GeneratedTokens != want.GeneratedTokens || c.Err != nil {
 				t.Errorf("group %d prompt %d: %q (%d tokens, %v), want %q (%d tokens)", gi, pi, c.Text, c.GeneratedTokens, c.Err, want.Text, want.GeneratedTokens)
+			} else if err := checkLogProbs(c.Tokens, want.Tokens); err != nil {
+				t.Errorf("group %d prompt %d: %v", gi, pi, err)
 			}
 		}
 	}

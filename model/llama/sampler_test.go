@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -103,5 +104,51 @@ func TestArrayCloser(t *testing.T) {
 				t.Errorf("closed at piece %d, want %d", got, c.closed)
 			}
 		})
+	}
+}
+
+// TestLogSumExp: the vectorised log-sum-exp agrees with a plain float64
+// one, on lengths around the vector width and on a LLaMA-sized vocabulary
+// with a wide range of logits.
+func TestLogSumExp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 7, 8, 9, 17, 32000} {
+		for _, spread := range []float64{0.01, 10, 100} {
+			l := make([]float32, n)
+			for i := range l {
+				l[i] = float32((rng.Float64() - 0.5) * spread)
+			}
+			m := math.Inf(-1)
+			for _, v := range l {
+				m = max(m, float64(v))
+			}
+			sum := 0.0
+			for _, v := range l {
+				sum += math.Exp(float64(v) - m)
+			}
+			want := m + math.Log(sum)
+			if got := logSumExp(l); math.Abs(got-want) > 1e-6 {
+				t.Errorf("n=%d spread=%v: %v, want %v", n, spread, got, want)
+			}
+		}
+	}
+	if got := logSumExp(nil); !math.IsInf(got, -1) {
+		t.Errorf("no logits: %v, want -Inf", got)
+	}
+	if got := logSumExp([]float32{float32(math.Inf(-1)), 0}); math.Abs(got) > 1e-7 {
+		t.Errorf("with a masked logit: %v, want 0", got)
+	}
+}
+
+// BenchmarkLogSumExp is the cost of one token's score on LLaMA's
+// vocabulary: one log-sum-exp over 32,000 logits.
+func BenchmarkLogSumExp(b *testing.B) {
+	l := make([]float32, 32000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range l {
+		l[i] = float32(rng.NormFloat64() * 3)
+	}
+	for b.Loop() {
+		logSumExp(l)
 	}
 }

@@ -99,6 +99,9 @@ type request struct {
 	ctx    context.Context
 	maxNew int
 	serial bool
+	// noScores skips each generated token's log-probability
+	// (GenerateOptions.NoScores).
+	noScores bool
 	// probe, when set, asks for one full-batch decode instead (see
 	// PrefillLimit); probeTime is its result.
 	probe     []int32
@@ -176,6 +179,7 @@ type sequence struct {
 	next     int32 // sampled token to feed, once the prompt is in
 	fed      bool  // next has been chosen and waits to be decoded
 	out      []byte
+	toks     []model.TokenLogProb // with cfg.scores
 	nGen     int
 	grammar  grammar
 	closer   arrayCloser
@@ -535,7 +539,8 @@ func (s *scheduler) step() {
 
 // sampleNext chooses a sequence's next token from its logits row.
 func (s *scheduler) sampleNext(q *sequence) {
-	tok := s.smp.greedy(s.dec.logits(q.row), q.grammar, q.quotes)
+	l := s.dec.logits(q.row)
+	tok := s.smp.greedy(l, q.grammar, q.quotes)
 	q.fed = false
 	if tok < 0 || s.cfg.eog[tok] {
 		s.finish(q)
@@ -543,6 +548,14 @@ func (s *scheduler) sampleNext(q *sequence) {
 	}
 	q.nGen++
 	piece := s.cfg.pieces[tok]
+	if !q.g.req.noScores {
+		// The log-softmax of the chosen token over the whole vocabulary,
+		// before the grammar's mask (see the package doc).
+		start := time.Now()
+		q.toks = append(q.toks, model.TokenLogProb{Bytes: len(piece), LogProb: min(float64(l[tok])-logSumExp(l), 0)})
+		took := time.Since(start)
+		s.stats.add(func(st *Stats) { st.ScoreTime += took })
+	}
 	q.out = append(q.out, piece...)
 	if q.grammar != nil {
 		q.grammar.accept(tok)
@@ -564,6 +577,12 @@ func (s *scheduler) finish(q *sequence) {
 	c := &q.g.req.out[q.g.index][q.p.index]
 	c.Text = string(q.out)
 	c.GeneratedTokens = q.nGen
+	if !q.g.req.noScores {
+		c.Tokens = q.toks
+		if c.Tokens == nil {
+			c.Tokens = []model.TokenLogProb{}
+		}
+	}
 	s.stats.add(func(st *Stats) { st.GeneratedTokens += q.nGen })
 	s.freeSeq(q)
 }

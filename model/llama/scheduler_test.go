@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -235,7 +236,7 @@ func TestSerialEqualsBatched(t *testing.T) {
 			}
 			for gi := range groups {
 				for pi := range groups[gi] {
-					if got[gi][pi] != want[gi][pi] {
+					if !reflect.DeepEqual(got[gi][pi], want[gi][pi]) {
 						t.Errorf("group %d prompt %d: batched %+v, serial %+v", gi, pi, got[gi][pi], want[gi][pi])
 					}
 				}

@@ -29,6 +29,10 @@ type ScriptedEngine struct {
 	// the text in the question's slot (the entity type, or its
 	// definition). Nil answers "[]" to everything.
 	Answer func(text, query string) string
+	// LogProbs, when set, gives the answer's tokens with their
+	// log-probabilities (Completion.Tokens), as a model that scores would;
+	// nil leaves the answers unscored.
+	LogProbs func(text, query, answer string) []model.TokenLogProb
 	// Context is the context window in tokens. Default: 2048.
 	Context int
 	// Err, when set, fails every Generate call as a whole.
@@ -88,6 +92,9 @@ func (e *ScriptedEngine) Generate(ctx context.Context, groups []model.PromptGrou
 				answer = e.Answer(text, query)
 			}
 			out[g][p] = model.Completion{Text: answer, PromptTokens: n, GeneratedTokens: tokens(answer) + 1}
+			if e.LogProbs != nil {
+				out[g][p].Tokens = e.LogProbs(text, query, answer)
+			}
 		}
 	}
 	return out, nil

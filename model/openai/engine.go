@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -188,6 +189,10 @@ type Options struct {
 	// Timeout. Default: a client whose transport keeps
 	// MaxInFlightPerEndpoint idle connections per host.
 	HTTPClient *http.Client `yaml:"-"`
+	// Logger gets the engine's one line about a server that returns no
+	// token log-probabilities (entities then have no scores). Default:
+	// slog.Default().
+	Logger *slog.Logger `yaml:"-"`
 
 	// now, sleep and jitter are replaced by tests.
 	now    func() time.Time
@@ -235,6 +240,8 @@ type Engine struct {
 	// lastFailure is the last failure that counted against an endpoint,
 	// which errNoEndpoint's error says.
 	lastFailure error
+	// noScores logs, once, that the server returned no log-probabilities.
+	noScores sync.Once
 }
 
 // DefaultOptions returns the options that zero values stand for. Tokenize

@@ -2,10 +2,12 @@ package openai
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -89,6 +91,14 @@ func (e *Engine) generateGroup(ctx context.Context, prompts []model.Prompt, maxN
 		if err := e.verifyPromptTokens(ctx, prompts, counted, counts, comps); err != nil {
 			return err
 		}
+		for _, c := range comps {
+			if c.Err == nil && c.Tokens == nil {
+				e.noScores.Do(func() {
+					cmp.Or(e.opts.Logger, slog.Default()).Warn("openai: the server returned no token log-probabilities that spell its answers; entities get no scores")
+				})
+				break
+			}
+		}
 	}
 	*out = comps
 	return nil
@@ -156,7 +166,7 @@ func (e *Engine) complete(ctx context.Context, sent []int, texts []string, maxNe
 // list of prompts, or with a dialect that takes strings only, the one
 // prompt as a string), in the dialect's shape.
 func (e *Engine) completionPayload(texts []string, maxNew int) ([]byte, error) {
-	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &maxNew, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS}
+	req := openaiapi.CompletionRequest{Model: e.opts.Model, MaxTokens: &maxNew, Temperature: openaiapi.Ptr(0.0), Stop: stopAtEOS, Logprobs: openaiapi.Ptr(1)}
 	if e.opts.GuidedJSON {
 		switch e.opts.Dialect {
 		case DialectVLLM:
@@ -215,6 +225,7 @@ func decodeCompletions(body []byte, prompts []string) (out []model.Completion, p
 	}
 	n := len(prompts)
 	texts := make([]*string, n)
+	logprobs := make([]*openaiapi.Logprobs, n)
 	per := make([]*openaiapi.Usage, n)
 	var total openaiapi.Usage
 	count := 0
@@ -234,6 +245,7 @@ func decodeCompletions(body []byte, prompts []string) (out []model.Completion, p
 				return nil, false, fmt.Errorf("two choices for prompt %d", i)
 			}
 			texts[i] = c.Text
+			logprobs[i] = c.Logprobs
 			per[i] = c.Usage
 			count++
 		}
@@ -244,6 +256,7 @@ func decodeCompletions(body []byte, prompts []string) (out []model.Completion, p
 	out = make([]model.Completion, n)
 	for i, t := range texts {
 		out[i].Text = trimAnswer(*t)
+		out[i].Tokens = tokenLogProbs(logprobs[i], len(out[i].Text))
 	}
 	// Token counts: per choice when given, else the totals spread in
 	// proportion to the prompts' and answers' lengths in bytes.
@@ -320,6 +333,53 @@ func spread(total int, weights []int) []int {
 		rem[best] = -1
 	}
 	return parts
+}
+
+// tokenLogProbs reads a choice's token log-probabilities, in either form,
+// for the first n bytes of its text (the answer before any EOS). It
+// returns nil where there are none, or where they do not spell exactly
+// those bytes (then the answer's mentions get no scores): a token whose
+// log-probability is missing, not a log-probability (above 0), or tokens
+// that end inside the answer's last byte.
+func tokenLogProbs(lp *openaiapi.Logprobs, n int) []model.TokenLogProb {
+	if lp == nil {
+		return nil
+	}
+	var bytes []int
+	var probs []*float64
+	switch {
+	case len(lp.Content) > 0:
+		for _, t := range lp.Content {
+			b := len(t.Token)
+			if t.Bytes != nil {
+				b = len(t.Bytes)
+			}
+			bytes, probs = append(bytes, b), append(probs, t.Logprob)
+		}
+	case len(lp.Tokens) == len(lp.TokenLogprobs):
+		for i, t := range lp.Tokens {
+			bytes, probs = append(bytes, len(t)), append(probs, lp.TokenLogprobs[i])
+		}
+	default:
+		return nil
+	}
+	out := []model.TokenLogProb{}
+	sum := 0
+	for i, b := range bytes {
+		if sum >= n {
+			break // past the answer: EOS, and what a server sent after it
+		}
+		if p := probs[i]; p != nil && *p <= 0 {
+			out = append(out, model.TokenLogProb{Bytes: b, LogProb: *p})
+			sum += b
+			continue
+		}
+		return nil
+	}
+	if sum != n {
+		return nil
+	}
+	return out
 }
 
 // trimAnswer cuts the answer at EOS, should the server return it: the
