@@ -37,6 +37,18 @@ func TestRead(t *testing.T) {
 		{"min_score not a number", "model:\n  min_score: high\n", nil, `model.min_score: "high" is not a number`},
 		{"min_score a list", "model:\n  min_score: [1]\n", nil, `model.min_score: must be a number`},
 		{"not yaml", "model: [\n", nil, "config"},
+		{"cache settings", "model:\n  cache: {entries: 1000, bytes: 1048576, ttl: 10m}\n", func(c Config) bool {
+			return c.Model.Cache.Entries == 1000 && c.Model.Cache.Bytes == 1<<20 && c.Model.Cache.TTL == 10*time.Minute && c.Validate() == nil
+		}, ""},
+		{"cache entries alone", "model:\n  cache: {entries: 1000}\n", func(c Config) bool {
+			err := c.Validate()
+			return err != nil && strings.Contains(err.Error(), "model.cache: entries and bytes must both be > 0")
+		}, ""},
+		{"cache hostile bytes", "model:\n  cache: {entries: 1, bytes: 99999999999999999999999}\n", nil, "model.cache.bytes"},
+		{"cache negative ttl", "model:\n  cache: {entries: 1, bytes: 1048576, ttl: -5s}\n", func(c Config) bool {
+			err := c.Validate()
+			return err != nil && strings.Contains(err.Error(), "model.cache.ttl: must be >= 0")
+		}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"os"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/hub"
 )
 
@@ -22,7 +24,8 @@ const exampleHeader = `# nerstream run --config examples/nerstream.yaml
 # config package doc), and --set path=value flags override both.
 # model.path is the default model, UniNER-7B-type (about 4 GB, CC BY-NC 4.0),
 # pulled into the model cache on first use; a GGUF file's path, or its name
-# alone for a model in the cache, also works. The container image runs this
+# alone for a model in the cache, also works. model.cache is on here (off by
+# default): repeated texts are answered from memory. The container image runs this
 # file as it is.
 # Regenerate: go test ./config -run TestExampleFile -update
 `
@@ -36,6 +39,9 @@ func exampleConfig() Config {
 	c.Output.DeadLetterTopic = "entities-dlq"
 	c.Model.Path = hub.DefaultModelRef
 	c.Model.Types = []string{"person", "organization", "location"}
+	// The result cache is off by default and on here: logs repeat their
+	// texts (README, "Log enrichment").
+	c.Model.Cache = model.CacheOptions{Entries: 100_000, Bytes: 256 << 20, TTL: time.Hour}
 	return c
 }
 

@@ -108,6 +108,22 @@ type Model struct {
 	Workers []Worker
 
 	close func() error
+	// ident is the model's identity when it is not a file's digest.
+	ident string
+}
+
+// Identity names the model for the result cache's keys (model.cache): a
+// GGUF file's SHA-256 (the pull manifest's, or hashed once now), the
+// synthetic preset, or the served model with its endpoints (no key).
+func (m *Model) Identity() (string, error) {
+	if m.Path != "" {
+		sum, err := hub.FileSHA256(m.Path)
+		if err != nil {
+			return "", fmt.Errorf("model identity: %w", err)
+		}
+		return "sha256:" + sum, nil
+	}
+	return cmp.Or(m.ident, "name:"+m.Name), nil
 }
 
 // Close releases the engine. It is safe to call more than once.
@@ -348,6 +364,7 @@ func openSynth(preset string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	m.Path = ""
+	m.ident = "synth:" + preset + "/f16/seed=1"
 	return m, nil
 }
 
@@ -416,7 +433,7 @@ func openRemote(ctx context.Context, spec string, opts Options) (*Model, error) 
 	}
 	return &Model{Engine: eng, Name: cmp.Or(name, "openai"), close: func() error {
 		return errors.Join(eng.Close(), closeTokenizer())
-	}}, nil
+	}, ident: "openai:" + name + "@" + strings.Join(o.Endpoints, ",")}, nil
 }
 
 // remoteOptions are the openai engine's options for an openai: spec: o,

@@ -133,6 +133,9 @@ func TestOpenSpecs(t *testing.T) {
 	if m.Local == nil || m.Path != "" || !strings.HasPrefix(m.Name, "synthetic-tiny") || len(steps) != 1 || steps[0] != "loading synth:tiny" {
 		t.Errorf("synth:tiny: %+v, steps %q", m, steps)
 	}
+	if id, err := m.Identity(); err != nil || id != "synth:tiny/f16/seed=1" {
+		t.Errorf("synth:tiny identity %q, %v", id, err)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +158,12 @@ func TestOpenSpecs(t *testing.T) {
 	defer named.Close()
 	if named.Name != "UniNER-7B-type" {
 		t.Errorf("name %q", named.Name)
+	}
+	// The result cache's key names the served model and its servers.
+	idR, _ := r.Identity()
+	idN, _ := named.Identity()
+	if idN != "openai:UniNER-7B-type@http://127.0.0.1:1/v1" || idR == idN {
+		t.Errorf("identities %q, %q", idR, idN)
 	}
 }
 

@@ -19,6 +19,8 @@
 //     RecognizerOptions.MinScore drops the lower-scored entities.
 //   - [Engine] is what an inference runtime implements (see model/llama);
 //     [Recognizer] drives an Engine from documents to annotations.
+//   - [CachingEngine] answers prompts seen before from a bounded [Cache]
+//     (model.cache), computing identical prompts in flight once.
 //
 // The package does no I/O and knows nothing of Kafka or llama.cpp, in the way
 // that database/sql knows nothing of any one database.

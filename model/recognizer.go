@@ -97,6 +97,9 @@ type RecognizerOptions struct {
 	// MaxTextBytes bounds one document's text; longer texts are refused
 	// rather than split into very many windows. Default: 1 MiB.
 	MaxTextBytes int `yaml:"-"`
+	// Cache keeps the model's answers for texts seen before (see
+	// [CachingEngine]). Default: off.
+	Cache CacheOptions `yaml:"cache"`
 }
 
 // DefaultRecognizerOptions returns the options that zero values stand for.
@@ -123,6 +126,7 @@ func (o RecognizerOptions) Validate() error {
 		}
 	}
 	p.Add("prompt", o.Prompt.Validate())
+	p.Add("cache", o.Cache.Validate())
 	if o.Parse != ParseLenientMode && o.Parse != ParseOfficialMode {
 		p.Addf("parse", "%q is not one of lenient, official", o.Parse)
 	}
@@ -153,6 +157,7 @@ type Recognizer struct {
 	engine   Engine
 	template *Template
 	opts     RecognizerOptions
+	cache    *Cache
 }
 
 // NewRecognizer checks the options and returns a Recognizer.
@@ -171,8 +176,18 @@ func NewRecognizer(engine Engine, opts RecognizerOptions) (*Recognizer, error) {
 	if opts.MaxNewTokens >= engine.ContextTokens() {
 		return nil, fmt.Errorf("recognizer: max new tokens %d leave no room in a context of %d", opts.MaxNewTokens, engine.ContextTokens())
 	}
-	return &Recognizer{engine: engine, template: t, opts: opts}, nil
+	r := &Recognizer{engine: engine, template: t, opts: opts}
+	if opts.Cache.Enabled() {
+		if r.cache, err = NewCache(opts.Cache, nil); err != nil {
+			return nil, fmt.Errorf("recognizer: %w", err)
+		}
+		r.engine = NewCachingEngine(engine, r.cache, opts.Cache.Model)
+	}
+	return r, nil
 }
+
+// Cache returns the recognizer's result cache, nil when it has none.
+func (r *Recognizer) Cache() *Cache { return r.cache }
 
 // Template returns the recognizer's prompt template.
 func (r *Recognizer) Template() *Template { return r.template }

@@ -127,6 +127,11 @@ type Options struct {
 	// Types are asked about when a document names none. Default: none,
 	// and such a document is refused.
 	Types []string
+	// Cache keeps the model's answers for texts seen before (as
+	// model.cache does for run). Default: off. Each SetModel starts an
+	// empty cache; its key names the model by Cache.Model, or else by the
+	// name given to SetModel.
+	Cache model.CacheOptions
 	// Token is the bearer token that requests must carry. Default: none
 	// needed.
 	Token []byte
@@ -154,6 +159,7 @@ func DefaultOptions() Options {
 // Validate reports every problem of the options, by field name.
 func (o Options) Validate() error {
 	var p problems.List
+	p.Add("Cache", o.Cache.Validate())
 	problems.Positive(&p, "MaxNewTokens", o.MaxNewTokens)
 	problems.Positive(&p, "MaxBodyBytes", o.MaxBodyBytes)
 	problems.Positive(&p, "MaxTextBytes", o.MaxTextBytes)
@@ -215,11 +221,29 @@ func (s *Server) SetModel(eng model.Engine, name string) error {
 		MaxNewTokens: s.opts.MaxNewTokens,
 		MaxTypes:     s.opts.MaxTypes,
 		MaxTextBytes: s.opts.MaxTextBytes,
+		Cache:        cacheFor(s.opts.Cache, name),
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.backend.Store(&backend{eng: eng, rec: rec, name: name})
+	return nil
+}
+
+// cacheFor is the cache's options for the model named name.
+func cacheFor(c model.CacheOptions, name string) model.CacheOptions {
+	if c.Enabled() && c.Model == "" {
+		c.Model = "name:" + name
+	}
+	return c
+}
+
+// Cache returns the result cache of the model being served, nil when there
+// is none (no model yet, or Options.Cache off).
+func (s *Server) Cache() *model.Cache {
+	if b := s.backend.Load(); b != nil {
+		return b.rec.Cache()
+	}
 	return nil
 }
 

@@ -672,3 +672,27 @@ func TestAnnotateExplain(t *testing.T) {
 		}
 	})
 }
+
+// TestAnnotateCache: with Options.Cache, a repeated /v1/annotate document
+// is answered from the cache (the engine is not asked again) with the same
+// body; half cache settings are refused by New.
+func TestAnnotateCache(t *testing.T) {
+	eng := &recordingEngine{ScriptedEngine: modeltest.ScriptedEngine{Answer: modeltest.Answers(map[string]string{"person": `["Ada"]`})}}
+	api := newAPI(t, Options{Types: []string{"person"}, Cache: model.CacheOptions{Entries: 10, Bytes: 1 << 20}}, eng)
+	srv, _ := serveAPI(t, api, nil)
+	body := `{"id": "d", "text": "Ada wrote."}`
+	code1, first := postAnnotate(t, srv.URL, body)
+	code2, second := postAnnotate(t, srv.URL, body)
+	if code1 != http.StatusOK || code2 != http.StatusOK || string(first) != string(second) || !strings.Contains(string(first), `"Ada"`) {
+		t.Errorf("%d %s\n%d %s", code1, first, code2, second)
+	}
+	if g := eng.generates.Load(); g != 1 {
+		t.Errorf("the engine generated %d times, want 1", g)
+	}
+	if s := api.Cache().Stats(); s.Hits != 1 || s.Misses != 1 {
+		t.Errorf("cache stats %+v", s)
+	}
+	if _, err := New(Options{Cache: model.CacheOptions{Entries: 10}}); err == nil || !strings.Contains(err.Error(), "Cache") {
+		t.Errorf("New with entries alone: %v", err)
+	}
+}

@@ -125,6 +125,12 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 		}
 		o.recognizer = rec
 	}
+	// The result cache's metrics read the recognizer's cache, before
+	// WithFields wraps it.
+	var cache *model.Cache
+	if r, ok := o.recognizer.(interface{ Cache() *model.Cache }); ok {
+		cache = r.Cache()
+	}
 	// A document with several texts (input.fields.text) is annotated
 	// text by text, in the same call.
 	o.recognizer = model.WithFields(o.recognizer)
@@ -190,6 +196,12 @@ func New(cfg config.Config, eng model.Engine, opts ...Option) (*Stream, error) {
 	}
 	if q, ok := eng.(interface{ QueueDepth() int64 }); ok {
 		o.metrics.ObserveEngineQueue(q.QueueDepth)
+	}
+	if c := cache; c != nil {
+		o.metrics.ObserveCache(func() telemetry.CacheStats {
+			s := c.Stats()
+			return telemetry.CacheStats{Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Entries: int64(s.Entries), Bytes: s.Bytes}
+		})
 	}
 	o.health.Set(telemetry.CheckModel, nil)
 	return &Stream{cfg: cfg, opts: o, group: group, writer: writer, sink: sink, pipe: pipe}, nil

@@ -30,6 +30,12 @@ import (
 //	nerstream.documents.in_flight     gauge     nerstream_documents_in_flight
 //	nerstream.consumer.lag            gauge     nerstream_consumer_lag{topic,partition}
 //	nerstream.engine.queue_depth      gauge     nerstream_engine_queue_depth (prompts waiting or decoding)
+//	nerstream.cache.hits              counter   nerstream_cache_hits_total (prompts answered by the result cache)
+//	nerstream.cache.misses            counter   nerstream_cache_misses_total (prompts the engine was asked)
+//	nerstream.cache.evictions         counter   nerstream_cache_evictions_total
+//	nerstream.cache.hit_ratio         gauge     nerstream_cache_hit_ratio (hits over hits and misses, since start)
+//	nerstream.cache.entries           gauge     nerstream_cache_entries
+//	nerstream.cache.bytes             gauge     nerstream_cache_bytes (as the cache counts them, within model.cache.bytes)
 //	nerstream.ready                   gauge     nerstream_ready{check} (1 ready, 0 failing: [ObserveHealth])
 //	nerstream.engine.workers          gauge     nerstream_engine_workers{device} ([ObserveWorkers])
 //
@@ -53,6 +59,13 @@ type Metrics struct {
 	inFlight   atomic.Pointer[func() int64]
 	lag        atomic.Pointer[func(observe func(topic string, partition int, lag int64))]
 	queueDepth atomic.Pointer[func() int64]
+	cache      atomic.Pointer[func() CacheStats]
+}
+
+// CacheStats are the result cache's counters (model.CacheStats), as the
+// cache metrics read them.
+type CacheStats struct {
+	Hits, Misses, Evictions, Entries, Bytes int64
 }
 
 // latencyBuckets suit both a model batch and a record's trip, from a few
@@ -108,6 +121,23 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 	queue, err := meter.Int64ObservableGauge("nerstream.engine.queue_depth",
 		metric.WithDescription("Prompts in the model engine, waiting or decoding."), metric.WithUnit("{prompt}"))
 	errs = append(errs, err)
+	cacheCounter := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := meter.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit("{prompt}"))
+		errs = append(errs, err)
+		return c
+	}
+	hits := cacheCounter("nerstream.cache.hits", "Prompts the result cache answered: stored, or computed once for several in flight.")
+	misses := cacheCounter("nerstream.cache.misses", "Prompts the result cache passed to the engine.")
+	evictions := cacheCounter("nerstream.cache.evictions", "Answers the result cache dropped to stay within its entries and bytes.")
+	hitRatio, err := meter.Float64ObservableGauge("nerstream.cache.hit_ratio",
+		metric.WithDescription("Result cache hits over hits and misses, since start."))
+	errs = append(errs, err)
+	cacheEntries, err := meter.Int64ObservableGauge("nerstream.cache.entries",
+		metric.WithDescription("Answers in the result cache."), metric.WithUnit("{prompt}"))
+	errs = append(errs, err)
+	cacheBytes, err := meter.Int64ObservableGauge("nerstream.cache.bytes",
+		metric.WithDescription("Bytes the result cache holds, as it counts them against model.cache.bytes."), metric.WithUnit("By"))
+	errs = append(errs, err)
 	for _, e := range errs {
 		if e != nil {
 			return nil, e
@@ -120,13 +150,24 @@ func NewMetrics(meter metric.Meter) (*Metrics, error) {
 		if f := m.queueDepth.Load(); f != nil {
 			o.ObserveInt64(queue, (*f)())
 		}
+		if f := m.cache.Load(); f != nil {
+			c := (*f)()
+			o.ObserveInt64(hits, c.Hits)
+			o.ObserveInt64(misses, c.Misses)
+			o.ObserveInt64(evictions, c.Evictions)
+			o.ObserveInt64(cacheEntries, c.Entries)
+			o.ObserveInt64(cacheBytes, c.Bytes)
+			if n := c.Hits + c.Misses; n > 0 {
+				o.ObserveFloat64(hitRatio, float64(c.Hits)/float64(n))
+			}
+		}
 		if f := m.lag.Load(); f != nil {
 			(*f)(func(topic string, partition int, n int64) {
 				o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", topic), attribute.String("partition", strconv.Itoa(partition))))
 			})
 		}
 		return nil
-	}, inFlight, lag, queue)
+	}, inFlight, lag, queue, hits, misses, evictions, hitRatio, cacheEntries, cacheBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -223,5 +264,12 @@ func (m *Metrics) ObserveLag(f func(observe func(topic string, partition int, la
 func (m *Metrics) ObserveEngineQueue(f func() int64) {
 	if m != nil {
 		m.queueDepth.Store(&f)
+	}
+}
+
+// ObserveCache sets the source of the nerstream.cache.* metrics.
+func (m *Metrics) ObserveCache(f func() CacheStats) {
+	if m != nil {
+		m.cache.Store(&f)
 	}
 }

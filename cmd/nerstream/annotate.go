@@ -31,6 +31,7 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	batch := fset.Int("batch", 32, "documents per batch")
 	noGrammar := fset.Bool("no-grammar", false, "do not hold answers to a JSON array of strings")
 	substring := fset.Bool("substring", false, "hold every string of an answer to a substring of its passage")
+	cache := registerCacheFlags(fset)
 	var cf configFlags
 	cf.register(fset, false)
 	pos, err := parseFlags(fset, args)
@@ -66,6 +67,12 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	}
 	// Without types, every document that names none would fail, each
 	// line in its own error record, and the command would exit 0.
+	if err := checkCacheFlags(*cache); err != nil {
+		return err
+	}
+	if !cache.Enabled() {
+		cache = &cfg.Model.Cache // --set model.cache.entries=… as run takes it
+	}
 	defaultTypes := splitList(*types)
 	if len(defaultTypes) == 0 {
 		return usagef("--types names no entity type (give a comma-separated list, like person,organization)")
@@ -82,7 +89,11 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	defer m.Close()
+	if cache.Model, err = cacheIdentity(*cache, m); err != nil {
+		return err
+	}
 	rec, err := model.NewRecognizer(m.Engine, model.RecognizerOptions{
+		Cache:        *cache,
 		Prompt:       model.PromptOptions{Variant: model.Variant(*variant), Dataset: *dataset},
 		Parse:        model.ParseMode(*parse),
 		Types:        defaultTypes,
@@ -98,6 +109,10 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	p.done()
+	if c := rec.Cache(); c != nil {
+		st := c.Stats()
+		fmt.Fprintf(s.err, "annotate: result cache: %d hits, %d misses (prompts)\n", st.Hits, st.Misses)
+	}
 	return nil
 }
 

@@ -224,3 +224,42 @@ func TestModelInfo(t *testing.T) {
 		t.Errorf("info --json: %s", out)
 	}
 }
+
+// TestAnnotateCache runs annotate on the tiny model file with the result
+// cache (keyed by the file's SHA-256) and without: a file that repeats its
+// texts gives the same output either way, byte for byte. A half cache
+// setting exits 2 with one line.
+func TestAnnotateCache(t *testing.T) {
+	dir := t.TempDir()
+	modelPath := filepath.Join(dir, "tiny.gguf")
+	if code, _, errs := runCLI(t, "", "model", "synth", "--preset", "tiny", "--out", modelPath); code != 0 {
+		t.Fatalf("synth: %s", errs)
+	}
+	var lines []string
+	for i, text := range []string{"Jane Doe paid ACME Corp.", "Bob met Ada in Paris.", "Jane Doe paid ACME Corp.", "Jane Doe paid ACME Corp.", "Bob met Ada in Paris."} {
+		lines = append(lines, fmt.Sprintf(`{"id":"d%d","text":%q}`, i, text))
+	}
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	args := []string{"annotate", "--model", modelPath, "--threads", "1", "--max-new-tokens", "12", "--batch", "2", "--types", "person,organization"}
+	code, plain, errs := runCLI(t, "", append(args, in)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, cached, errs := runCLI(t, "", append(args, "--cache-entries", "100", "--cache-bytes", "1048576", in)...)
+	if code != 0 {
+		t.Fatalf("with the cache: exit %d: %s", code, errs)
+	}
+	if cached != plain || strings.Count(plain, "\n") != len(lines) {
+		t.Errorf("with the cache:\n%s\nwithout:\n%s", cached, plain)
+	}
+	// Two distinct texts, two types: 4 prompts computed, 6 answered
+	// from the cache.
+	if !strings.Contains(errs, "result cache: 6 hits, 4 misses") {
+		t.Errorf("stderr %q, want 6 hits and 4 misses", errs)
+	}
+	code, _, errs = runCLI(t, "", append(args, "--cache-entries", "100", in)...)
+	if code != 2 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "--cache-bytes") {
+		t.Errorf("half cache flags: exit %d, stderr %q", code, errs)
+	}
+}

@@ -159,6 +159,9 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	fset.IntVar(&o.RawBatch, "raw-batch", 0, "records one raw-loop write gathers at most (default: --max-docs)")
 	fset.BoolVar(&o.RawFirst, "raw-first", false, "run the raw phase before the pipeline phases (default: after them)")
 	fset.BoolVar(&o.Telemetry, "telemetry", false, "also measure the pipeline with tracing (sampling ratio 1) and metrics exported over OTLP/HTTP to a receiver in the broker process; every input record then carries a traceparent header")
+	fset.BoolVar(&o.Logs, "logs", false, "seed a log-like stream (500 templates drawn Zipf s=1.1, with slots) and add a phase with the result cache after each pipeline phase; needs --model")
+	fset.IntVar(&o.Cache.Entries, "cache-entries", 100_000, "with --logs, model.cache.entries of the cache phases")
+	fset.IntVar(&o.Cache.Bytes, "cache-bytes", 64<<20, "with --logs, model.cache.bytes of the cache phases")
 	fset.IntVar(&o.Rounds, "rounds", 0, "pipeline phases (and, with --telemetry, telemetry phases) to run, alternating; the figures are their medians (default 1, or 2 with --telemetry)")
 	ef := engines.Flags{MaxNewTokens: 16}
 	ef.Register(fset, "run this model in the pipeline phases instead of the instant echo model, to see the stream's costs beside real inference")
@@ -199,6 +202,7 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 	fset.IntVar(&o.Docs, "docs", 10000, "documents to seed")
 	fset.IntVar(&o.DocBytes, "doc-bytes", 200, "bytes of one JSON document")
 	fset.BoolVar(&o.Traceparent, "traceparent", false, "give every document a W3C traceparent header (a sampled trace of its own)")
+	fset.BoolVar(&o.Logs, "logs", false, "seed the log-like stream of bench pipeline --logs")
 	fset.BoolVar(&o.OTLP, "otlp", false, "also serve an OTLP/HTTP receiver on loopback that counts what it gets and discards it")
 	if _, err := parseFlags(fset, args); err != nil {
 		return err

@@ -163,3 +163,56 @@ func TestBenchPipelineUsage(t *testing.T) {
 		checkOneLineError(t, code, 2, errs, "")
 	}
 }
+
+// TestBenchPipelineLogs runs `bench pipeline --logs` with the tiny
+// synthetic model on a small log-like stream: a phase without the cache and
+// one with it, the cache's figures from the same run, its bytes within its
+// bound. No timing is asserted. Bad settings exit 2 with one line.
+func TestBenchPipelineLogs(t *testing.T) {
+	t.Setenv("NERSTREAM_TEST_MAIN", "1")
+	for _, args := range [][]string{
+		{"--logs"}, // no model
+		{"--logs", "--model", "synth:tiny", "--cache-entries", "0", "--cache-bytes", "0"},
+		{"--logs", "--model", "synth:tiny", "--cache-bytes", "-5"},
+	} {
+		code, _, errs := runCLI(t, "", append([]string{"bench", "pipeline", "--docs", "10"}, args...)...)
+		if code != 2 || strings.Count(strings.TrimSpace(errs), "\n") > 1 || !strings.Contains(errs, "--logs") && !strings.Contains(errs, "cache") {
+			t.Errorf("%q: exit %d, stderr %q, want 2 and one line", args, code, errs)
+		}
+	}
+	const docs = 150
+	code, out, errs := runCLI(t, "", "bench", "pipeline", "--logs", "--model", "synth:tiny", "--max-new-tokens", "4",
+		"--docs", "150", "--partitions", "2", "--cache-bytes", "65536", "--timeout", "5m")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	var r bench.PipelineResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Cache
+	if c == nil {
+		t.Fatalf("no cache figures:\n%s", out)
+	}
+	t.Logf("%+v", *c)
+	if c.OffDocsPerS <= 0 || c.OnDocsPerS <= 0 || c.Speedup <= 0 || c.DistinctTexts <= 0 || c.DistinctTexts >= docs {
+		t.Errorf("figures %+v", *c)
+	}
+	// Each document asks 3 types once in the cache phase.
+	if c.Hits+c.Misses != 3*docs || c.Misses < int64(3*c.DistinctTexts) || c.HitRatio <= 0 {
+		t.Errorf("hits %d, misses %d for %d documents of %d distinct texts", c.Hits, c.Misses, docs, c.DistinctTexts)
+	}
+	if !c.WithinBound || c.Bytes > 65536 || c.Bytes <= 0 {
+		t.Errorf("cache bytes %d of %d, within bound %v", c.Bytes, c.MaxBytes, c.WithinBound)
+	}
+	phases := []string{}
+	for _, p := range r.Phases {
+		phases = append(phases, p.Phase)
+		if p.Phase != "raw" && p.Committed != docs {
+			t.Errorf("phase %s committed %d of %d", p.Phase, p.Committed, docs)
+		}
+	}
+	if strings.Join(phases, ",") != "pipeline,cache,raw" {
+		t.Errorf("phases %q", phases)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/engines"
+	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/hub"
 	"github.com/nerstream/nerstream/stream"
 	"github.com/nerstream/nerstream/telemetry"
@@ -75,6 +76,9 @@ func runRun(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	defer m.Close()
+	if cfg.Model.Cache.Model, err = cacheIdentity(cfg.Model.Cache, m); err != nil {
+		return err
+	}
 	devices := make([]string, len(m.Workers))
 	for i, w := range m.Workers {
 		devices[i] = w.Device
@@ -153,4 +157,13 @@ func startServer(o telemetry.ServerOptions) (addr string, stop func() error, err
 			return errors.New("the server did not stop")
 		}
 	}, nil
+}
+
+// cacheIdentity is the model's identity for the result cache's keys, ""
+// when the cache is off (a file is hashed only for a cache).
+func cacheIdentity(c model.CacheOptions, m *engines.Model) (string, error) {
+	if !c.Enabled() {
+		return "", nil
+	}
+	return m.Identity()
 }

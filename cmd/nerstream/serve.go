@@ -44,6 +44,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	drain := fset.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight have to finish")
 	bodyTimeout := fset.Duration("body-timeout", d.BodyTimeout, "longest a request body may take to arrive (it is read before the request takes an in-flight slot)")
 	pprof := fset.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/")
+	cache := registerCacheFlags(fset)
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
@@ -53,7 +54,10 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	if ef.MaxNewTokens <= 0 || *maxBody <= 0 || *maxText <= 0 || *maxTypes <= 0 || *maxPrompts <= 0 || *maxDocs <= 0 || *timeout <= 0 || *maxInFlight <= 0 || *drain <= 0 || *bodyTimeout <= 0 {
 		return usagef("--max-new-tokens, --max-body-bytes, --max-text-bytes, --max-types, --max-prompts, --max-docs, --max-in-flight, --request-timeout, --body-timeout and --drain-timeout must be > 0")
 	}
-	opts := server.Options{
+	if err := checkCacheFlags(*cache); err != nil {
+		return err
+	}
+	opts := server.Options{Cache: *cache,
 		MaxNewTokens: ef.MaxNewTokens, MaxBodyBytes: *maxBody, MaxTextBytes: *maxText, MaxTypes: *maxTypes,
 		MaxPrompts: *maxPrompts, MaxDocs: *maxDocs, Timeout: *timeout, Types: splitList(*types), MaxInFlight: *maxInFlight,
 		BodyTimeout: *bodyTimeout,
@@ -111,6 +115,7 @@ func runServe(ctx context.Context, s streams, args []string) error {
 		_ = stop()
 		return usageError{err}
 	}
+	observeCache(opts.Metrics, api.Cache())
 	if q, ok := m.Engine.(interface{ QueueDepth() int64 }); ok {
 		opts.Metrics.ObserveEngineQueue(q.QueueDepth)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/nerstream/nerstream/internal/kafkatest"
+	"github.com/nerstream/nerstream/model"
 )
 
 // TestReadinessAndMetrics runs `nerstream run` as its own process, started
@@ -33,6 +34,7 @@ func TestReadinessAndMetrics(t *testing.T) {
 	cfg.Model.MaxNewTokens = 4
 	cfg.Model.Threads = 1
 	cfg.HTTP.ReadinessInterval = 100 * time.Millisecond
+	cfg.Model.Cache = model.CacheOptions{Entries: 1000, Bytes: 1 << 20} // the cache's metrics too
 	cmd := exec.Command(os.Args[0], "run", "--config", kafkatest.WriteConfig(t, cfg))
 	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1")
 	stderr := &syncBuffer{}
@@ -86,13 +88,17 @@ func TestReadinessAndMetrics(t *testing.T) {
 	_, metrics := get(t, base+"/metrics")
 	for _, name := range []string{"nerstream_batch_size_bucket", "nerstream_record_latency_seconds_bucket", "nerstream_model_latency_seconds_bucket",
 		"nerstream_model_tokens_total", "nerstream_model_tokens_per_second_bucket", "nerstream_documents_in_flight", "nerstream_consumer_lag{",
-		"nerstream_engine_queue_depth", "go_goroutines"} {
+		"nerstream_engine_queue_depth", "nerstream_cache_hits_total", "nerstream_cache_evictions_total", "nerstream_cache_hit_ratio", "go_goroutines"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
 	if v := metricValue(t, base, `nerstream_model_tokens_total{kind="input"}`); v <= 0 {
 		t.Errorf("input tokens %v", v)
+	}
+	// Every text is new: each of its prompts missed, and is kept.
+	if miss, held := metricValue(t, base, `nerstream_cache_misses_total`), metricValue(t, base, `nerstream_cache_entries`); miss < 2*n || held != miss {
+		t.Errorf("cache misses %v, entries %v, want %d or more of each", miss, held, 2*n)
 	}
 
 	// The broker goes away.

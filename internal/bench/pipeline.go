@@ -146,6 +146,8 @@ type PipelineResult struct {
 
 	// With --telemetry.
 	*BenchTelemetry
+	// With --logs.
+	Cache *BenchCache `json:"cache,omitempty"`
 }
 
 // PipelineOptions are the settings of [Pipeline] (the flags of `nerstream
@@ -160,6 +162,11 @@ type PipelineOptions struct {
 	RawFirst bool
 	// Telemetry adds telemetry phases (see the file's comment).
 	Telemetry bool
+	// Logs seeds the log-like stream (logs.go) instead of the uniform
+	// documents, and adds a phase with the result cache (Cache) after
+	// each pipeline phase, which runs without. It needs a Model.
+	Logs  bool
+	Cache model.CacheOptions
 	// Rounds is the pipeline (and telemetry) phases; 0 is 1, or 2 with
 	// Telemetry.
 	Rounds int
@@ -213,9 +220,29 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 		}
 		inner = rec
 	}
+	// With --logs, the cache phases share one recognizer, so one cache:
+	// the phases after the first find it full, as a long-running stream
+	// would.
+	var cachedRec *model.Recognizer
+	if o.Logs {
+		if o.Model == nil || o.Telemetry {
+			return nil, fmt.Errorf("%w: --logs needs --model, and not --telemetry", ErrOptions)
+		}
+		ro := cfg.Model.RecognizerOptions
+		ro.Cache = o.Cache
+		ro.Cache.Model = "bench"
+		if !ro.Cache.Enabled() {
+			return nil, fmt.Errorf("%w: --logs needs --cache-entries and --cache-bytes", ErrOptions)
+		}
+		rec, err := model.NewRecognizer(o.Model, ro)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOptions, err)
+		}
+		cachedRec = rec
+	}
 
 	broker, err := startBenchBroker(benchBrokerOptions{partitions: o.Partitions, docs: o.Docs, docBytes: o.DocBytes,
-		traceparent: o.Telemetry, otlp: o.Telemetry}, o.Stderr)
+		traceparent: o.Telemetry, otlp: o.Telemetry, logs: o.Logs}, o.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +285,8 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 	var kinds []string
 	for r := range o.Rounds {
 		switch {
+		case o.Logs:
+			kinds = append(kinds, bpKindPipeline, bpKindCache)
 		case !o.Telemetry:
 			kinds = append(kinds, bpKindPipeline)
 		case r%2 == 0:
@@ -274,7 +303,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 
 	seen := map[string]int{}
 	var order []string
-	var plain, traced []phaseReport
+	var plain, traced, cached []phaseReport
 	var raw phaseReport
 	res.Phases = make([]phaseReport, 0, len(kinds))
 	for _, kind := range kinds {
@@ -302,6 +331,14 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 				return nil, fmt.Errorf("%s phase: %w", label, err)
 			}
 			plain = append(plain, r)
+			res.Phases = append(res.Phases, r)
+		case bpKindCache:
+			opts.model = cachedRec
+			r, err := runPipelinePhase(ctx, cl, cfg, label, o.Docs, end, opts, log, nil, broker)
+			if err != nil {
+				return nil, fmt.Errorf("%s phase: %w", label, err)
+			}
+			cached = append(cached, r)
 			res.Phases = append(res.Phases, r)
 		case bpKindTelemetry:
 			r, err := runPipelinePhase(ctx, cl, cfg, label, o.Docs, end, opts, log, telemetryPhaseOptions(broker.otlpAddr), broker)
@@ -346,6 +383,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 	}
 	res.Ratio = res.PipelineMsgsPerS / res.RawMsgsPerS
 	res.AfterJoinRatio = res.PipelineAfterJoin / res.RawAfterJoin
+	if o.Logs {
+		res.Cache = cacheFigures(o, plain, cached, cachedRec.Cache().Stats())
+	}
 	if o.Telemetry {
 		tb, err := telemetryFigures(ctx, plain, traced, broker)
 		if err != nil {
@@ -361,6 +401,7 @@ const (
 	bpKindRaw       = "raw"
 	bpKindPipeline  = "pipeline"
 	bpKindTelemetry = "telemetry"
+	bpKindCache     = "cache"
 )
 
 // phaseReport is one phase's figures, in the output's "phases".
@@ -1078,6 +1119,7 @@ type benchBrokerOptions struct {
 	partitions, docs, docBytes int
 	traceparent                bool // a traceparent header on every record
 	otlp                       bool // also run the OTLP receiver
+	logs                       bool // the log-like stream
 }
 
 // startBenchBroker re-executes this binary as `bench broker` and waits for
@@ -1094,6 +1136,9 @@ func startBenchBroker(o benchBrokerOptions, stderr io.Writer) (*benchBroker, err
 	}
 	if o.otlp {
 		args = append(args, "--otlp")
+	}
+	if o.logs {
+		args = append(args, "--logs")
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
@@ -1182,6 +1227,8 @@ type BrokerOptions struct {
 	// OTLP also serves an OTLP/HTTP receiver on loopback that counts what
 	// it gets and discards it.
 	OTLP bool
+	// Logs seeds the log-like stream (see [PipelineOptions.Logs]).
+	Logs bool
 }
 
 // RunBroker is the broker process of [Pipeline]: kfake on loopback with the
@@ -1201,7 +1248,7 @@ func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer
 	}
 	defer c.Close()
 	addr := c.ListenAddrs()[0]
-	mean, err := seedBenchDocs(ctx, addr, o.Docs, o.DocBytes, o.Traceparent)
+	mean, err := seedBenchDocs(ctx, addr, o.Docs, o.DocBytes, o.Traceparent, o.Logs)
 	if err != nil {
 		return err
 	}
@@ -1233,7 +1280,11 @@ func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer
 // round robin over the partitions, and returns their mean size. With
 // traceparent, every record carries a traceparent header: a sampled trace
 // of its own, as if each document came from a traced request.
-func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, traceparent bool) (float64, error) {
+func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, traceparent, logs bool) (float64, error) {
+	var stream *logStream
+	if logs {
+		stream = newLogStream()
+	}
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: bpInputTopic, Balancer: &kafka.RoundRobin{},
 		BatchSize: 1000, BatchBytes: 4 << 20, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
@@ -1248,7 +1299,12 @@ func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, tracepa
 		return err
 	}
 	for i := range docs {
-		v := benchDoc(i, docBytes)
+		var v []byte
+		if stream != nil {
+			v = logDoc(i, stream.next())
+		} else {
+			v = benchDoc(i, docBytes)
+		}
 		sum += len(v)
 		m := kafka.Message{Key: []byte("doc-" + strconv.Itoa(i)), Value: v}
 		if traceparent {

@@ -3,8 +3,12 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +250,38 @@ func TestCacheLoadCheckIsCheap(t *testing.T) {
 	}
 	if reqs, _ := m.requests(); len(reqs) != 1 {
 		t.Errorf("%d requests, want 1", len(reqs))
+	}
+}
+
+// TestFileSHA256: a file's digest is hashed from its bytes, or taken from
+// its pull manifest while the file's size and time still match it.
+func TestFileSHA256(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.gguf")
+	if err := os.WriteFile(path, []byte("GGUF model bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%x", sha256.Sum256([]byte("GGUF model bytes")))
+	if got, err := FileSHA256(path); err != nil || got != want {
+		t.Fatalf("hashed: %q, %v; want %q", got, err, want)
+	}
+	fi, _ := os.Stat(path)
+	fake := strings.Repeat("ab", 32)
+	m := manifest{Source: "test", Size: fi.Size(), SHA256: fake, ModTime: fi.ModTime().UnixNano()}
+	if err := m.write(path + manifestSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := FileSHA256(path); got != fake {
+		t.Errorf("with a matching manifest: %q, want the manifest's %q", got, fake)
+	}
+	// The file changes: the manifest no longer speaks for it.
+	if err := os.WriteFile(path, []byte("GGUF another, longer model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := FileSHA256(path); got != fmt.Sprintf("%x", sha256.Sum256([]byte("GGUF another, longer model"))) {
+		t.Errorf("after a change: %q", got)
+	}
+	if _, err := FileSHA256(filepath.Join(dir, "missing.gguf")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }
