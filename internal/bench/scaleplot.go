@@ -11,7 +11,7 @@ import (
 func ScalePlot(r *ScaleResult) []byte {
 	const (
 		w, h                   = 640, 400
-		left, right, top, base = 70, 20, 40, 340
+		left, right, top, base = 70, 40, 40, 340
 	)
 	maxN, maxY := 1, 1.0
 	perMember := 0.0
