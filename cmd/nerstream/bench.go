@@ -20,7 +20,7 @@ import (
 // threads, started by them and not meant for users.
 func runBench(ctx context.Context, s streams, args []string) error {
 	if len(args) == 0 {
-		return usagef("want a benchmark: engine, threads or pipeline")
+		return usagef("want a benchmark: engine, threads, pipeline or scale")
 	}
 	switch args[0] {
 	case "engine":
@@ -33,10 +33,14 @@ func runBench(ctx context.Context, s streams, args []string) error {
 		return runBenchBroker(ctx, s, args[1:])
 	case "hog":
 		return runBenchHog(ctx, s, args[1:])
+	case "scale":
+		return runBenchScale(ctx, s, args[1:])
+	case "member":
+		return runBenchMember(ctx, s, args[1:])
 	case "-h", "--help", "help":
 		return flag.ErrHelp
 	}
-	return usagef("unknown benchmark %q (want engine, threads or pipeline)", args[0])
+	return usagef("unknown benchmark %q (want engine, threads, pipeline or scale)", args[0])
 }
 
 func runBenchEngine(ctx context.Context, s streams, args []string) error {
@@ -194,7 +198,7 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 }
 
 // runBenchBroker is `nerstream bench broker` (hidden): the broker process
-// of bench pipeline, which starts it.
+// of bench pipeline and bench scale, which start it.
 func runBenchBroker(ctx context.Context, s streams, args []string) error {
 	fset := flag.NewFlagSet("bench broker", flag.ContinueOnError)
 	var o bench.BrokerOptions
@@ -275,4 +279,68 @@ func runBenchHog(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	return bench.Hog(ctx, s.in, time.Hour)
+}
+
+// runBenchScale is `nerstream bench scale`: throughput against consumer
+// group members, each a process of its own (package internal/bench).
+func runBenchScale(ctx context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("bench scale", flag.ContinueOnError)
+	o := bench.ScaleOptions{Stderr: s.err}
+	fset.IntVar(&o.Partitions, "partitions", 12, "partitions of the input topic")
+	members := fset.String("members", "1,2,3,4,6,12,16", "member counts to measure, comma-separated")
+	fset.IntVar(&o.Docs, "docs", 60000, "documents in the backlog, which each member count reads from its start")
+	fset.IntVar(&o.DocBytes, "doc-bytes", 200, "bytes of one JSON document")
+	fset.DurationVar(&o.Latency, "latency", 20*time.Millisecond, "the model's time per batch (a test double that sleeps, as a remote GPU makes a member wait)")
+	fset.IntVar(&o.MaxDocs, "max-docs", 4, "batch.max_docs of the members (one batch at the model at a time)")
+	fset.DurationVar(&o.Window, "window", 8*time.Second, "how long each member count is measured once consuming")
+	fset.IntVar(&o.RebalanceMembers, "rebalance-members", 4, "members of the rebalance phase before one joins and one leaves (0: skip it)")
+	fset.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "limit of each wait for a group to be stable and consuming")
+	fset.DurationVar(&o.Poll, "poll", 20*time.Millisecond, "how often the group and its committed offsets are read")
+	plot := fset.String("plot", "", "also write the docs/s and efficiency curve to this SVG file")
+	if err := parseNoArgs(fset, args); err != nil {
+		return err
+	}
+	for _, f := range strings.Split(*members, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > bench.MaxScaleMembers {
+			return usagef("--members: want counts within 1..%d, comma-separated", bench.MaxScaleMembers)
+		}
+		o.Members = append(o.Members, n)
+	}
+	if o.Partitions <= 0 || o.Docs <= 0 || o.DocBytes < 40 || o.Latency < 0 || o.MaxDocs <= 0 || o.Window <= 0 ||
+		o.RebalanceMembers < 0 || o.RebalanceMembers >= bench.MaxScaleMembers || o.Timeout <= 0 || o.Poll <= 0 {
+		return usagef("--partitions, --docs, --max-docs, --window, --timeout and --poll must be > 0, --latency >= 0, --rebalance-members within 0..%d, and --doc-bytes >= 40", bench.MaxScaleMembers-1)
+	}
+	res, err := bench.Scale(ctx, o)
+	if errors.Is(err, bench.ErrOptions) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		if err := os.WriteFile(*plot, bench.ScalePlot(res), 0o644); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	return writeJSON(s.out, res)
+}
+
+// runBenchMember is `nerstream bench member` (hidden): one member process
+// of bench scale, which starts it; it stops when its stdin closes.
+func runBenchMember(ctx context.Context, s streams, args []string) error {
+	fset := flag.NewFlagSet("bench member", flag.ContinueOnError)
+	var o bench.MemberOptions
+	fset.StringVar(&o.Broker, "broker", "", "the broker, host:port")
+	fset.StringVar(&o.Group, "group", "", "the consumer group")
+	fset.DurationVar(&o.Latency, "latency", 20*time.Millisecond, "the model's time per batch")
+	fset.IntVar(&o.MaxDocs, "max-docs", 4, "batch.max_docs")
+	if err := parseNoArgs(fset, args); err != nil {
+		return err
+	}
+	err := bench.RunMember(ctx, o, s.in, s.err)
+	if errors.Is(err, bench.ErrOptions) {
+		return usageError{err}
+	}
+	return err
 }

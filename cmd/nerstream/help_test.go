@@ -29,6 +29,7 @@ func TestHelpListsFlags(t *testing.T) {
 		{[]string{"devices"}, []string{"backends-dir", "json"}},
 		{[]string{"bench", "engine"}, []string{"docs", "types", "doc-tokens", "prompts-out", "devices"}},
 		{[]string{"bench", "pipeline"}, []string{"docs", "partitions"}},
+		{[]string{"bench", "scale"}, []string{"partitions", "members", "latency", "window", "plot"}},
 		{[]string{"model", "pull"}, []string{"sha256", "max-bytes"}},
 		{[]string{"config", "check"}, []string{"config", "set"}},
 	}
@@ -70,7 +71,7 @@ func TestHelpListsFlags(t *testing.T) {
 // usage line names no flag the command lacks.
 func TestHelpListsEveryDefinedFlag(t *testing.T) {
 	subs := map[string][]string{
-		"bench":   {"engine", "threads", "pipeline"},
+		"bench":   {"engine", "threads", "pipeline", "scale"},
 		"model":   {"synth", "info", "pull"},
 		"config":  {"check", "print"},
 		"distill": {"", "stats"},

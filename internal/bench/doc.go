@@ -10,6 +10,9 @@
 //     against a plain kafka-go consume → produce loop on the same embedded
 //     broker, which runs in a child process ([RunBroker]), with telemetry
 //     phases to price tracing.
+//   - [Scale]: throughput against the members of one consumer group, each
+//     a process of its own ([RunMember]), with a model that sleeps per
+//     batch; join and leave rebalances and their duplicates.
 //
 // It is internal: its figures are for BENCHMARKS.md, not an API.
 package bench
