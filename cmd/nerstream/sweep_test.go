@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -60,6 +61,14 @@ func TestEvalSweep(t *testing.T) {
 			}
 			break
 		}
+	}
+	// The plot in the README is this command's output.
+	got, err := os.ReadFile(plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if committed, err := os.ReadFile(filepath.Join("..", "..", "docs", "eval-sweep.svg")); err != nil || !bytes.Equal(committed, got) {
+		t.Errorf("docs/eval-sweep.svg differs from the plot of the bundled example (%v): make it again with the README's command", err)
 	}
 	code, table, errs := runCLI(t, "", "eval", "--data", data, "--predictions", scored, "--thresholds", "0,0.5", "--format", "table")
 	if code != 0 || strings.Count(table, "\n") != 5 || !strings.Contains(table, "best F1: official") {
