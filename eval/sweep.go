@@ -65,7 +65,8 @@ type SweepReport struct {
 	Reliability []Bin   `json:"reliability"`
 	ECE         float64 `json:"ece"`
 	// Unscored counts predicted mentions (official reading) that have no
-	// score; they count as 0.
+	// score; they count as 0 at thresholds, and are left out of the
+	// reliability diagram and the calibration.
 	Unscored int `json:"unscored_mentions"`
 }
 
@@ -115,51 +116,76 @@ func best(points []Point, f1 func(Point) float64) Best {
 	return b
 }
 
-// reliability bins the official metric's predicted items by score. An
-// item's score is the highest of the mentions that normalise to it, as a
-// threshold keeps the item while any of them passes.
-func reliability(datasets []Dataset, preds Predictions, scores PredictionScores) (bins []Bin, ece float64, unscored int) {
-	bins = make([]Bin, 10)
-	sums := make([]float64, 10)
-	correct := make([]int, 10)
+// scoredItems returns the official metric's predicted items (normalised,
+// deduplicated) that have a score, with whether each is correct, and counts
+// the predicted mentions with no score. An item's score is the highest of
+// the mentions that normalise to it, as a threshold keeps the item while
+// any of them passes.
+func scoredItems(datasets []Dataset, preds Predictions, scores PredictionScores) (itemScores []float64, correct []bool, unscored int) {
 	for _, d := range datasets {
 		for _, q := range d.Queries {
 			qs := scores[q.ID]
 			items := map[string]float64{}
+			var order []string
 			for _, m := range model.Parse(model.ParseOfficialMode, preds[q.ID]) {
 				s, ok := qs.Mentions[m]
 				if !ok {
 					unscored++
+					continue
 				}
 				n := Normalize(m)
-				if old, seen := items[n]; !seen || s > old {
+				old, seen := items[n]
+				if !seen {
+					order = append(order, n)
+				}
+				if !seen || s > old {
 					items[n] = s
 				}
 			}
 			gold := OfficialItems(q.Gold)
-			for n, s := range items {
-				b := min(int(s*10), 9)
-				bins[b].Count++
-				sums[b] += s
-				if slices.Contains(gold, n) {
-					correct[b]++
-				}
+			for _, n := range order {
+				itemScores = append(itemScores, items[n])
+				correct = append(correct, slices.Contains(gold, n))
 			}
 		}
 	}
-	total := 0
-	for i := range bins {
-		bins[i].Lo, bins[i].Hi = float64(i)/10, float64(i+1)/10
-		total += bins[i].Count
+	return itemScores, correct, unscored
+}
+
+// reliability bins the scored items of the official metric by score.
+func reliability(datasets []Dataset, preds Predictions, scores PredictionScores) (bins []Bin, ece float64, unscored int) {
+	bins = make([]Bin, 10)
+	sums := make([]float64, 10)
+	hits := make([]int, 10)
+	itemScores, correct, unscored := scoredItems(datasets, preds, scores)
+	for i, s := range itemScores {
+		b := min(int(s*10), 9)
+		bins[b].Count++
+		sums[b] += s
+		if correct[i] {
+			hits[b]++
+		}
 	}
 	for i := range bins {
+		bins[i].Lo, bins[i].Hi = float64(i)/10, float64(i+1)/10
 		if c := bins[i].Count; c > 0 {
 			bins[i].MeanScore = sums[i] / float64(c)
-			bins[i].Precision = float64(correct[i]) / float64(c)
-			ece += float64(c) / float64(total) * math.Abs(bins[i].Precision-bins[i].MeanScore)
+			bins[i].Precision = float64(hits[i]) / float64(c)
+			ece += float64(c) / float64(len(itemScores)) * math.Abs(bins[i].Precision-bins[i].MeanScore)
 		}
 	}
 	return bins, ece, unscored
+}
+
+// Calibrate fits the isotonic map from raw score to observed precision
+// (model.FitIsotonic) on the official metric's scored items, for
+// model.calibration.
+func Calibrate(datasets []Dataset, preds Predictions, scores PredictionScores) (*model.Calibration, error) {
+	if len(scores) == 0 {
+		return nil, ErrNoScores
+	}
+	itemScores, correct, _ := scoredItems(datasets, preds, scores)
+	return model.FitIsotonic(itemScores, correct)
 }
 
 // MaxThresholds bounds the thresholds of one sweep.

@@ -274,3 +274,20 @@ func TestWritePlot(t *testing.T) {
 		t.Errorf("ECE text %q, want %q (> 0)", ece, want)
 	}
 }
+
+// TestCalibrate: the calibration is fitted on the official items with
+// their scores: in the fixture, the wrong "London" (0.2) below three right
+// mentions, so precision 0 then 1.
+func TestCalibrate(t *testing.T) {
+	datasets, preds, scores := sweepFixture(t)
+	c, err := Calibrate(datasets, preds, scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Samples != 4 || !reflect.DeepEqual(c.Scores, []float64{0.2, 0.4, 0.6, 0.9}) || !reflect.DeepEqual(c.Precisions, []float64{0, 1, 1, 1}) {
+		t.Errorf("calibration %+v", c)
+	}
+	if _, err := Calibrate(datasets, preds, nil); !errors.Is(err, ErrNoScores) {
+		t.Errorf("no scores: %v, want ErrNoScores", err)
+	}
+}

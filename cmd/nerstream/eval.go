@@ -28,6 +28,7 @@ func runEval(ctx context.Context, s streams, args []string) error {
 	thresholds := fset.String("thresholds", "", "comma-separated score thresholds in [0, 1]: precision, recall and F1 at each, under both metrics (needs scored predictions)")
 	sweep := fset.Bool("sweep", false, "--thresholds 0,0.05,…,1")
 	plot := fset.String("plot", "", "with --thresholds or --sweep (implied): also draw the precision-recall curve and the reliability diagram in this SVG file")
+	calibrate := fset.String("calibrate", "", "fit a monotone map (isotonic) from raw score to observed precision on the scored predictions, and write it here as JSON for model.calibration")
 	format := fset.String("format", "json", "with --thresholds or --sweep: json or table")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
@@ -92,6 +93,14 @@ func runEval(ctx context.Context, s streams, args []string) error {
 		defer f.Close()
 		if preds, scores, err = eval.ReadScoredPredictions(f); err != nil {
 			return inputError("--predictions "+*predPath, err)
+		}
+	}
+	if *calibrate != "" {
+		if err := writeCalibration(*calibrate, datasets, preds, scores); err != nil {
+			return err
+		}
+		if grid == nil {
+			return nil
 		}
 	}
 	if grid != nil {
@@ -176,4 +185,25 @@ func inputError(what string, err error) error {
 		return usagef("%s: %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// writeCalibration fits the calibration of the scored predictions and
+// writes it to path.
+func writeCalibration(path string, datasets []eval.Dataset, preds eval.Predictions, scores eval.PredictionScores) error {
+	c, err := eval.Calibrate(datasets, preds, scores)
+	if err != nil {
+		return usageError{err}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return usagef("--calibrate: %v", err)
+	}
+	err = writeJSON(f, c)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--calibrate: %w", err)
+	}
+	return nil
 }

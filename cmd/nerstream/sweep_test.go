@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nerstream/nerstream/model"
 )
 
 // TestEvalSweep: eval --sweep on the bundled example's scored predictions
@@ -104,11 +106,32 @@ func TestEvalSweepHostile(t *testing.T) {
 		{"threshold over 1", []string{"--predictions", scored, "--thresholds", "1.5"}, "--thresholds"},
 		{"thresholds and sweep", []string{"--predictions", scored, "--thresholds", "0.5", "--sweep"}, "give one"},
 		{"bad format", []string{"--predictions", scored, "--sweep", "--format", "xml"}, "--format"},
+		{"calibrate without scores", []string{"--predictions", filepath.Join(ex, "predictions.jsonl"), "--calibrate", filepath.Join(dir, "c.json")}, "carry no scores"},
+		{"calibrate into a missing folder", []string{"--predictions", scored, "--calibrate", filepath.Join(dir, "no", "such", "c.json")}, "--calibrate"},
 		{"plot into a missing folder", []string{"--predictions", scored, "--plot", filepath.Join(dir, "no", "such", "p.svg")}, "--plot"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, errs := runCLI(t, "", append([]string{"eval", "--data", data}, c.args...)...)
 			checkOneLineError(t, code, 2, errs, c.says)
 		})
+	}
+}
+
+// TestEvalCalibrate: eval --calibrate writes a calibration that
+// model.calibration reads, fitted on every scored item of the example.
+func TestEvalCalibrate(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "eval")
+	out := filepath.Join(t.TempDir(), "cal.json")
+	code, stdout, errs := runCLI(t, "", "eval", "--data", filepath.Join(dir, "crossner_ai_sample.json"), "--predictions", filepath.Join(dir, "predictions-scored.jsonl"), "--calibrate", out)
+	if code != 0 || stdout != "" {
+		t.Fatalf("exit %d: %s %s", code, stdout, errs)
+	}
+	c, err := model.ReadCalibration(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The official metric's 26 predicted items, all scored.
+	if c.Samples != 26 || c.Apply(0) != c.Precisions[0] || c.Apply(1) != c.Precisions[len(c.Precisions)-1] {
+		t.Errorf("calibration %+v", c)
 	}
 }
