@@ -13,4 +13,10 @@
 // Readers turn UniNER conversation JSON ([ReadUniNER]) and CoNLL BIO files
 // ([ReadCoNLL]) into [Dataset]s of [Query]s; [Load] takes a file or folder
 // and finds the format from the content.
+//
+// Scored predictions ([ReadScoredPredictions], [Predict]) carry each
+// answer's mention scores; [Sweep] scores them at thresholds under both
+// metrics, as model.min_score filters (the point at 0 equals [Evaluate]),
+// with a reliability diagram and its expected calibration error, and
+// [WritePlot] draws both as one SVG.
 package eval

@@ -29,12 +29,34 @@ type Predictions map[string]string
 // ErrPredictions marks a file that is not a readable predictions file.
 var ErrPredictions = errors.New("bad predictions file")
 
+// QueryScores are the scores saved with one prediction (issue 19): each
+// mention of the answer by its decoded string, as the engine scored it, and
+// the score of the answer "[]" where that was the answer.
+type QueryScores struct {
+	Mentions map[string]float64 `json:"scores,omitempty"`
+	Empty    *float64           `json:"empty_score,omitempty"`
+}
+
+// PredictionScores maps query ids to the scores of their predictions. A
+// query without an entry has no scores.
+type PredictionScores map[string]QueryScores
+
 // ReadPredictions reads JSON lines {"id": query id, "output": raw model
-// text}. Blank lines are skipped; a malformed line or a repeated id is an
+// text}, ignoring any scores ([ReadScoredPredictions] keeps them).
+func ReadPredictions(r io.Reader) (Predictions, error) {
+	preds, _, err := ReadScoredPredictions(r)
+	return preds, err
+}
+
+// ReadScoredPredictions reads JSON lines {"id": query id, "output": raw
+// model text, "scores": {mention: score}, "empty_score": score}; the two
+// score fields are optional. Blank lines are skipped; a malformed line, a
+// repeated id or a score that is not a number in [0, 1] is an
 // [ErrPredictions] error that names the line. Outputs decode as Python's
 // json module decodes them (see [model.UnquoteJSON]).
-func ReadPredictions(r io.Reader) (Predictions, error) {
+func ReadScoredPredictions(r io.Reader) (Predictions, PredictionScores, error) {
 	preds := Predictions{}
+	scores := PredictionScores{}
 	err := readLines(r, func(n int, line string) error {
 		if strings.TrimSpace(line) == "" {
 			return nil
@@ -42,6 +64,7 @@ func ReadPredictions(r io.Reader) (Predictions, error) {
 		var rec struct {
 			ID     *string   `json:"id"`
 			Output *pyString `json:"output"`
+			QueryScores
 		}
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			return fmt.Errorf("%w: line %d: %v", ErrPredictions, n, err)
@@ -52,11 +75,23 @@ func ReadPredictions(r io.Reader) (Predictions, error) {
 		if _, dup := preds[*rec.ID]; dup {
 			return fmt.Errorf("%w: line %d: a second prediction for id %q", ErrPredictions, n, *rec.ID)
 		}
+		bad := rec.Empty != nil && !validScore(*rec.Empty)
+		for _, v := range rec.Mentions {
+			bad = bad || !validScore(v)
+		}
+		if bad {
+			return fmt.Errorf("%w: line %d: a score outside [0, 1]", ErrPredictions, n)
+		}
 		preds[*rec.ID] = string(*rec.Output)
+		if rec.Mentions != nil || rec.Empty != nil {
+			scores[*rec.ID] = rec.QueryScores
+		}
 		return nil
 	})
-	return preds, err
+	return preds, scores, err
 }
+
+func validScore(v float64) bool { return v >= 0 && v <= 1 } // false for NaN
 
 // Options configure [Evaluate].
 type Options struct {
@@ -65,6 +100,12 @@ type Options struct {
 	// Parse is how predictions are read. Default: official for the
 	// official metric, lenient (as nerstream serves) for the span metric.
 	Parse model.ParseMode
+	// Scores and MinScore filter predictions as model.min_score filters
+	// entities: where Scores is set, a predicted mention whose score is
+	// below MinScore is dropped before the query is scored. A mention
+	// without a score counts as 0, so MinScore 0 keeps everything.
+	Scores   PredictionScores
+	MinScore float64
 }
 
 // Result is the score of one dataset, or of all together.
@@ -137,6 +178,9 @@ func Evaluate(datasets []Dataset, preds Predictions, opts Options) (Report, erro
 				res.MissingPredictions++
 			}
 			predicted := model.Parse(opts.Parse, out)
+			if opts.Scores != nil {
+				predicted = keepScored(predicted, opts.Scores[q.ID], opts.MinScore)
+			}
 			if opts.Metric == MetricOfficial {
 				counts.Add(ScoreOfficial(q.Gold, predicted))
 				continue
@@ -214,4 +258,16 @@ func dupBefore(s []string, i int) bool {
 		}
 	}
 	return false
+}
+
+// keepScored returns the mentions scored at least min; a mention without a
+// score counts as 0.
+func keepScored(mentions []string, qs QueryScores, min float64) []string {
+	var out []string
+	for _, m := range mentions {
+		if qs.Mentions[m] >= min {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -16,7 +16,9 @@
 //   - Scores: an engine gives each generated token's log-probability
 //     ([Completion].Tokens), and [Recognizer] turns them into each
 //     entity's score and each empty answer's (score.go says exactly how);
-//     RecognizerOptions.MinScore drops the lower-scored entities.
+//     RecognizerOptions.MinScore drops the lower-scored entities, and
+//     RecognizerOptions.Calibration maps raw scores through a fitted
+//     [Calibration] first.
 //   - [Engine] is what an inference runtime implements (see model/llama);
 //     [Recognizer] drives an Engine from documents to annotations.
 //   - [CachingEngine] answers prompts seen before from a bounded [Cache]

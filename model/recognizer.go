@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -92,6 +93,11 @@ type RecognizerOptions struct {
 	// everything. An entity without a score (an engine that gives no
 	// probabilities) is kept.
 	MinScore float64 `yaml:"min_score"`
+	// Calibration is a file that `nerstream eval --calibrate` wrote: a
+	// monotone map from the raw score to the precision observed on a
+	// labelled set, applied to every entity's score (before MinScore).
+	// Default: none, raw scores. empty_scores stay raw.
+	Calibration string `yaml:"calibration"`
 	// MaxTypeRunes bounds one entity type's length. Default: 256.
 	MaxTypeRunes int `yaml:"-"`
 	// MaxTextBytes bounds one document's text; longer texts are refused
@@ -158,6 +164,8 @@ type Recognizer struct {
 	template *Template
 	opts     RecognizerOptions
 	cache    *Cache
+	// calibration maps raw entity scores; nil: none.
+	calibration *Calibration
 }
 
 // NewRecognizer checks the options and returns a Recognizer.
@@ -177,6 +185,11 @@ func NewRecognizer(engine Engine, opts RecognizerOptions) (*Recognizer, error) {
 		return nil, fmt.Errorf("recognizer: max new tokens %d leave no room in a context of %d", opts.MaxNewTokens, engine.ContextTokens())
 	}
 	r := &Recognizer{engine: engine, template: t, opts: opts}
+	if opts.Calibration != "" {
+		if r.calibration, err = ReadCalibration(opts.Calibration); err != nil {
+			return nil, fmt.Errorf("recognizer: calibration: %w", err)
+		}
+	}
 	if opts.Cache.Enabled() {
 		if r.cache, err = NewCache(opts.Cache, nil); err != nil {
 			return nil, fmt.Errorf("recognizer: %w", err)
@@ -386,6 +399,9 @@ func (r *Recognizer) collect(a *Annotation, text string, j job, out [][]Completi
 				var score *float64
 				if lp, ok := sc.mentions[m]; ok {
 					score = probability(lp)
+					if r.calibration != nil {
+						*score = r.calibration.Apply(math.Exp(lp))
+					}
 				}
 				spans := al.Find(m)
 				if len(spans) == 0 {

@@ -102,3 +102,24 @@ func probability(lp float64) *float64 {
 	p := record.RoundScore(math.Exp(lp))
 	return &p
 }
+
+// AnswerScores returns the scores of one answer as records carry them
+// (probabilities rounded by [record.RoundScore]): each string of the answer
+// by its decoded value, and the score of the answer "[]" (nil unless the
+// answer is "[]"). ok is false where the tokens are missing or do not spell
+// the text; then there are no scores. It is for callers that keep raw
+// answers, such as saved evaluation predictions.
+func AnswerScores(text string, toks []TokenLogProb) (mentions map[string]float64, empty *float64, ok bool) {
+	s, ok := scoreAnswer(text, toks)
+	if !ok {
+		return nil, nil, false
+	}
+	mentions = make(map[string]float64, len(s.mentions))
+	for v, lp := range s.mentions {
+		mentions[v] = *probability(lp)
+	}
+	if s.empty {
+		empty = probability(s.emptyLP)
+	}
+	return mentions, empty, true
+}

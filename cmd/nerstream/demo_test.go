@@ -90,4 +90,22 @@ func TestEvalWithModel(t *testing.T) {
 	if code != 0 || again != out {
 		t.Fatalf("scoring the saved answers: exit %d, %s\n got %s\nwant %s", code, errs, again, out)
 	}
+	// The saved answers carry the model's scores: a sweep reads them, and
+	// its point at threshold 0 is the report above.
+	code, swept, errs := runCLI(t, "", "eval", "--data", data, "--predictions", saved, "--thresholds", "0,0.5")
+	if code != 0 {
+		t.Fatalf("sweeping the saved answers: exit %d, %s", code, errs)
+	}
+	var sweep struct {
+		Points []struct {
+			Official struct{ Correct, Predicted, Gold int }
+		}
+	}
+	var counts struct{ Correct, Predicted, Gold int }
+	if err := json.Unmarshal([]byte(swept), &sweep); err != nil || len(sweep.Points) != 2 {
+		t.Fatalf("sweep %q: %v", swept, err)
+	}
+	if err := json.Unmarshal([]byte(out), &counts); err != nil || sweep.Points[0].Official != counts {
+		t.Fatalf("threshold 0: %+v, the report %+v (%v)", sweep.Points[0].Official, counts, err)
+	}
 }
