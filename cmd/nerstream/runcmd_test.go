@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,29 +117,8 @@ func TestRunRedactsPresignedModel(t *testing.T) {
 	cfg.Model.Path = srv.URL + "/models/tiny.gguf?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET"
 	cmd := exec.Command(os.Args[0], "run", "--config", kafkatest.WriteConfig(t, cfg))
 	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1", "NERSTREAM_MODEL_DIR="+t.TempDir())
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("run's stderr:\n%s", stderr.String())
-		}
-	})
-	addrRE := regexp.MustCompile(`"msg":"http: serving[^}]*"address":"([^"]+)"`)
-	var base string
-	waitUntil(t, 30*time.Second, "the server's address in the log", func() bool {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = "http://" + m[1]
-			return true
-		}
-		return false
-	})
+	member := kafkatest.StartMember(t, cmd)
+	base, stderr := member.Base, member.Stderr
 	var body string
 	waitUntil(t, 30*time.Second, "/readyz saying the model is being pulled", func() bool {
 		var code int

@@ -2,17 +2,14 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,31 +34,8 @@ func TestReadinessAndMetrics(t *testing.T) {
 	cfg.Model.Cache = model.CacheOptions{Entries: 1000, Bytes: 1 << 20} // the cache's metrics too
 	cmd := exec.Command(os.Args[0], "run", "--config", kafkatest.WriteConfig(t, cfg))
 	cmd.Env = append(os.Environ(), "NERSTREAM_TEST_MAIN=1")
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("run's stderr:\n%s", stderr.String())
-		}
-	})
-
-	// The server's address is in the log line that announces it.
-	addrRE := regexp.MustCompile(`"msg":"http: serving[^}]*"address":"([^"]+)"`)
-	var base string
-	waitUntil(t, 30*time.Second, "the server's address in the log", func() bool {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = "http://" + m[1]
-			return true
-		}
-		return false
-	})
+	member := kafkatest.StartMember(t, cmd)
+	base := member.Base
 	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
 	}
@@ -156,19 +130,4 @@ func metricValue(t *testing.T, base, series string) float64 {
 var _ = json.Valid
 
 // syncBuffer is a bytes.Buffer that a process writes while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = kafkatest.SyncBuffer

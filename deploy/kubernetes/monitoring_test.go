@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -331,30 +329,8 @@ func memberScrape(t *testing.T) string {
 	cfg.HTTP.Address = "127.0.0.1:0"
 	cmd := exec.Command(bin, "run", "--config", kafkatest.WriteConfig(t, cfg))
 	cmd.Env = append(os.Environ(), "NERSTREAM_HOME="+t.TempDir())
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("run's stderr:\n%s", stderr.String())
-		}
-	})
-
-	addrRE := regexp.MustCompile(`"msg":"http: serving[^}]*"address":"([^"]+)"`)
-	var base string
-	waitFor(t, exited, "the server's address in the log", func() bool {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = "http://" + m[1]
-			return true
-		}
-		return false
-	})
+	member := kafkatest.StartMember(t, cmd)
+	base, exited := member.Base, member.Exited
 	const n = 12
 	kafkatest.ProduceDocs(t, brokers, 0, n)
 	kafkatest.ProduceRaw(t, brokers, kafka.Message{Value: []byte("not json")})
@@ -395,23 +371,6 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestREADMEAlerts: the README's Operations section says what each alert
