@@ -127,3 +127,24 @@ func TestPlainBuildWarns(t *testing.T) {
 		t.Errorf("the build with the Makefile's flags warns at engine start:\n%s", errs)
 	}
 }
+
+// TestBenchThreadsUsage: bad bench threads flags are one line, exit 2,
+// before any model loads or hog starts.
+func TestBenchThreadsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "threads"},
+		{"bench", "threads", "--model", "synth:tiny", "--counts", "0"},
+		{"bench", "threads", "--model", "synth:tiny", "--counts", "1,x"},
+		{"bench", "threads", "--model", "synth:tiny", "--threads", "2"},
+		{"bench", "threads", "--model", "synth:tiny", "--rounds", "0"},
+		{"bench", "threads", "--model", "synth:tiny", "--hogs", "-1"},
+		{"bench", "threads", "--model", "openai:http://127.0.0.1:1/v1"},
+		{"bench", "threads", "--model", "synth:tiny", "--docs", "0"},
+		{"bench", "hog", "extra"},
+	} {
+		code, out, errs := runCLI(t, "", args...)
+		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line", args, code, out, errs)
+		}
+	}
+}
