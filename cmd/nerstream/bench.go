@@ -164,6 +164,7 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	fset.BoolVar(&o.RawFirst, "raw-first", false, "run the raw phase before the pipeline phases (default: after them)")
 	fset.BoolVar(&o.Telemetry, "telemetry", false, "also measure the pipeline with tracing (sampling ratio 1) and metrics exported over OTLP/HTTP to a receiver in the broker process; every input record then carries a traceparent header")
 	fset.BoolVar(&o.Logs, "logs", false, "seed a log-like stream (500 templates drawn Zipf s=1.1, with slots) and add a phase with the result cache after each pipeline phase; needs --model")
+	fset.IntVar(&o.LogFillings, "log-fillings", bench.DefaultLogFillings, "with --logs, the slot fillings per template (drawn Zipf s=1.1): fewer give more exact repeats, more give more near-duplicates")
 	fset.IntVar(&o.Cache.Entries, "cache-entries", 100_000, "with --logs, model.cache.entries of the cache phases")
 	fset.IntVar(&o.Cache.Bytes, "cache-bytes", 64<<20, "with --logs, model.cache.bytes of the cache phases")
 	fset.IntVar(&o.Rounds, "rounds", 0, "pipeline phases (and, with --telemetry, telemetry phases) to run, alternating; the figures are their medians (default 1, or 2 with --telemetry)")
@@ -177,6 +178,9 @@ func runBenchPipeline(ctx context.Context, s streams, args []string) error {
 	}
 	if o.Docs <= 0 || o.Partitions <= 0 || o.DocBytes < 40 || o.Timeout <= 0 || o.Poll <= 0 || o.Rounds < 0 {
 		return usagef("--docs, --partitions, --timeout and --poll must be > 0, --rounds >= 0, and --doc-bytes >= 40")
+	}
+	if o.LogFillings < 1 || o.LogFillings > bench.MaxLogFillings {
+		return usagef("--log-fillings must be from 1 to %d", bench.MaxLogFillings)
 	}
 	if ef.Model != "" || ef.Engine == "openai" {
 		m, err := openModel(ctx, &ef, s.err, nil)
@@ -207,12 +211,13 @@ func runBenchBroker(ctx context.Context, s streams, args []string) error {
 	fset.IntVar(&o.DocBytes, "doc-bytes", 200, "bytes of one JSON document")
 	fset.BoolVar(&o.Traceparent, "traceparent", false, "give every document a W3C traceparent header (a sampled trace of its own)")
 	fset.BoolVar(&o.Logs, "logs", false, "seed the log-like stream of bench pipeline --logs")
+	fset.IntVar(&o.LogFillings, "log-fillings", bench.DefaultLogFillings, "with --logs, the slot fillings per template")
 	fset.BoolVar(&o.OTLP, "otlp", false, "also serve an OTLP/HTTP receiver on loopback that counts what it gets and discards it")
 	if _, err := parseFlags(fset, args); err != nil {
 		return err
 	}
-	if o.Partitions <= 0 || o.Docs < 0 || o.DocBytes <= 0 {
-		return usagef("--partitions and --doc-bytes must be > 0, --docs >= 0")
+	if o.Partitions <= 0 || o.Docs < 0 || o.DocBytes <= 0 || o.LogFillings < 1 || o.LogFillings > bench.MaxLogFillings {
+		return usagef("--partitions and --doc-bytes must be > 0, --docs >= 0, --log-fillings from 1 to %d", bench.MaxLogFillings)
 	}
 	return bench.RunBroker(ctx, o, s.in, s.out)
 }

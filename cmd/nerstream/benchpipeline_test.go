@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -174,15 +175,20 @@ func TestBenchPipelineLogs(t *testing.T) {
 		{"--logs"}, // no model
 		{"--logs", "--model", "synth:tiny", "--cache-entries", "0", "--cache-bytes", "0"},
 		{"--logs", "--model", "synth:tiny", "--cache-bytes", "-5"},
+		{"--logs", "--model", "synth:tiny", "--log-fillings", "0"},
+		{"--logs", "--model", "synth:tiny", "--log-fillings", "-3"},
+		{"--logs", "--model", "synth:tiny", "--log-fillings", "99999999999"},
 	} {
 		code, _, errs := runCLI(t, "", append([]string{"bench", "pipeline", "--docs", "10"}, args...)...)
-		if code != 2 || strings.Count(strings.TrimSpace(errs), "\n") > 1 || !strings.Contains(errs, "--logs") && !strings.Contains(errs, "cache") {
+		if code != 2 || strings.Count(strings.TrimSpace(errs), "\n") > 1 || !strings.Contains(errs, "--logs") && !strings.Contains(errs, "cache") && !strings.Contains(errs, "--log-fillings") {
 			t.Errorf("%q: exit %d, stderr %q, want 2 and one line", args, code, errs)
 		}
 	}
 	const docs = 150
+	// Three fillings per template, not the default, so that the count of
+	// misses proves the broker process drew the stream the flag asked for.
 	code, out, errs := runCLI(t, "", "bench", "pipeline", "--logs", "--model", "synth:tiny", "--max-new-tokens", "4",
-		"--docs", "150", "--partitions", "2", "--cache-bytes", "65536", "--timeout", "5m")
+		"--docs", "150", "--partitions", "2", "--cache-bytes", "1048576", "--timeout", "5m", "--log-fillings", "3")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -202,7 +208,16 @@ func TestBenchPipelineLogs(t *testing.T) {
 	if c.Hits+c.Misses != 3*docs || c.Misses < int64(3*c.DistinctTexts) || c.HitRatio <= 0 {
 		t.Errorf("hits %d, misses %d for %d documents of %d distinct texts", c.Hits, c.Misses, docs, c.DistinctTexts)
 	}
-	if !c.WithinBound || c.Bytes > 65536 || c.Bytes <= 0 {
+	// The bound holds the stream's answers: nothing evicted, so each
+	// distinct text missed once per type (single flight), which also
+	// proves that the stream the members read is the one counted here.
+	if c.Evictions != 0 || c.Misses != int64(3*c.DistinctTexts) {
+		t.Errorf("%d misses, %d evictions, for %d distinct texts of 3 types", c.Misses, c.Evictions, c.DistinctTexts)
+	}
+	if c.Fillings != 3 || math.Abs(c.Bound-1/(1-c.HitRatio)) > 1e-9 || math.Abs(c.OfBound-c.Speedup/c.Bound) > 1e-9 {
+		t.Errorf("fillings %d, bound %v, of bound %v at hit ratio %v and speedup %v", c.Fillings, c.Bound, c.OfBound, c.HitRatio, c.Speedup)
+	}
+	if !c.WithinBound || c.Bytes > 1048576 || c.Bytes <= 0 {
 		t.Errorf("cache bytes %d of %d, within bound %v", c.Bytes, c.MaxBytes, c.WithinBound)
 	}
 	phases := []string{}

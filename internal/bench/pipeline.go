@@ -165,8 +165,11 @@ type PipelineOptions struct {
 	// Logs seeds the log-like stream (logs.go) instead of the uniform
 	// documents, and adds a phase with the result cache (Cache) after
 	// each pipeline phase, which runs without. It needs a Model.
-	Logs  bool
-	Cache model.CacheOptions
+	Logs bool
+	// LogFillings is the slot fillings per template of the log-like
+	// stream; 0 is DefaultLogFillings.
+	LogFillings int
+	Cache       model.CacheOptions
 	// Rounds is the pipeline (and telemetry) phases; 0 is 1, or 2 with
 	// Telemetry.
 	Rounds int
@@ -228,6 +231,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 		if o.Model == nil || o.Telemetry {
 			return nil, fmt.Errorf("%w: --logs needs --model, and not --telemetry", ErrOptions)
 		}
+		if o.LogFillings < 0 || o.LogFillings > MaxLogFillings {
+			return nil, fmt.Errorf("%w: --log-fillings must be from 1 to %d", ErrOptions, MaxLogFillings)
+		}
 		ro := cfg.Model.RecognizerOptions
 		ro.Cache = o.Cache
 		ro.Cache.Model = "bench"
@@ -242,7 +248,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 	}
 
 	broker, err := startBenchBroker(benchBrokerOptions{partitions: o.Partitions, docs: o.Docs, docBytes: o.DocBytes,
-		traceparent: o.Telemetry, otlp: o.Telemetry, logs: o.Logs}, o.Stderr)
+		traceparent: o.Telemetry, otlp: o.Telemetry, logs: o.Logs, fillings: o.LogFillings}, o.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -1120,6 +1126,7 @@ type benchBrokerOptions struct {
 	traceparent                bool // a traceparent header on every record
 	otlp                       bool // also run the OTLP receiver
 	logs                       bool // the log-like stream
+	fillings                   int  // its slot fillings per template; 0: the default
 }
 
 // startBenchBroker re-executes this binary as `bench broker` and waits for
@@ -1138,7 +1145,7 @@ func startBenchBroker(o benchBrokerOptions, stderr io.Writer) (*benchBroker, err
 		args = append(args, "--otlp")
 	}
 	if o.logs {
-		args = append(args, "--logs")
+		args = append(args, "--logs", "--log-fillings", strconv.Itoa(cmp.Or(o.fillings, DefaultLogFillings)))
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr
@@ -1227,8 +1234,10 @@ type BrokerOptions struct {
 	// OTLP also serves an OTLP/HTTP receiver on loopback that counts what
 	// it gets and discards it.
 	OTLP bool
-	// Logs seeds the log-like stream (see [PipelineOptions.Logs]).
-	Logs bool
+	// Logs seeds the log-like stream (see [PipelineOptions.Logs]) with
+	// LogFillings slot fillings per template (0: the default).
+	Logs        bool
+	LogFillings int
 }
 
 // RunBroker is the broker process of [Pipeline]: kfake on loopback with the
@@ -1248,7 +1257,7 @@ func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer
 	}
 	defer c.Close()
 	addr := c.ListenAddrs()[0]
-	mean, err := seedBenchDocs(ctx, addr, o.Docs, o.DocBytes, o.Traceparent, o.Logs)
+	mean, err := seedBenchDocs(ctx, addr, o.Docs, o.DocBytes, o.Traceparent, o.Logs, o.LogFillings)
 	if err != nil {
 		return err
 	}
@@ -1280,10 +1289,10 @@ func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer
 // round robin over the partitions, and returns their mean size. With
 // traceparent, every record carries a traceparent header: a sampled trace
 // of its own, as if each document came from a traced request.
-func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, traceparent, logs bool) (float64, error) {
+func seedBenchDocs(ctx context.Context, addr string, docs, docBytes int, traceparent, logs bool, fillings int) (float64, error) {
 	var stream *logStream
 	if logs {
-		stream = newLogStream()
+		stream = newLogStream(fillings)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: bpInputTopic, Balancer: &kafka.RoundRobin{},
 		BatchSize: 1000, BatchBytes: 4 << 20, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
