@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +33,7 @@ func WritePlot(w io.Writer, rep SweepReport) error {
 	// Left panel: precision (y) against recall (x).
 	x0, y0 := plotMargin, plotMargin
 	axes(p, x0, y0, "recall", "precision", "Precision-recall by threshold")
+	undrawn := map[float64]bool{} // thresholds with no prediction
 	for _, c := range []struct {
 		metric, colour string
 		scores         func(Point) Scores
@@ -38,18 +41,39 @@ func WritePlot(w io.Writer, rep SweepReport) error {
 		{"official", "#1f77b4", func(pt Point) Scores { return pt.Official }},
 		{"span", "#d62728", func(pt Point) Scores { return pt.Span }},
 	} {
+		// A threshold that keeps no prediction has no precision (0/0):
+		// it is left off the curve rather than drawn at precision 0,
+		// which would join the curve to the origin.
 		var pts []string
+		var drawn []Point
 		for _, pt := range rep.Points {
 			s := c.scores(pt)
+			if s.Predicted == 0 {
+				undrawn[pt.Threshold] = true
+				continue
+			}
 			pts = append(pts, fmt.Sprintf("%.2f,%.2f", x0+s.Recall*plotPanel, y0+(1-s.Precision)*plotPanel))
+			drawn = append(drawn, pt)
 		}
 		p(`<polyline class="curve %s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c.metric, c.colour, strings.Join(pts, " "))
-		for i, pt := range rep.Points {
+		for i, pt := range drawn {
 			s := c.scores(pt)
 			xy := strings.Split(pts[i], ",")
 			p(`<circle class="point %s" cx="%s" cy="%s" r="3" fill="%s"><title>%s threshold=%g precision=%.4f recall=%.4f f1=%.4f</title></circle>`+"\n",
 				c.metric, xy[0], xy[1], c.colour, c.metric, pt.Threshold, s.Precision, s.Recall, s.F1)
 		}
+	}
+	if len(undrawn) > 0 {
+		ts := slices.Sorted(maps.Keys(undrawn))
+		what := fmt.Sprintf("%d thresholds, %g to %g", len(ts), ts[0], ts[len(ts)-1])
+		if len(ts) <= 4 {
+			list := make([]string, len(ts))
+			for i, t := range ts {
+				list[i] = fmt.Sprintf("%g", t)
+			}
+			what = strings.Join(list, ", ")
+		}
+		p(`<text class="undrawn" x="%g" y="%g" fill="#555">no predictions, not drawn: %s</text>`+"\n", x0+10, y0+plotPanel-48, what)
 	}
 	p(`<text x="%g" y="%g" fill="#1f77b4">official (best F1 %.4f at %g)</text>`+"\n", x0+10, y0+plotPanel-30, rep.BestOfficial.F1, rep.BestOfficial.Threshold)
 	p(`<text x="%g" y="%g" fill="#d62728">span (best F1 %.4f at %g)</text>`+"\n", x0+10, y0+plotPanel-12, rep.BestSpan.F1, rep.BestSpan.Threshold)

@@ -201,15 +201,27 @@ func TestSweepExample(t *testing.T) {
 // the ECE.
 func TestWritePlot(t *testing.T) {
 	rep, _, _ := exampleSweep(t)
+	// The example's top threshold keeps no prediction: its precision is
+	// undefined, and the curve must not run to the origin for it.
+	if last := rep.Points[len(rep.Points)-1]; last.Official.Predicted != 0 || last.Span.Predicted != 0 {
+		t.Fatalf("the example's last threshold %g keeps predictions: the plot's empty case is untested", last.Threshold)
+	}
+	checkPlot(t, rep)
+}
+
+// checkPlot parses the plot of rep and checks each drawn point and bar
+// against the report's figures: every threshold with predictions is on its
+// curve, in order, and one with none is named in a note, not drawn.
+func checkPlot(t *testing.T, rep SweepReport) {
 	var buf bytes.Buffer
 	if err := WritePlot(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
 	polylines := map[string]string{}
 	var bars []float64 // heights
-	var ece string
+	var ece, undrawn string
 	dec := xml.NewDecoder(&buf)
-	inECE := false
+	inECE, inUndrawn := false, false
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -235,27 +247,48 @@ func TestWritePlot(t *testing.T) {
 				bars = append(bars, h)
 			case el.Name.Local == "text" && a["class"] == "ece":
 				inECE = true
+			case el.Name.Local == "text" && a["class"] == "undrawn":
+				inUndrawn = true
 			}
 		case xml.CharData:
 			if inECE {
 				ece, inECE = string(el), false
 			}
+			if inUndrawn {
+				undrawn, inUndrawn = string(el), false
+			}
 		}
+	}
+	var empty []string // thresholds with no prediction
+	for _, pt := range rep.Points {
+		if pt.Official.Predicted == 0 || pt.Span.Predicted == 0 {
+			empty = append(empty, fmt.Sprintf("%g", pt.Threshold))
+		}
+	}
+	if want := "no predictions, not drawn: " + strings.Join(empty, ", "); len(empty) > 0 && undrawn != want || len(empty) == 0 && undrawn != "" {
+		t.Errorf("note %q, want %q", undrawn, want)
 	}
 	for _, m := range []string{"official", "span"} {
 		pts := strings.Fields(polylines["curve "+m])
-		if len(pts) != len(rep.Points) {
-			t.Fatalf("%s: %d points, want %d", m, len(pts), len(rep.Points))
+		var want []Scores
+		for _, pt := range rep.Points {
+			s := pt.Official
+			if m == "span" {
+				s = pt.Span
+			}
+			if s.Predicted > 0 {
+				want = append(want, s)
+			}
+		}
+		if len(pts) != len(want) {
+			t.Fatalf("%s: %d points, want %d (of %d thresholds)", m, len(pts), len(want), len(rep.Points))
 		}
 		for i, pt := range pts {
 			var x, y float64
 			if _, err := fmt.Sscanf(pt, "%g,%g", &x, &y); err != nil {
 				t.Fatal(err)
 			}
-			s := rep.Points[i].Official
-			if m == "span" {
-				s = rep.Points[i].Span
-			}
+			s := want[i]
 			r, p := (x-plotMargin)/plotPanel, 1-(y-plotMargin)/plotPanel
 			if math.Abs(r-s.Recall) > 1e-4 || math.Abs(p-s.Precision) > 1e-4 {
 				t.Errorf("%s point %d at recall %.4f precision %.4f, want %.4f %.4f", m, i, r, p, s.Recall, s.Precision)
