@@ -70,7 +70,7 @@ func TestBenchScale(t *testing.T) {
 func TestBenchScaleCrash(t *testing.T) {
 	t.Setenv("NERSTREAM_TEST_MAIN", "1")
 	code, out, errs := runCLI(t, "", "bench", "scale", "--partitions", "4", "--members", "1", "--window", "500ms",
-		"--rebalance-members", "0", "--crash-members", "3", "--crash-rounds", "2", "--crash-session-timeout", "1s",
+		"--rebalance-members", "0", "--crash-members", "3", "--crash-rounds", "2", "--crash-session-timeout", "2s",
 		"--docs", "12000", "--timeout", "60s")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
@@ -84,8 +84,8 @@ func TestBenchScaleCrash(t *testing.T) {
 	if c == nil {
 		t.Fatal("no crash figures")
 	}
-	if c.Members != 3 || c.Rounds != 2 || len(c.Kills) != 2 || c.SessionTimeoutMS != 1000 || c.MaxInFlight <= 0 {
-		t.Fatalf("crash = %+v, want 3 members, 2 rounds with their kills, a 1 s session, max in flight", *c)
+	if c.Members != 3 || c.Rounds != 2 || len(c.Kills) != 2 || c.SessionTimeoutMS != 2000 || c.MaxInFlight <= 0 {
+		t.Fatalf("crash = %+v, want 3 members, 2 rounds with their kills, a 2 s session, max in flight", *c)
 	}
 	victims := map[string]bool{}
 	var dups int64
