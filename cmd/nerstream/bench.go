@@ -299,6 +299,9 @@ func runBenchScale(ctx context.Context, s streams, args []string) error {
 	fset.IntVar(&o.MaxDocs, "max-docs", 4, "batch.max_docs of the members (one batch at the model at a time)")
 	fset.DurationVar(&o.Window, "window", 8*time.Second, "how long each member count is measured once consuming")
 	fset.IntVar(&o.RebalanceMembers, "rebalance-members", 4, "members of the rebalance phase before one joins and one leaves (0: skip it)")
+	fset.IntVar(&o.CrashMembers, "crash-members", 0, "members of the crash phase, which kills one by SIGKILL per round and measures the survivors' takeover, duplicates and losses (0: skip it)")
+	fset.IntVar(&o.CrashRounds, "crash-rounds", 3, "kills of the crash phase, one after another, each followed by a fresh member joining; figures are medians")
+	fset.DurationVar(&o.CrashSession, "crash-session-timeout", 6*time.Second, "kafka.session_timeout of the crash phase's members: how long the coordinator waits for a killed member (6s: a stock Kafka broker's minimum)")
 	fset.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "limit of each wait for a group to be stable and consuming")
 	fset.DurationVar(&o.Poll, "poll", 20*time.Millisecond, "how often the group and its committed offsets are read")
 	plot := fset.String("plot", "", "also write the docs/s and efficiency curve to this SVG file")
@@ -315,6 +318,9 @@ func runBenchScale(ctx context.Context, s streams, args []string) error {
 	if o.Partitions <= 0 || o.Docs <= 0 || o.DocBytes < 40 || o.Latency < 0 || o.MaxDocs <= 0 || o.Window <= 0 ||
 		o.RebalanceMembers < 0 || o.RebalanceMembers >= bench.MaxScaleMembers || o.Timeout <= 0 || o.Poll <= 0 {
 		return usagef("--partitions, --docs, --max-docs, --window, --timeout and --poll must be > 0, --latency >= 0, --rebalance-members within 0..%d, and --doc-bytes >= 40", bench.MaxScaleMembers-1)
+	}
+	if o.CrashMembers < 0 || o.CrashMembers == 1 || o.CrashMembers > bench.MaxScaleMembers || o.CrashRounds <= 0 || o.CrashSession < bench.MinCrashSession {
+		return usagef("--crash-members must be 0 or within 2..%d, --crash-rounds > 0, and --crash-session-timeout at least %v", bench.MaxScaleMembers, bench.MinCrashSession)
 	}
 	res, err := bench.Scale(ctx, o)
 	if errors.Is(err, bench.ErrOptions) {
@@ -340,6 +346,8 @@ func runBenchMember(ctx context.Context, s streams, args []string) error {
 	fset.StringVar(&o.Group, "group", "", "the consumer group")
 	fset.DurationVar(&o.Latency, "latency", 20*time.Millisecond, "the model's time per batch")
 	fset.IntVar(&o.MaxDocs, "max-docs", 4, "batch.max_docs")
+	fset.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "kafka.session_timeout")
+	fset.StringVar(&o.ClientID, "client-id", "", "kafka.client_id (default nerstream)")
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}

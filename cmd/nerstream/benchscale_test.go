@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,6 +60,73 @@ func TestBenchScale(t *testing.T) {
 	}
 }
 
+// TestBenchScaleCrash runs the crash phase in-process: 3 members on 4
+// partitions, two rounds, each killing a member by SIGKILL. It proves the
+// events from what the processes and the coordinator report, not from
+// timing: the victim died of SIGKILL (not a graceful exit), the
+// coordinator dropped it and its partitions went to the survivors, no
+// round wrote more duplicates than a member may hold uncommitted
+// (batch.max_in_flight), and every committed input record has an output.
+func TestBenchScaleCrash(t *testing.T) {
+	t.Setenv("NERSTREAM_TEST_MAIN", "1")
+	code, out, errs := runCLI(t, "", "bench", "scale", "--partitions", "4", "--members", "1", "--window", "500ms",
+		"--rebalance-members", "0", "--crash-members", "3", "--crash-rounds", "2", "--crash-session-timeout", "2s",
+		"--docs", "12000", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	t.Logf("stderr %q\n%s", errs, out)
+	var r bench.ScaleResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+	}
+	c := r.Crash
+	if c == nil {
+		t.Fatal("no crash figures")
+	}
+	if c.Members != 3 || c.Rounds != 2 || len(c.Kills) != 2 || c.SessionTimeoutMS != 2000 || c.MaxInFlight <= 0 {
+		t.Fatalf("crash = %+v, want 3 members, 2 rounds with their kills, a 2 s session, max in flight", *c)
+	}
+	victims := map[string]bool{}
+	var dups int64
+	for i, k := range c.Kills {
+		if !k.SIGKILL || !strings.Contains(k.Exit, "killed") {
+			t.Errorf("kill %d: exit %q, sigkill %v: the victim did not die of SIGKILL", i, k.Exit, k.SIGKILL)
+		}
+		victims[k.Victim] = true
+		if len(k.Partitions) == 0 {
+			t.Errorf("kill %d: the victim %s held no partition", i, k.Victim)
+		}
+		var moved []int
+		for id, ps := range k.TakenBy {
+			if id == k.Victim || id == "" {
+				t.Errorf("kill %d: partitions %v still with %q after the rebalance", i, ps, id)
+			}
+			moved = append(moved, ps...)
+		}
+		slices.Sort(moved)
+		if !slices.Equal(moved, k.Partitions) {
+			t.Errorf("kill %d: survivors took %v, want the victim's %v", i, moved, k.Partitions)
+		}
+		if k.ExpelledMS <= 0 || k.RecoveryMS < k.ExpelledMS || k.RejoinMS <= 0 {
+			t.Errorf("kill %d: expelled %v ms, recovered %v ms, rejoin %v ms: want expelled > 0, recovery after it, rejoin > 0", i, k.ExpelledMS, k.RecoveryMS, k.RejoinMS)
+		}
+		if k.Duplicates < 0 || k.Duplicates > int64(c.MaxInFlight) {
+			t.Errorf("kill %d: %d duplicates, more than batch.max_in_flight %d allows", i, k.Duplicates, c.MaxInFlight)
+		}
+		dups += k.Duplicates
+	}
+	if len(victims) != 2 {
+		t.Errorf("victims %v, want two different members", victims)
+	}
+	if c.Lost != 0 || c.Committed <= 0 || c.UniqueInputs < c.Committed {
+		t.Errorf("lost %d of %d committed inputs (%d with an output), want none lost", c.Lost, c.Committed, c.UniqueInputs)
+	}
+	if c.Outputs+c.DeadLetters != c.UniqueInputs+dups+c.DuplicatesBefore {
+		t.Errorf("%d outputs + %d dead letters, want %d inputs + %d duplicates", c.Outputs, c.DeadLetters, c.UniqueInputs, dups+c.DuplicatesBefore)
+	}
+}
+
 func TestBenchScaleUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "scale", "--members", "0"},
@@ -70,9 +138,18 @@ func TestBenchScaleUsage(t *testing.T) {
 		{"bench", "scale", "--latency", "-1s"},
 		{"bench", "scale", "--rebalance-members", "-1"},
 		{"bench", "scale", "--docs", "-5"},
+		{"bench", "scale", "--crash-members", "-1"},
+		{"bench", "scale", "--crash-members", "1"},
+		{"bench", "scale", "--crash-members", "100000"},
+		{"bench", "scale", "--crash-members", "x"},
+		{"bench", "scale", "--crash-members", "3", "--crash-rounds", "0"},
+		{"bench", "scale", "--crash-members", "3", "--crash-session-timeout", "100ms"},
+		{"bench", "scale", "--crash-session-timeout", "-1s"},
 		{"bench", "scale", "extra"},
 		{"bench", "member", "--group", "g"},
 		{"bench", "member", "--broker", "127.0.0.1:1", "--group", "g", "--max-docs", "0"},
+		{"bench", "member", "--broker", "127.0.0.1:1", "--group", "g", "--session-timeout", "0s"},
+		{"bench", "member", "--broker", "127.0.0.1:1", "--group", "g", "--session-timeout", "soon"},
 	} {
 		code, _, errs := runCLI(t, "", args...)
 		checkOneLineError(t, code, 2, errs, "")

@@ -1251,6 +1251,8 @@ func RunBroker(ctx context.Context, o BrokerOptions, in io.Reader, out io.Writer
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(int32(o.Partitions), bpInputTopic, bpRawOutTopic, bpOutTopic, bpDeadTopic),
+		// Below Kafka's 6 s floor, for bench scale's crash phase.
+		kfake.GroupMinSessionTimeout(MinCrashSession),
 	)
 	if err != nil {
 		return err

@@ -46,6 +46,8 @@ import (
 // partition committed past where it was at that moment. Duplicates are
 // the output records of the phase beyond one per input document (keys are
 // document ids): what the rebalances made members process twice.
+//
+// The crash phase (see scalecrash.go) kills members by SIGKILL instead.
 
 // The scale benchmark's group prefix.
 const scaleGroupPrefix = "bench-scale-"
@@ -68,6 +70,12 @@ type ScaleOptions struct {
 	// RebalanceMembers is how many members the rebalance phase starts
 	// with, before one joins and one leaves; 0 skips the phase.
 	RebalanceMembers int
+	// CrashMembers is how many members the crash phase runs (0 skips
+	// it), CrashRounds how many of them it kills, one after another,
+	// and CrashSession their kafka.session_timeout, which the
+	// coordinator waits before it expels a killed member.
+	CrashMembers, CrashRounds int
+	CrashSession              time.Duration
 	// Timeout bounds each wait (a group getting stable, a phase).
 	Timeout, Poll time.Duration
 	// Stderr receives the child processes' errors and progress lines.
@@ -88,6 +96,8 @@ type ScaleResult struct {
 	// Rebalance is the join and leave figures (absent with
 	// RebalanceMembers 0).
 	Rebalance *ScaleRebalance `json:"rebalance,omitempty"`
+	// Crash is the crash phase's figures (absent with CrashMembers 0).
+	Crash *ScaleCrash `json:"crash,omitempty"`
 	// EfficiencyMinUpToP is the lowest efficiency of the points with
 	// N <= partitions.
 	EfficiencyMinUpToP float64 `json:"efficiency_min_up_to_p"`
@@ -139,6 +149,11 @@ func Scale(ctx context.Context, o ScaleOptions) (*ScaleResult, error) {
 	}
 	if o.RebalanceMembers+1 > MaxScaleMembers {
 		return nil, fmt.Errorf("%w: rebalance members must be below %d", ErrOptions, MaxScaleMembers)
+	}
+	if o.CrashMembers < 0 || o.CrashMembers > MaxScaleMembers || o.CrashMembers == 1 ||
+		(o.CrashMembers > 0 && (o.CrashRounds <= 0 || o.CrashSession < MinCrashSession)) {
+		return nil, fmt.Errorf("%w: crash members must be 0 or within 2..%d (a survivor must take over), with crash rounds > 0 and a crash session timeout >= %v",
+			ErrOptions, MaxScaleMembers, MinCrashSession)
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
@@ -193,6 +208,13 @@ func Scale(ctx context.Context, o ScaleOptions) (*ScaleResult, error) {
 			return nil, fmt.Errorf("rebalance phase: %w", err)
 		}
 		res.Rebalance = rb
+	}
+	if o.CrashMembers > 0 {
+		c, err := sc.crash(ctx, o.CrashMembers, o.CrashRounds, o.CrashSession)
+		if err != nil {
+			return nil, fmt.Errorf("crash phase: %w", err)
+		}
+		res.Crash = c
 	}
 	res.TotalS = time.Since(start).Seconds()
 	return res, nil
@@ -336,27 +358,11 @@ func duplicateStats(counts map[string]int64) dupStats {
 // the records per key.
 func countKeys(ctx context.Context, addr, topic string, start, end map[int]int64) (map[string]int64, error) {
 	counts := map[string]int64{}
-	for p, e := range end {
-		if e <= start[p] {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-		if err := r.SetOffset(start[p]); err != nil {
-			r.Close()
-			return nil, err
-		}
-		for off := start[p]; off < e; {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
-			}
-			counts[string(m.Key)]++
-			off = m.Offset + 1
-		}
-		r.Close()
-	}
-	return counts, nil
+	err := readRange(ctx, addr, topic, start, end, func(_ int, m kafka.Message) error {
+		counts[string(m.Key)]++
+		return nil
+	})
+	return counts, err
 }
 
 // waitConsuming waits until the group is stable with n members and every
@@ -491,12 +497,25 @@ type member struct {
 
 // startMember re-executes this binary as `bench member` in group.
 func (s *scaler) startMember(group string) (*member, error) {
+	return s.startMemberAs(group, "", 0)
+}
+
+// startMemberAs is [scaler.startMember] with a client id and a session
+// timeout (the member's defaults where empty or 0).
+func (s *scaler) startMemberAs(group, clientID string, session time.Duration) (*member, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this executable: %w", err)
 	}
-	cmd := exec.Command(exe, "bench", "member", "--broker", s.addr, "--group", group,
-		"--latency", s.o.Latency.String(), "--max-docs", strconv.Itoa(s.o.MaxDocs))
+	args := []string{"bench", "member", "--broker", s.addr, "--group", group,
+		"--latency", s.o.Latency.String(), "--max-docs", strconv.Itoa(s.o.MaxDocs)}
+	if clientID != "" {
+		args = append(args, "--client-id", clientID)
+	}
+	if session > 0 {
+		args = append(args, "--session-timeout", session.String())
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = s.o.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -555,7 +574,6 @@ func stopMembers(ms []*member) int {
 // rebalance, and a graceful stop well within the rebalance timeout.
 const (
 	scaleMemberHeartbeat = 200 * time.Millisecond
-	scaleMemberSession   = 10 * time.Second
 	scaleMemberRebalance = 10 * time.Second
 	scaleMemberShutdown  = 5 * time.Second
 )
@@ -566,6 +584,13 @@ type MemberOptions struct {
 	Broker, Group string
 	Latency       time.Duration
 	MaxDocs       int
+	// SessionTimeout is the member's kafka.session_timeout, at least
+	// [MinCrashSession]; its shutdown_timeout is kept below it, at most
+	// 5s.
+	SessionTimeout time.Duration
+	// ClientID is its kafka.client_id, which the coordinator lists per
+	// member (default "nerstream").
+	ClientID string
 }
 
 // RunMember is one member process of [Scale]: the stream (the code of
@@ -573,23 +598,28 @@ type MemberOptions struct {
 // [sleepRecognizer] as its model, until in reaches its end (the parent
 // closed it) or ctx ends; then it shuts down gracefully.
 func RunMember(ctx context.Context, o MemberOptions, in io.Reader, stderr io.Writer) error {
-	if o.Broker == "" || o.Group == "" || o.Latency < 0 || o.MaxDocs <= 0 {
-		return fmt.Errorf("%w: a member needs a broker, a group, a latency >= 0 and max docs > 0", ErrOptions)
+	if o.Broker == "" || o.Group == "" || o.Latency < 0 || o.MaxDocs <= 0 || o.SessionTimeout < MinCrashSession {
+		return fmt.Errorf("%w: a member needs a broker, a group, a latency >= 0, max docs > 0 and a session timeout >= %v", ErrOptions, MinCrashSession)
 	}
 	cfg := config.Default()
 	cfg.Kafka.Brokers = []string{o.Broker}
 	cfg.Kafka.GroupID = o.Group
+	if o.ClientID != "" {
+		cfg.Kafka.ClientID = o.ClientID
+	}
 	cfg.Kafka.HeartbeatInterval = scaleMemberHeartbeat
-	cfg.Kafka.SessionTimeout = scaleMemberSession
+	cfg.Kafka.SessionTimeout = o.SessionTimeout
 	cfg.Kafka.RebalanceTimeout = scaleMemberRebalance
-	cfg.ShutdownTimeout = scaleMemberShutdown
+	// A draining member sends no heartbeats: its drain must end well
+	// within its session.
+	cfg.ShutdownTimeout = min(scaleMemberShutdown, o.SessionTimeout/2)
 	cfg.Input.Topics = []string{bpInputTopic}
 	cfg.Output.Topic = bpOutTopic
 	cfg.Output.DeadLetterTopic = bpDeadTopic
 	cfg.Model.Types = []string{"person", "organization", "location"}
 	// One batch at the model at a time, as one worker per GPU.
 	cfg.Batch.MaxDocs, cfg.Batch.Workers = o.MaxDocs, 1
-	cfg.Batch.MaxInFlight = max(cfg.Batch.MaxInFlight, 4*o.MaxDocs)
+	cfg.Batch.MaxInFlight = memberMaxInFlight(o.MaxDocs)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
 	}
