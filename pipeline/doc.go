@@ -19,6 +19,14 @@
 //     is acknowledged by the sink. Bad input (a rejected decode, or a
 //     document the model refuses) becomes a dead letter in its place and is
 //     committed like any other record.
+//   - A failed commit is retried with the same back-off while the
+//     partition goes on writing, and readiness (telemetry.CheckCommit) is
+//     false. Once the records written and not committed reach MaxInFlight
+//     over all partitions, a partition whose commits fail writes no more
+//     until one succeeds: a crash in a commit outage then redelivers about
+//     twice MaxInFlight records at most, not everything since the last
+//     commit. The held records keep their in-flight slots, so fetching
+//     stops too.
 //   - A model failure on one document (an error in its Annotation) is
 //     retried with exponential back-off; after Options.Retry.MaxAttempts
 //     the record becomes a dead letter with reason [record.ReasonInferenceFailed].

@@ -49,9 +49,9 @@ type Options struct {
 	// Metrics records the records, batches, latencies, tokens, documents in
 	// flight and consumer lag. Default: none.
 	Metrics *telemetry.Metrics
-	// Health hears of model failures (telemetry.CheckModel) and of sink
-	// failures (telemetry.CheckProducer), and of their recovery. Default:
-	// none.
+	// Health hears of model failures (telemetry.CheckModel), of sink
+	// failures (telemetry.CheckProducer) and of commit failures
+	// (telemetry.CheckCommit), and of their recovery. Default: none.
 	Health *telemetry.Health
 	// GroupName (the consumer group) and ModelName label the spans.
 	GroupName, ModelName string
@@ -74,8 +74,10 @@ type Batch struct {
 	Linger time.Duration `yaml:"linger"`
 	// MaxInFlight bounds the documents fetched but not yet acknowledged,
 	// over all partitions; fetching pauses at the bound (back-pressure,
-	// bounded memory, and a bound on duplicates after a crash). Default:
-	// 256.
+	// bounded memory, and a bound on duplicates after a crash). While
+	// commits fail, it also bounds the records written and not
+	// committed: past it, the partitions whose commits fail write no
+	// more. Default: 256.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// Workers is how many micro-batches go to the model at once. Default:
 	// 2, so that the next batch forms while one runs.
@@ -167,6 +169,15 @@ type Pipeline struct {
 	fetched, annotated, deadLetters, abandoned atomic.Int64
 	modelRetries, writeRetries, commitFails    atomic.Int64
 
+	// uncommitted counts the records written, over every claim, whose
+	// offsets are not committed yet; while a claim's commits fail and it
+	// reaches Batch.MaxInFlight, that claim writes no more (see emit).
+	uncommitted atomic.Int64
+	// commitMu guards failingClaims, the claims whose last commit failed,
+	// and the commit readiness check that follows it.
+	commitMu      sync.Mutex
+	failingClaims int
+
 	claims sync.Map // *claim → struct{}: the live claims, for the lag
 }
 
@@ -239,6 +250,7 @@ func New(opts Options) (*Pipeline, error) {
 		in:    make(chan *item),
 		work:  make(chan []*item),
 	}
+	opts.Health.Set(telemetry.CheckCommit, nil)
 	opts.Metrics.ObserveInFlight(func() int64 { return int64(len(p.slots)) })
 	opts.Metrics.ObserveLag(p.observeLag)
 	return p, nil
@@ -601,10 +613,25 @@ func (p *Pipeline) fetch(ctx context.Context, cl *claim) error {
 // emit writes the claim's settled items in offset order, one write at a
 // time, and commits behind them. It returns when the queue is closed and
 // empty, or when the claim is abandoned.
+//
+// A commit that fails is tried again, backing off as Options.Retry says,
+// while the claim goes on writing; but once the records written and not
+// committed reach Batch.MaxInFlight over all claims, a claim whose commits
+// fail writes no more until one succeeds. So a member that crashes while
+// its commits fail redelivers at most about twice MaxInFlight records (the
+// written ones and those in flight), not everything since its last commit.
 func (p *Pipeline) emit(cl *claim, start int64) {
 	tr := newTracker(start)
 	committed := start
 	var pending []*item // taken from the queue, not yet written
+	var unc int64       // records written since the last commit
+	failures := 0       // commits failed in a row
+	defer func() {
+		p.uncommitted.Add(-unc)
+		if failures > 0 {
+			p.commitState(false, nil)
+		}
+	}()
 	defer func() {
 		// Whatever was not written is abandoned: give its slots back, and
 		// whatever is still queued too.
@@ -628,18 +655,27 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 		}
 		if err := cl.c.Commit(off); err != nil {
 			p.commitFails.Add(1)
-			p.log.Warn("commit failed; will retry", "offset", off, "err", err)
+			if failures++; failures == 1 {
+				p.commitState(true, err)
+			}
+			p.log.Warn("commit failed; will retry", "offset", off, "failures", failures, "err", err)
 			return
 		}
 		committed = off
 		cl.committed.Store(off)
+		p.uncommitted.Add(-unc)
+		unc = 0
+		if failures > 0 {
+			failures = 0
+			p.commitState(false, nil)
+		}
 	}
 	defer commit()
 	for {
 		// A failed commit is tried again while waiting.
 		var retry <-chan time.Time
 		if committed != tr.committable() {
-			retry = time.After(p.opts.Retry.InitialBackoff)
+			retry = time.After(p.opts.Retry.delay(max(failures, 1)))
 		}
 		// Take the head.
 		if len(pending) == 0 {
@@ -683,6 +719,19 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 		for n < len(pending) && n < p.opts.MaxWrite && pending[n].settled() {
 			n++
 		}
+		// Commits failing and the bound reached: write nothing more until
+		// a commit succeeds. (Checked just before the write: claims that
+		// pass it together overshoot by their settled records, which are
+		// in flight, so by less than MaxInFlight.)
+		if failures > 0 && retry != nil && p.uncommitted.Load() >= int64(p.opts.Batch.MaxInFlight) {
+			select {
+			case <-cl.abandon.Done():
+				return
+			case <-retry:
+				commit()
+			}
+			continue
+		}
 		outs := make([]Output, n)
 		sends := make([]trace.Span, n)
 		for i, it := range pending[:n] {
@@ -710,7 +759,25 @@ func (p *Pipeline) emit(cl *claim, start int64) {
 		p.deadLetters.Add(dlq)
 		p.annotated.Add(int64(n) - dlq)
 		pending = pending[n:]
+		unc += int64(n)
+		p.uncommitted.Add(int64(n))
 		commit()
+	}
+}
+
+// commitState records that a claim's commits began failing with err
+// (failing) or recovered or ended (not failing), and sets the commit
+// readiness check: failing while any claim's commits fail.
+func (p *Pipeline) commitState(failing bool, err error) {
+	p.commitMu.Lock()
+	defer p.commitMu.Unlock()
+	if failing {
+		p.failingClaims++
+		p.opts.Health.Set(telemetry.CheckCommit, fmt.Errorf("commits failing: %w", err))
+		return
+	}
+	if p.failingClaims--; p.failingClaims == 0 {
+		p.opts.Health.Set(telemetry.CheckCommit, nil)
 	}
 }
 

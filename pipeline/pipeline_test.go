@@ -16,6 +16,7 @@ import (
 	"github.com/nerstream/nerstream/internal/backoff"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/record"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // memClaim is a test double of a Claim: an in-memory partition whose
@@ -26,8 +27,24 @@ type memClaim struct {
 	records   chan Input
 	mu        sync.Mutex
 	commits   []int64
-	failNext  int // commits to fail
+	failNext  int  // commits to fail
+	broken    bool // every commit fails while set
+	failed    int  // commits failed so far
 	nextCalls int
+}
+
+// setBroken makes every commit fail (REBALANCE_IN_PROGRESS) while b.
+func (c *memClaim) setBroken(b bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broken = b
+}
+
+// failures is the number of failed commits so far.
+func (c *memClaim) failures() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
 }
 
 func newMemClaim(partition, n int, reject func(i int) string) *memClaim {
@@ -65,8 +82,9 @@ func (c *memClaim) calls() int {
 func (c *memClaim) Commit(off int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.failNext > 0 {
-		c.failNext--
+	if c.failNext > 0 || c.broken {
+		c.failNext = max(c.failNext-1, 0)
+		c.failed++
 		return errors.New("REBALANCE_IN_PROGRESS (test double)")
 	}
 	if n := len(c.commits); n > 0 && off < c.commits[n-1] {
@@ -404,6 +422,58 @@ func TestSinkFailuresAreRetriedNotDeadLettered(t *testing.T) {
 	}
 	if s := h.p.Stats(); s.WriteRetries != 5 || s.CommitFailures != 2 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestCommitFailuresHoldWrites: while every commit fails, the claims write
+// until the records written and not committed reach MaxInFlight (plus the
+// one write that crossed it), then hold, so that a crash now would
+// redeliver a bounded window rather than everything since the last commit;
+// the commit check fails meanwhile. Once commits pass again, everything is
+// written once and committed, and the check is ready.
+func TestCommitFailuresHoldWrites(t *testing.T) {
+	const perClaim, maxInFlight = 100, 8
+	sink := &memSink{}
+	health := telemetry.NewHealth()
+	h := start(t, Options{Recognizer: funcRecognizer(instant), Sink: sink, Health: health,
+		Batch: Batch{MaxDocs: 4, MaxInFlight: maxInFlight, Workers: 2}})
+	if ready, reasons := health.Ready(); !ready {
+		t.Fatalf("not ready before any commit: %v", reasons)
+	}
+	claims := []*memClaim{newMemClaim(0, perClaim, nil), newMemClaim(1, perClaim, nil)}
+	for _, c := range claims {
+		c.setBroken(true)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() { _ = h.p.Consume(ctx, c, 0) })
+	}
+	// Many failed commits: far more than the writes all 200 records
+	// would take, so that without the hold they would all be written.
+	state := func() string { return fmt.Sprintf("%d written, stats %+v", len(sink.snapshot()), h.p.Stats()) }
+	waitFor(t, "150 failed commits", func() bool { return claims[0].failures()+claims[1].failures() >= 150 }, state)
+	if n := len(sink.snapshot()); n == 0 || n >= 2*maxInFlight {
+		t.Errorf("%d records written while every commit failed, want 1 to %d", n, 2*maxInFlight-1)
+	}
+	if ready, reasons := health.Ready(); ready || len(reasons) != 1 || !strings.HasPrefix(reasons[0], "commit: commits failing") {
+		t.Errorf("ready %v %q while commits fail", ready, reasons)
+	}
+	for _, c := range claims {
+		c.setBroken(false)
+	}
+	waitFor(t, "every record committed", func() bool { return claims[0].lastCommit() == perClaim && claims[1].lastCommit() == perClaim }, state)
+	if n := len(sink.snapshot()); n != 2*perClaim {
+		t.Errorf("%d records written, want %d", n, 2*perClaim)
+	}
+	if ready, reasons := health.Ready(); !ready {
+		t.Errorf("not ready once commits pass: %v", reasons)
+	}
+	cancel()
+	wg.Wait()
+	if u := h.p.uncommitted.Load(); u != 0 {
+		t.Errorf("%d records counted uncommitted after the claims ended", u)
 	}
 }
 

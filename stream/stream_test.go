@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/nerstream/nerstream/config"
 	"github.com/nerstream/nerstream/internal/kafkatest"
 	"github.com/nerstream/nerstream/pipeline"
+	"github.com/nerstream/nerstream/telemetry"
 )
 
 // TestStreamManyDocsTwoMembers: 10,000 documents through 6 partitions and 2
@@ -233,6 +235,60 @@ func TestStreamBrokerFaults(t *testing.T) {
 	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), 2*n)
 }
 
+// TestStreamCommitOutage: the broker refuses every offset commit
+// (COORDINATOR_NOT_AVAILABLE) while heartbeats, fetches and produces work.
+// The member writes until the records written and not committed reach
+// batch.max_in_flight, then holds, so that a crash now would redeliver a
+// bounded window, not the whole backlog; /readyz says why. When commits
+// pass again, every document is annotated and committed.
+func TestStreamCommitOutage(t *testing.T) {
+	const n, partitions, maxInFlight = 600, 3, 16
+	c := kafkatest.StartBroker(t, partitions)
+	brokers := c.ListenAddrs()
+	kafkatest.ProduceDocs(t, brokers, 0, n)
+	refuse := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Err: kerr.CoordinatorNotAvailable, Count: -1})
+	cfg := kafkatest.StreamConfig(brokers)
+	cfg.Batch.MaxDocs, cfg.Batch.MaxInFlight = 4, maxInFlight
+	health := telemetry.NewHealth()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "nerstream-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	stop := runMember(t, cfg, &kafkatest.InstantRecognizer{}, "member", WithTelemetry(tel, health))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Many refused commits: the commit is retried with back-off (20 ms to
+	// 200 ms here) while held, long after the backlog would have been
+	// written without the hold (it takes well under a second).
+	if err := refuse.Wait(ctx, 60); err != nil {
+		t.Fatalf("the commit faults never fired: %v", err)
+	}
+	written := 0
+	for _, end := range kafkatest.EndOffsets(t, brokers, kafkatest.OutTopic, partitions) {
+		written += int(end)
+	}
+	if written == 0 || written >= 2*maxInFlight {
+		t.Errorf("%d annotations written while every commit was refused, want 1 to %d", written, 2*maxInFlight-1)
+	}
+	ready, reasons := health.Ready()
+	if ready || !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "commit: commits failing") }) {
+		t.Errorf("ready %v %q while commits are refused", ready, reasons)
+	}
+	refuse.Remove()
+	kafkatest.WaitCommittedAtEnd(t, brokers, cfg.Kafka.GroupID, partitions, 60*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ready, _ = health.Ready(); ready || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ready, reasons := health.Ready(); !ready {
+		t.Errorf("not ready once commits pass: %q", reasons)
+	}
+	stop()
+	kafkatest.CheckAllIDs(t, kafkatest.AnnotationIDs(t, brokers), n)
+}
+
 // TestStreamDeadLetters: every kind of bad input lands in the dead-letter
 // topic with its reason and its source, between good documents that all
 // get their annotations; the committed offset reaches the end.
@@ -375,10 +431,10 @@ func testMemberMain(cfgPath string) int {
 
 // runMember runs a member in the background until the returned stop is
 // called (gracefully) or the test ends.
-func runMember(t *testing.T, cfg config.Config, rec pipeline.Recognizer, name string) (stop func()) {
+func runMember(t *testing.T, cfg config.Config, rec pipeline.Recognizer, name string, opts ...Option) (stop func()) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(kafkatest.LogWriter{T: t, Name: name}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := New(cfg, nil, WithRecognizer(rec), WithModelName("test-double"), WithLogger(log))
+	s, err := New(cfg, nil, append([]Option{WithRecognizer(rec), WithModelName("test-double"), WithLogger(log)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

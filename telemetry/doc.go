@@ -19,7 +19,7 @@
 //
 // [Metrics] names every instrument, each under "nerstream."; the pipeline,
 // the consumers and the command record through it. [Health] is a set of
-// named readiness checks (model, consumer_group, producer) that /readyz
+// named readiness checks (model, consumer_group, producer, commit) that /readyz
 // reports, with the reason of each failing one.
 //
 // [NewLogHandler] is a log/slog handler, JSON or text, that adds trace_id

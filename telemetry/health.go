@@ -20,6 +20,10 @@ const (
 	CheckConsumerGroup = "consumer_group"
 	// CheckProducer is ready while the last writes to Kafka succeeded.
 	CheckProducer = "producer"
+	// CheckCommit is ready while the offsets commit: it fails while any
+	// partition's last commit failed (its records stay uncommitted, to be
+	// delivered again, and past batch.max_in_flight no more are written).
+	CheckCommit = "commit"
 )
 
 // startingReason is the reason of a check that has not been set yet.
