@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/model/llama"
@@ -284,5 +287,63 @@ func TestAnnotateModelSettings(t *testing.T) {
 		if strings.Contains(errs, "s3cret") {
 			t.Errorf("%q: the error shows the key: %s", tc.set, errs)
 		}
+	}
+}
+
+// TestServeScoreFlagsRefused: serve refuses the same minimum scores and
+// calibration files in one line, exit 2, before anything listens.
+func TestServeScoreFlagsRefused(t *testing.T) {
+	cases := [][]string{{"--min-score", "1.5"}, {"--min-score", "-0.1"}, {"--min-score", "NaN"}, {"--min-score", "-Inf"}}
+	for _, p := range hostileCalibrations(t) {
+		cases = append(cases, []string{"--calibration", p})
+	}
+	for _, args := range cases {
+		code, out, errs := runCLI(t, "", append([]string{"serve", "--model", "synth:tiny", "--listen", "127.0.0.1:0"}, args...)...)
+		checkOneLineError(t, code, 2, errs, args[0])
+		if strings.Contains(errs+out, "listening") || strings.Contains(errs, "\x1b") || len(errs) > 300 {
+			t.Errorf("%q: %q: listened first, or not a short plain line", args, errs)
+		}
+	}
+}
+
+// TestServeScoreFlags: serve's --min-score and --calibration reach the
+// server's options (the ready line shows them), and /v1/annotate answers
+// with them. server's TestAnnotateScores checks what they do to the
+// entities on the real tiny model.
+func TestServeScoreFlags(t *testing.T) {
+	calPath := filepath.Join(t.TempDir(), "calibration.json")
+	os.WriteFile(calPath, []byte(`{"method":"isotonic","scores":[0.1,0.5],"precisions":[0.2,0.9],"samples":9}`), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, append(slices.Clone(serveArgs), "--min-score", "0.375", "--calibration", calPath), strings.NewReader(""), io.Discard, logs)
+	}()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(logs.String(), `"msg":"serve: ready"`) {
+		select {
+		case c := <-code:
+			t.Fatalf("serve exited %d before it was ready; log:\n%s", c, logs.String())
+		case <-deadline:
+			t.Fatalf("serve not ready; log:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(logs.String(), `"min_score":0.375,"calibrated":true`) {
+		t.Errorf("the ready line does not show the score settings:\n%s", logs.String())
+	}
+	base := "http://" + serveListening.FindStringSubmatch(logs.String())[1]
+	if status, body := post(t, base+"/v1/annotate", `{"text": "Jane Doe paid ACME Corp. in Paris."}`); status != http.StatusOK {
+		t.Errorf("annotate: %d %s", status, body)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("serve exited %d; log:\n%s", c, logs.String())
+		}
+	case <-deadline:
+		t.Fatalf("serve did not stop; log:\n%s", logs.String())
 	}
 }

@@ -18,13 +18,13 @@ func TestMentionProbabilities(t *testing.T) {
 	}{
 		// `["` holds nothing of "y": not counted; `y` and `",` are, and
 		// `"P` and `"]` for "P".
-		{"two", `["y","P"]`, []model.TokenLogProb{{2, lp(0.5)}, {1, lp(0.1)}, {2, lp(0.2)}, {2, lp(0.3)}, {2, lp(0.4)}},
+		{"two", `["y","P"]`, []model.TokenLogProb{{Bytes: 2, LogProb: lp(0.5)}, {Bytes: 1, LogProb: lp(0.1)}, {Bytes: 2, LogProb: lp(0.2)}, {Bytes: 2, LogProb: lp(0.3)}, {Bytes: 2, LogProb: lp(0.4)}},
 			map[string]float64{"y": 0.1 * 0.2, "P": 0.3 * 0.4}, true},
-		{"repeat", `["a", "a"]`, []model.TokenLogProb{{3, lp(0.5)}, {4, lp(0.25)}, {3, lp(0.1)}},
+		{"repeat", `["a", "a"]`, []model.TokenLogProb{{Bytes: 3, LogProb: lp(0.5)}, {Bytes: 4, LogProb: lp(0.25)}, {Bytes: 3, LogProb: lp(0.1)}},
 			map[string]float64{"a": 0.5 * 0.25}, true},
-		{"empty", `[]`, []model.TokenLogProb{{2, lp(0.9)}}, map[string]float64{}, true},
-		{"escape", `["a\"b"]`, []model.TokenLogProb{{8, 0}}, nil, false},
-		{"tokens short", `["a"]`, []model.TokenLogProb{{2, 0}}, nil, false},
+		{"empty", `[]`, []model.TokenLogProb{{Bytes: 2, LogProb: lp(0.9)}}, map[string]float64{}, true},
+		{"escape", `["a\"b"]`, []model.TokenLogProb{{Bytes: 8, LogProb: 0}}, nil, false},
+		{"tokens short", `["a"]`, []model.TokenLogProb{{Bytes: 2, LogProb: 0}}, nil, false},
 	} {
 		got, ok := MentionProbabilities(tc.answer, tc.toks)
 		if ok != tc.ok || len(got) != len(tc.want) {
