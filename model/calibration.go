@@ -150,8 +150,14 @@ func truncateRunes(s string, n int) string {
 }
 
 // ReadCalibration reads and validates a calibration file as [FitIsotonic]
-// writes it (JSON, at most 1 MiB).
+// writes it (JSON, at most 1 MiB, a regular file).
 func ReadCalibration(path string) (*Calibration, error) {
+	// Not a FIFO or a device: opening one may wait for ever.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s: not a regular file", ErrCalibration, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -132,6 +132,17 @@ type Options struct {
 	// empty cache; its key names the model by Cache.Model, or else by the
 	// name given to SetModel.
 	Cache model.CacheOptions
+	// MinScore drops the entities of /v1/annotate whose score is lower
+	// (model.min_score of run), counted by
+	// nerstream_entities_below_min_score_total. Default: 0, keep all.
+	// The raw model routes (/v1/completions, /v1/chat/completions) are
+	// untouched.
+	MinScore float64
+	// Calibration is a file that `nerstream eval --calibrate` wrote
+	// (model.calibration of run): /v1/annotate's entity scores go through
+	// it, before MinScore. Default: none, raw scores. New reads it, so
+	// that a bad file is refused before anything is served.
+	Calibration string
 	// Token is the bearer token that requests must carry. Default: none
 	// needed.
 	Token []byte
@@ -169,6 +180,9 @@ func (o Options) Validate() error {
 	problems.Positive(&p, "MaxInFlight", o.MaxInFlight)
 	problems.Positive(&p, "Timeout", o.Timeout)
 	problems.Positive(&p, "BodyTimeout", o.BodyTimeout)
+	if !(o.MinScore >= 0 && o.MinScore <= 1) { // NaN too
+		p.Addf("MinScore", "must be between 0 and 1")
+	}
 	return p.Err()
 }
 
@@ -206,6 +220,11 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Calibration != "" {
+		if _, err := model.ReadCalibration(opts.Calibration); err != nil {
+			return nil, fmt.Errorf("server: calibration: %w", err)
+		}
+	}
 	pg, err := newPage()
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -221,6 +240,8 @@ func (s *Server) SetModel(eng model.Engine, name string) error {
 		MaxNewTokens: s.opts.MaxNewTokens,
 		MaxTypes:     s.opts.MaxTypes,
 		MaxTextBytes: s.opts.MaxTextBytes,
+		MinScore:     s.opts.MinScore,
+		Calibration:  s.opts.Calibration,
 		Cache:        cacheFor(s.opts.Cache, name),
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -32,6 +33,8 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	noGrammar := fset.Bool("no-grammar", false, "do not hold answers to a JSON array of strings")
 	substring := fset.Bool("substring", false, "hold every string of an answer to a substring of its passage")
 	cache := registerCacheFlags(fset)
+	var scores scoreFlags
+	scores.register(fset)
 	var cf configFlags
 	cf.register(fset, false)
 	pos, err := parseFlags(fset, args)
@@ -39,7 +42,8 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	// --config and --set give the input.fields and output.mode/enrich
-	// keys, as run takes them; the other keys are run's.
+	// keys, as run takes them, and the model section's: where a flag
+	// says otherwise, the flag wins (see annotateModel).
 	cfg, problems, err := cf.load(config.Config.Validate)
 	if err != nil {
 		return err
@@ -56,26 +60,25 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 			return usageError{err}
 		}
 	}
+	if err := checkCacheFlags(*cache); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	ro, err := annotateModel(cfg.Model, given, &ef, annotateFlags{
+		types: *types, parse: *parse, variant: *variant, dataset: *dataset, cache: *cache, scores: scores,
+	})
+	if err != nil {
+		return err
+	}
 	if ef.Model == "" && ef.Engine != "openai" {
 		return usagef("--model is required")
 	}
 	if len(pos) > 1 {
 		return usagef("one input file at most, got %d", len(pos))
 	}
-	if *batch <= 0 || ef.MaxNewTokens <= 0 {
+	if *batch <= 0 || ro.MaxNewTokens <= 0 {
 		return usagef("--batch and --max-new-tokens must be > 0")
-	}
-	// Without types, every document that names none would fail, each
-	// line in its own error record, and the command would exit 0.
-	if err := checkCacheFlags(*cache); err != nil {
-		return err
-	}
-	if !cache.Enabled() {
-		cache = &cfg.Model.Cache // --set model.cache.entries=… as run takes it
-	}
-	defaultTypes := splitList(*types)
-	if len(defaultTypes) == 0 {
-		return usagef("--types names no entity type (give a comma-separated list, like person,organization)")
 	}
 	in, name, err := openInput(s, pos)
 	if err != nil {
@@ -84,21 +87,16 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 	defer in.Close()
 	m, err := openModel(ctx, &ef, s.err, func(o *engines.Options) {
 		o.Llama.NoGrammar, o.Llama.SubstringAnswers = *noGrammar, *substring
+		o.Pull.MaxBytes = int64(cfg.Model.PullMaxBytes)
 	})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	if cache.Model, err = cacheIdentity(*cache, m); err != nil {
+	if ro.Cache.Model, err = cacheIdentity(ro.Cache, m); err != nil {
 		return err
 	}
-	rec, err := model.NewRecognizer(m.Engine, model.RecognizerOptions{
-		Cache:        *cache,
-		Prompt:       model.PromptOptions{Variant: model.Variant(*variant), Dataset: *dataset},
-		Parse:        model.ParseMode(*parse),
-		Types:        defaultTypes,
-		MaxNewTokens: ef.MaxNewTokens,
-	})
+	rec, err := model.NewRecognizer(m.Engine, ro)
 	if err != nil {
 		return usageError{err}
 	}
@@ -114,6 +112,83 @@ func runAnnotate(ctx context.Context, s streams, args []string) error {
 		fmt.Fprintf(s.err, "annotate: result cache: %d hits, %d misses (prompts)\n", st.Hits, st.Misses)
 	}
 	return nil
+}
+
+// annotateFlags are annotate's own flags of the model section.
+type annotateFlags struct {
+	types, parse, variant, dataset string
+	cache                          model.CacheOptions
+	scores                         scoreFlags
+}
+
+// annotateModel merges the model section of the configuration (the file,
+// the NERSTREAM_* environment, --set) with annotate's flags, so that no
+// setting given is ignored: a flag given on the command line wins, and the
+// section fills in the rest, the engine flags in ef included. The openai
+// engine's keys (model.engine: openai, model.openai.*) are refused in one
+// line: annotate takes that engine from its flags. The entity scores'
+// settings (the minimum, the calibration file) are checked here, before
+// any input is read.
+func annotateModel(m config.Model, given map[string]bool, ef *engines.Flags, f annotateFlags) (model.RecognizerOptions, error) {
+	def := config.Default().Model
+	switch {
+	case m.Engine != def.Engine:
+		return model.RecognizerOptions{}, usagef("model.engine: annotate takes the openai engine from its flags (--engine openai --endpoint URL …), not from the configuration")
+	case !reflect.DeepEqual(m.OpenAI, def.OpenAI):
+		return model.RecognizerOptions{}, usagef("model.openai: annotate takes the openai engine's settings from its flags (--endpoint, --dialect, --api-key-file …), not from the configuration")
+	}
+	if !given["model"] && m.Path != "" && ef.Engine != "openai" {
+		ef.Model = m.Path
+	}
+	if !given["threads"] {
+		ef.Threads = m.Threads
+	}
+	if !given["gpu-layers"] {
+		ef.GPULayers = m.GPULayers
+	}
+	if !given["backends-dir"] {
+		ef.BackendsDir = m.BackendsDir
+	}
+	if !given["devices"] {
+		ef.Devices = strings.Join(m.Devices, ",")
+	}
+	ro := m.RecognizerOptions
+	if given["types"] || len(ro.Types) == 0 {
+		// Without types, every document that names none would fail,
+		// each line in its own error record, and the command would
+		// exit 0.
+		if ro.Types = splitList(f.types); len(ro.Types) == 0 {
+			return ro, usagef("--types names no entity type (give a comma-separated list, like person,organization)")
+		}
+	}
+	if given["parse"] {
+		ro.Parse = model.ParseMode(f.parse)
+	}
+	if given["variant"] {
+		ro.Prompt.Variant = model.Variant(f.variant)
+	}
+	if given["dataset"] {
+		ro.Prompt.Dataset = f.dataset
+	}
+	if given["max-new-tokens"] {
+		ro.MaxNewTokens = ef.MaxNewTokens
+	} else {
+		ef.MaxNewTokens = ro.MaxNewTokens
+	}
+	if f.cache.Enabled() {
+		ro.Cache = f.cache // else model.cache, as run takes it
+	}
+	minName, calName := "model.min_score", "model.calibration"
+	if given["min-score"] {
+		ro.MinScore, minName = f.scores.minScore, "--min-score"
+	}
+	if given["calibration"] {
+		ro.Calibration, calName = f.scores.calibration, "--calibration"
+	}
+	if err := checkScores(minName, ro.MinScore, calName, ro.Calibration); err != nil {
+		return ro, err
+	}
+	return ro, nil
 }
 
 func openInput(s streams, pos []string) (io.ReadCloser, string, error) {

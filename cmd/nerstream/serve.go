@@ -15,8 +15,8 @@ import (
 
 // runServe is `nerstream serve`: the model behind the HTTP API of package
 // server, with /healthz /readyz /metrics on the same port. Every check
-// that needs no load, pull or server comes first (the flags, the token
-// file, the model spec with engines.Check: a missing or refused file, a
+// that needs no load, pull or server comes first (the flags, the
+// calibration and token files, the model spec with engines.Check: a missing or refused file, a
 // malformed reference or endpoint): a bad one exits 2 before anything
 // listens. Then the server starts, before the model loads, which may take
 // minutes (a pull): /healthz answers, /readyz says why it is not ready,
@@ -45,6 +45,8 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	bodyTimeout := fset.Duration("body-timeout", d.BodyTimeout, "longest a request body may take to arrive (it is read before the request takes an in-flight slot)")
 	pprof := fset.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/")
 	cache := registerCacheFlags(fset)
+	var scores scoreFlags
+	scores.register(fset)
 	if err := parseNoArgs(fset, args); err != nil {
 		return err
 	}
@@ -57,7 +59,10 @@ func runServe(ctx context.Context, s streams, args []string) error {
 	if err := checkCacheFlags(*cache); err != nil {
 		return err
 	}
-	opts := server.Options{Cache: *cache,
+	if err := checkScores("--min-score", scores.minScore, "--calibration", scores.calibration); err != nil {
+		return err
+	}
+	opts := server.Options{Cache: *cache, MinScore: scores.minScore, Calibration: scores.calibration,
 		MaxNewTokens: ef.MaxNewTokens, MaxBodyBytes: *maxBody, MaxTextBytes: *maxText, MaxTypes: *maxTypes,
 		MaxPrompts: *maxPrompts, MaxDocs: *maxDocs, Timeout: *timeout, Types: splitList(*types), MaxInFlight: *maxInFlight,
 		BodyTimeout: *bodyTimeout,
@@ -120,7 +125,8 @@ func runServe(ctx context.Context, s streams, args []string) error {
 		opts.Metrics.ObserveEngineQueue(q.QueueDepth)
 	}
 	health.Set(telemetry.CheckModel, nil)
-	log.Info("serve: ready", "model", m.Name, "context_tokens", m.Engine.ContextTokens(), "max_new_tokens", opts.MaxNewTokens)
+	log.Info("serve: ready", "model", m.Name, "context_tokens", m.Engine.ContextTokens(), "max_new_tokens", opts.MaxNewTokens,
+		"min_score", opts.MinScore, "calibrated", opts.Calibration != "")
 	<-ctx.Done()
 	health.Set("shutdown", errors.New("stopping"))
 	log.Info("serve: stopping", "in_flight", api.InFlight(), "drain_timeout", *drain)

@@ -1,5 +1,6 @@
 // Package modeltest provides test doubles for the model package, as
-// net/http/httptest does for net/http. Nothing here runs a real model.
+// net/http/httptest does for net/http, and helpers that check what a real
+// engine gave. Nothing here runs a real model.
 package modeltest
 
 import (
