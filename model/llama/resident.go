@@ -23,7 +23,7 @@ type residentPrefix struct {
 	// seenFrom is the document seen came from: the parts of a group
 	// split for room are one document, not two.
 	seenFrom document
-	users  int     // active groups attached to it
+	users    int // active groups attached to it
 }
 
 // document is a caller's prompt group: its request and index.
