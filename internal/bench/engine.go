@@ -100,6 +100,14 @@ type ResidentResult struct {
 	// OnResidentTokens are the prefix tokens groups took over from the
 	// resident prefix per round (on).
 	OnResidentTokens float64 `json:"on_resident_tokens"`
+	// Differ counts the documents whose answers differ from the first
+	// round's (off), over the later rounds off, then over the rounds on.
+	// With the default F16 cache, the rounding of a decode depends on the
+	// make-up of its batch, which four callers vary from run to run, and
+	// a synthetic model's near-flat logits turn that into other tokens:
+	// the count off is that noise, the count on should be alike. The
+	// tests prove the answers the same with ExactCache.
+	Differ [2]int `json:"differ"`
 	// Rounds are each round's documents per second, off then on, in run
 	// order.
 	Rounds [][2]float64 `json:"rounds"`
@@ -294,8 +302,9 @@ func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generat
 }
 
 // residentAB runs the engine phase o.ResidentRounds times with the
-// resident prompt prefix off and on, alternating, and checks that it
-// changes no answer. It leaves the prefix as the engine's options set it.
+// resident prompt prefix off and on, alternating, and counts the answers
+// that differ from the first round's (off). It leaves the prefix as the
+// engine's options set it.
 func residentAB(ctx context.Context, res *EngineResult, w benchWork, eng *llama.Engine, o EngineOptions) error {
 	defer eng.SetResidentPrefix(!eng.Options().NoResidentPrefix)
 	var rate, calls, toks, attached [2][]float64 // off, on
@@ -319,9 +328,12 @@ func residentAB(ctx context.Context, res *EngineResult, w benchWork, eng *llama.
 			attached[i] = append(attached[i], float64(st.ResidentTokens-before.ResidentTokens))
 			if first == nil {
 				first = answers
+				continue
 			}
-			if !slices.EqualFunc(answers, first, slices.Equal) {
-				return fmt.Errorf("bench: answers with the resident prefix on differ from those with it off")
+			for d := range answers {
+				if !slices.Equal(answers[d], first[d]) {
+					r.Differ[i]++
+				}
 			}
 		}
 		r.Rounds = append(r.Rounds, round)
