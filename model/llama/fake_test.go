@@ -227,6 +227,8 @@ type fakeDecoder struct {
 	// hook, when set, runs first in each decode; an error it returns
 	// fails the decode.
 	hook func(call int, b *batch) error
+	// after, when set, runs at the end of each decode that succeeded.
+	after func(call int)
 
 	batches [][]fakeEntry
 	maxUsed int // the most cells in use after a decode
@@ -312,6 +314,9 @@ func (f *fakeDecoder) decode(b *batch) error {
 		}
 	}
 	f.maxSeqs = max(f.maxSeqs, seqs)
+	if f.after != nil {
+		f.after(f.calls)
+	}
 	return nil
 }
 

@@ -30,21 +30,46 @@ func preambleGroups(n, types int) [][][]int32 {
 	return groups
 }
 
-// checkReservations checks, before every decode, that the scheduler's
+// checkReservations checks, before and after every decode, that the scheduler's
 // reserved cells are the resident prefix's and the active groups', each
-// counted once, and that they cover the cells in use.
+// counted once, that they cover the cells in use, and that each group
+// holds no more cells of its own (besides the resident prefix's) than it
+// reserved.
 func checkReservations(e *fakeEngine, errs *[]string) {
-	e.f.hook = func(call int, b *batch) error {
+	check := func(call int) {
+		resident := map[*fakeCell]bool{}
+		if e.f.reserved >= 0 {
+			for _, c := range e.f.hist[e.f.reserved] {
+				resident[c] = true
+			}
+		}
 		sum := len(e.s.res.tokens)
 		for _, g := range e.s.active {
 			sum += g.cells
+			own := map[*fakeCell]bool{}
+			for _, q := range g.seqs {
+				if q.id >= 0 {
+					for _, c := range e.f.hist[q.id] {
+						if !resident[c] {
+							own[c] = true
+						}
+					}
+				}
+			}
+			if len(own) > g.cells {
+				*errs = append(*errs, fmt.Sprintf("decode %d: a group holds %d cells of its own, reserved %d", call, len(own), g.cells))
+			}
 		}
 		if sum != e.s.cells || e.f.used > e.s.cells || e.s.cells > e.f.cells {
 			*errs = append(*errs, fmt.Sprintf("decode %d: %d cells reserved, %d in use, resident %d + groups = %d, cache %d",
 				call, e.s.cells, e.f.used, len(e.s.res.tokens), sum, e.f.cells))
 		}
+	}
+	e.f.hook = func(call int, b *batch) error {
+		check(call)
 		return nil
 	}
+	e.f.after = check
 }
 
 // positionZero counts the tokens decoded at position 0: once per prefix
