@@ -323,6 +323,16 @@ func (c *cContext) removeSequence(id int32) {
 	C.llama_memory_seq_rm(c.mem, C.llama_seq_id(id), -1, -1)
 }
 
+// trimSequence takes sequence id off its cells at positions from p0 on
+// (llama_memory_seq_rm over [p0, ∞)). Ids outside the context's and a
+// negative p0 (which would mean all positions) are not passed on.
+func (c *cContext) trimSequence(id, p0 int32) {
+	if id < 0 || int(id) >= c.nSeq || p0 < 0 {
+		return
+	}
+	C.llama_memory_seq_rm(c.mem, C.llama_seq_id(id), C.llama_pos(p0), -1)
+}
+
 // copySequence adds sequence dst to the cells of sequence src at positions
 // p0 ≤ pos < p1 (llama_memory_seq_cp: in a unified cache, metadata only).
 // llama.cpp asserts on ids outside the context's, so they are checked

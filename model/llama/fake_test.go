@@ -341,6 +341,21 @@ func (f *fakeDecoder) removeSequence(id int32) {
 	f.hist[id] = nil
 }
 
+// trimSequence takes id off its cells at positions from p0 on.
+func (f *fakeDecoder) trimSequence(id, p0 int32) {
+	if id < 0 || int(id) >= f.sequences || p0 < 0 || int(p0) > len(f.hist[id]) {
+		f.misuse = append(f.misuse, fmt.Sprintf("trimming sequence %d (%d tokens) from %d", id, len(f.hist[id]), p0))
+		return
+	}
+	for _, c := range f.hist[id][p0:] {
+		c.seqs--
+		if c.seqs == 0 {
+			f.used--
+		}
+	}
+	f.hist[id] = f.hist[id][:p0]
+}
+
 // copySequence adds dst to src's cells at positions p0 ≤ pos < p1, as
 // llama.cpp does in a unified cache: no cell is taken. The scheduler only
 // attaches an empty sequence to a prefix, so anything else is misuse.

@@ -97,6 +97,26 @@ func (s *scheduler) learnResident(g *group) {
 	s.cells += n
 }
 
+// shrinkResident cuts the resident prefix to the n tokens a new group
+// shares with it, when n is still worth keeping and no active group uses
+// more: two first documents that began alike (a log line repeated) taught
+// it more than the preamble, and the cells past it would stay taken for
+// nothing.
+func (s *scheduler) shrinkResident(n int) {
+	r := &s.res
+	if n < minResident || n >= len(r.tokens) {
+		return
+	}
+	for _, g := range s.active {
+		if g.attached > n {
+			return
+		}
+	}
+	s.dec.trimSequence(r.id, int32(n))
+	s.cells -= len(r.tokens) - n
+	r.tokens = r.tokens[:n:n]
+}
+
 // decodeResident decodes the resident tokens under the reserved id, in
 // batches of at most batchTokens, with no logits.
 func (s *scheduler) decodeResident(toks []int32) error {

@@ -23,6 +23,9 @@ type decoder interface {
 	logits(i int32) []float32
 	// removeSequence frees every KV cell of a sequence id.
 	removeSequence(id int32)
+	// trimSequence takes sequence id off its cells at positions from p0
+	// on; a cell that no sequence holds any more is free.
+	trimSequence(id, p0 int32)
 	// copySequence adds sequence id dst to the cells of sequence src at
 	// positions p0 ≤ pos < p1: in a unified KV cache, no data is copied
 	// and no cell is taken.
@@ -398,6 +401,7 @@ func (s *scheduler) admit() {
 		if s.residentOn.Load() {
 			s.learnResident(g)
 			k = s.res.shared(g.prompts)
+			s.shrinkResident(k)
 		}
 		need := g.need(maxNew) - k
 		if len(g.prompts) > s.cfg.sequences || need > s.cfg.cells-len(s.res.tokens) {
