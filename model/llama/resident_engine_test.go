@@ -73,7 +73,14 @@ func TestResidentPrefixEngine(t *testing.T) {
 					return e
 				}
 				off, on := load(true), load(false)
-				groups := testGroups(24)
+				// Two first documents that begin alike teach the prefix
+				// more than the preamble; the next ones cut it back.
+				tmpl, _ := model.NewTemplate(model.PromptOptions{})
+				var groups []model.PromptGroup
+				for _, text := range []string{"Zoë Ōkubo moved to Zürich in 2020.", "Zoë Ōkubo moved to Zürich in 2021."} {
+					groups = append(groups, model.PromptGroup{Prompts: []model.Prompt{tmpl.Prompt(text, "person"), tmpl.Prompt(text, "location")}})
+				}
+				groups = append(groups, testGroups(24)...)
 				opts := model.GenerateOptions{MaxNewTokens: 12}
 				want, err := off.Generate(context.Background(), groups, opts)
 				if err != nil {
@@ -114,6 +121,18 @@ func TestResidentPrefixEngine(t *testing.T) {
 				}
 				t.Logf("decoded tokens: on %d, off %d; decode calls: on %d, off %d; resident tokens %d",
 					stOn.DecodeTokens, stOff.DecodeTokens, stOn.DecodeCalls, stOff.DecodeCalls, stOn.ResidentTokens)
+				// The scheduler is idle: Generate returned.
+				a, err := on.Tokenize(groups[0].Prompts[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := on.Tokenize(groups[len(groups)-1].Prompts[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n, shared := len(on.sched.res.tokens), commonPrefix(a, b); n == 0 || n > shared {
+					t.Errorf("a resident prefix of %d tokens, want 1..%d, what the first and last documents share", n, shared)
+				}
 
 				// Cancel a request once it is being decoded, then ask again.
 				ctx, cancel := context.WithCancel(context.Background())
