@@ -34,7 +34,10 @@
 // two documents' prompts (parts of one group split for room are one
 // document), when it is at least minResident tokens long; a group attaches
 // to as much of it as all its prompts share, leaving each prompt a token
-// of its own. Admission counts its cells once: reserved while it lives,
+// of its own. When a new document shares less of it (two first documents
+// that began alike, a log line repeated, taught it more than the
+// preamble), it is cut back to that, if still minResident tokens long,
+// once no active group uses more. Admission counts its cells once: reserved while it lives,
 // and each group reserves only what it adds. It goes when the engine
 // closes, after a failed decode (whatever llama.cpp left in the cache),
 // when work that runs alone (the one-at-a-time baseline, the prefill
