@@ -26,9 +26,10 @@ type residentPrefix struct {
 	users    int // active groups attached to it
 }
 
-// document is a caller's prompt group: its request and index.
+// document is a caller's prompt group: its request's number (not the
+// request, which the prefix would keep alive) and its index.
 type document struct {
-	req   *request
+	req   uint64
 	index int
 }
 
@@ -68,7 +69,7 @@ func (s *scheduler) learnResident(g *group) {
 		return
 	}
 	g.learned = true // a group waiting for room comes here again
-	doc := document{g.req, g.index}
+	doc := document{g.req.number, g.index}
 	if r.seen == nil || r.seenFrom == doc {
 		r.seen, r.seenFrom = slices.Clone(g.prompts[0].tokens), doc
 		return

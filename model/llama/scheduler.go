@@ -119,7 +119,8 @@ type request struct {
 	probeTime time.Duration
 	groups    []*group
 	out       [][]model.Completion
-	pending   int // groups not finished
+	pending   int    // groups not finished
+	number    uint64 // given by the scheduler when it takes the request, from 1
 	finished  chan struct{}
 	err       error
 }
@@ -213,15 +214,16 @@ type scheduler struct {
 	done  chan struct{}
 
 	// The loop's state, owned by run's goroutine.
-	batch   batch
-	rows    []*sequence // the sequences with logits in the batch
-	freeIDs []int32
-	cells   int // reserved KV cells
-	pending []*group
-	active  []*group
-	probes  []*request
-	smp     sampler
-	res     residentPrefix
+	batch    batch
+	rows     []*sequence // the sequences with logits in the batch
+	freeIDs  []int32
+	cells    int // reserved KV cells
+	pending  []*group
+	active   []*group
+	probes   []*request
+	smp      sampler
+	res      residentPrefix
+	requests uint64 // requests taken
 	// residentOn turns the resident prefix on and off (Options.
 	// NoResidentPrefix, Engine.SetResidentPrefix); the loop reads it.
 	residentOn atomic.Bool
@@ -319,6 +321,8 @@ func (s *scheduler) run() {
 }
 
 func (s *scheduler) accept(req *request) {
+	s.requests++
+	req.number = s.requests
 	if req.probe != nil {
 		s.probes = append(s.probes, req)
 		return
