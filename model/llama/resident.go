@@ -87,15 +87,14 @@ func (s *scheduler) learnResident(g *group) {
 		r.seen, r.seenFrom = slices.Clone(g.prompts[0].tokens), doc
 		return // no room now: try with the next group
 	}
-	toks := r.seen[:n:n]
-	if err := s.decodeResident(toks); err != nil {
-		// Not worth failing a request for: run without it from now on.
-		s.dec.removeSequence(r.id)
-		r.id, r.seen, r.seenFrom = -1, nil, document{}
-		return
-	}
-	r.tokens, r.seen, r.seenFrom = toks, nil, document{}
+	// Reserved before they are taken.
+	r.tokens, r.seen, r.seenFrom = r.seen[:n:n], nil, document{}
 	s.cells += n
+	if err := s.decodeResident(r.tokens); err != nil {
+		// Not worth failing a request for: run without it from now on.
+		s.dropResident()
+		r.id = -1
+	}
 }
 
 // shrinkResident cuts the resident prefix to the n tokens a new group

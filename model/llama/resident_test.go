@@ -368,3 +368,41 @@ func TestResidentCancelAndFailure(t *testing.T) {
 		}
 	})
 }
+
+// TestResidentDecodeFailure: a failed decode of the resident prefix
+// itself fails no request: the engine runs without it from then on.
+func TestResidentDecodeFailure(t *testing.T) {
+	e := startFake(t, fakeOptions{sequences: 8, cells: 4096, batchTokens: 64})
+	var errs []string
+	checkReservations(e, &errs)
+	check := e.f.hook
+	failed := false
+	e.f.hook = func(call int, b *batch) error {
+		if err := check(call, b); err != nil {
+			return err
+		}
+		if !failed && slices.Equal(b.seqs[0], []int32{e.f.reserved}) {
+			failed = true
+			return errFakeDecode
+		}
+		return nil
+	}
+	groups := preambleGroups(8, 3)
+	for range 2 {
+		out, err := e.generate(context.Background(), groups, 8, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAnswers(t, groups, out, 8)
+	}
+	for _, m := range errs {
+		t.Error(m)
+	}
+	e.checkIdle(t)
+	if !failed {
+		t.Fatal("the resident prefix was never decoded")
+	}
+	if st := e.stats.get(); st.ResidentTokens != 0 || e.f.copies != 0 {
+		t.Errorf("%d resident tokens, %d copies after its decode failed", st.ResidentTokens, e.f.copies)
+	}
+}
