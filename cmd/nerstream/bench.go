@@ -53,6 +53,7 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 	fset.IntVar(&o.DocTokens, "doc-tokens", 200, "tokens per document text")
 	fset.BoolVar(&o.SkipNaive, "skip-naive", false, "do not run the one-prompt-at-a-time baseline")
 	fset.IntVar(&o.ScoresRounds, "scores-rounds", 0, "also measure what entity scores cost: this many rounds of the engine phase with scores off and on, alternating")
+	fset.IntVar(&o.ResidentRounds, "resident-rounds", 0, "also measure what the resident prompt prefix saves: this many rounds of the engine phase with it off and on, alternating")
 	sequences := fset.Int("sequences", 0, "parallel sequences (default: the engine's)")
 	cells := fset.Int("cells", 0, "KV cache cells (default: the engine's)")
 	batchTokens := fset.Int("batch-tokens", 0, "tokens per llama_decode (default: the engine's)")
@@ -63,8 +64,8 @@ func runBenchEngine(ctx context.Context, s streams, args []string) error {
 		return err
 	}
 	o.MaxNewTokens = ef.MaxNewTokens
-	if o.Docs <= 0 || o.Types <= 0 || o.Types > bench.MaxTypes || o.DocTokens <= 0 || o.MaxNewTokens <= 0 || o.ScoresRounds < 0 {
-		return usagef("--docs, --doc-tokens and --max-new-tokens must be > 0, --scores-rounds >= 0, and --types within 1..%d", bench.MaxTypes)
+	if o.Docs <= 0 || o.Types <= 0 || o.Types > bench.MaxTypes || o.DocTokens <= 0 || o.MaxNewTokens <= 0 || o.ScoresRounds < 0 || o.ResidentRounds < 0 {
+		return usagef("--docs, --doc-tokens and --max-new-tokens must be > 0, --scores-rounds and --resident-rounds >= 0, and --types within 1..%d", bench.MaxTypes)
 	}
 	llamaOpts := func(eo *engines.Options) {
 		eo.Llama.Sequences, eo.Llama.Cells, eo.Llama.BatchTokens, eo.Llama.SubstringAnswers = *sequences, *cells, *batchTokens, *substring

@@ -48,7 +48,10 @@ type EngineResult struct {
 	EngineDecodeCalls    int     `json:"engine_decode_calls"`
 	EngineAvgBatchTokens float64 `json:"engine_avg_batch_tokens"`
 	SharedPrefixTokens   int     `json:"shared_prefix_tokens"`
-	GeneratedTokens      int     `json:"generated_tokens"`
+	// ResidentPrefixTokens are the shared prefix tokens that groups took
+	// over from the resident prompt prefix (of SharedPrefixTokens).
+	ResidentPrefixTokens int `json:"resident_prefix_tokens"`
+	GeneratedTokens      int `json:"generated_tokens"`
 
 	// With ScoresRounds: documents per second with scores off and on,
 	// and the share of throughput that scores cost (1 - on/off).
@@ -61,6 +64,10 @@ type EngineResult struct {
 	ScoreTimeShare float64 `json:"score_time_share,omitempty"`
 	// ScoresRounds are each round's figures, off then on, in run order.
 	ScoresRounds [][2]float64 `json:"scores_rounds,omitempty"`
+
+	// Resident compares the engine with the resident prompt prefix off
+	// and on (ResidentRounds).
+	Resident *ResidentResult `json:"resident,omitempty"`
 
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 	ModelMB     float64 `json:"model_mb,omitempty"`
@@ -75,6 +82,35 @@ type EngineResult struct {
 	// device's figures measured alone; the figures above are then all the
 	// devices at once, behind the one engine a stream uses.
 	Devices []*EngineResult `json:"devices,omitempty"`
+}
+
+// ResidentResult is the engine phase with the resident prompt prefix off
+// and on, alternating: each figure the median of its rounds.
+type ResidentResult struct {
+	OffDocsPerS float64 `json:"off_docs_per_s"`
+	OnDocsPerS  float64 `json:"on_docs_per_s"`
+	// Speedup is OnDocsPerS / OffDocsPerS.
+	Speedup float64 `json:"speedup"`
+	// Decode calls and tokens decoded (prompt and fed-back answer
+	// tokens) per round.
+	OffDecodeCalls  float64 `json:"off_decode_calls"`
+	OnDecodeCalls   float64 `json:"on_decode_calls"`
+	OffDecodeTokens float64 `json:"off_decode_tokens"`
+	OnDecodeTokens  float64 `json:"on_decode_tokens"`
+	// OnResidentTokens are the prefix tokens groups took over from the
+	// resident prefix per round (on).
+	OnResidentTokens float64 `json:"on_resident_tokens"`
+	// Differ counts the documents whose answers differ from the first
+	// round's (off), over the later rounds off, then over the rounds on.
+	// With the default F16 cache, the rounding of a decode depends on the
+	// make-up of its batch, which four callers vary from run to run, and
+	// a synthetic model's near-flat logits turn that into other tokens:
+	// the count off is that noise, the count on should be alike. The
+	// tests prove the answers the same with ExactCache.
+	Differ [2]int `json:"differ"`
+	// Rounds are each round's documents per second, off then on, in run
+	// order.
+	Rounds [][2]float64 `json:"rounds"`
 }
 
 // benchTypes are entity types of UniNER's test sets.
@@ -101,6 +137,10 @@ type EngineOptions struct {
 	// scores off and on, alternating, each figure the median of its
 	// rounds.
 	ScoresRounds int
+	// ResidentRounds, when > 0, also compares the engine with the
+	// resident prompt prefix off and on (llama.Engine.SetResidentPrefix):
+	// that many rounds of the engine phase, alternating.
+	ResidentRounds int
 }
 
 // MaxTypes is the most entity types a benchmark document is asked about.
@@ -149,6 +189,7 @@ func Engine(ctx context.Context, m *engines.Model, o EngineOptions) (*EngineResu
 	all.EngineDecodeCalls = st.DecodeCalls - before.DecodeCalls
 	all.EngineAvgBatchTokens = float64(st.DecodeTokens-before.DecodeTokens) / float64(max(all.EngineDecodeCalls, 1))
 	all.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
+	all.ResidentPrefixTokens = st.ResidentTokens - before.ResidentTokens
 	all.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
 	all.PeakRSSMB = peakRSSMB()
 	return all, nil
@@ -162,6 +203,7 @@ func workerStats(ws []engines.Worker) llama.Stats {
 		sum.DecodeCalls += st.DecodeCalls
 		sum.DecodeTokens += st.DecodeTokens
 		sum.SharedTokens += st.SharedTokens
+		sum.ResidentTokens += st.ResidentTokens
 		sum.GeneratedTokens += st.GeneratedTokens
 	}
 	return sum
@@ -195,9 +237,15 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 	res.PrefillRatio = res.EnginePrefillTokensPerS / res.PrefillLimitTokensPerS
 	res.ScoreTimeShare = (st.ScoreTime - before.ScoreTime).Seconds() / dt.Seconds()
 	res.SharedPrefixTokens = st.SharedTokens - before.SharedTokens
+	res.ResidentPrefixTokens = st.ResidentTokens - before.ResidentTokens
 	res.GeneratedTokens = st.GeneratedTokens - before.GeneratedTokens
 	if o.ScoresRounds > 0 {
 		if err := scoresOverhead(ctx, res, w, eng.Generate, o); err != nil {
+			return nil, err
+		}
+	}
+	if o.ResidentRounds > 0 {
+		if err := residentAB(ctx, res, w, eng, o); err != nil {
 			return nil, err
 		}
 	}
@@ -250,6 +298,52 @@ func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generat
 	}
 	res.ScoresOffDocsPerS, res.ScoresOnDocsPerS = median(off), median(on)
 	res.ScoresOverhead = 1 - res.ScoresOnDocsPerS/res.ScoresOffDocsPerS
+	return nil
+}
+
+// residentAB runs the engine phase o.ResidentRounds times with the
+// resident prompt prefix off and on, alternating, and counts the answers
+// that differ from the first round's (off). It leaves the prefix as the
+// engine's options set it.
+func residentAB(ctx context.Context, res *EngineResult, w benchWork, eng *llama.Engine, o EngineOptions) error {
+	defer eng.SetResidentPrefix(!eng.Options().NoResidentPrefix)
+	var rate, calls, toks, attached [2][]float64 // off, on
+	var first [][]string
+	r := &ResidentResult{}
+	for range o.ResidentRounds {
+		var round [2]float64
+		for i, on := range []bool{false, true} {
+			eng.SetResidentPrefix(on)
+			before := eng.Stats()
+			start := time.Now()
+			answers, _, err := w.feed(ctx, slices.Repeat([]generateFunc{eng.Generate}, 4))
+			if err != nil {
+				return err
+			}
+			round[i] = float64(o.Docs) / time.Since(start).Seconds()
+			st := eng.Stats()
+			rate[i] = append(rate[i], round[i])
+			calls[i] = append(calls[i], float64(st.DecodeCalls-before.DecodeCalls))
+			toks[i] = append(toks[i], float64(st.DecodeTokens-before.DecodeTokens))
+			attached[i] = append(attached[i], float64(st.ResidentTokens-before.ResidentTokens))
+			if first == nil {
+				first = answers
+				continue
+			}
+			for d := range answers {
+				if !slices.Equal(answers[d], first[d]) {
+					r.Differ[i]++
+				}
+			}
+		}
+		r.Rounds = append(r.Rounds, round)
+	}
+	r.OffDocsPerS, r.OnDocsPerS = median(rate[0]), median(rate[1])
+	r.Speedup = r.OnDocsPerS / r.OffDocsPerS
+	r.OffDecodeCalls, r.OnDecodeCalls = median(calls[0]), median(calls[1])
+	r.OffDecodeTokens, r.OnDecodeTokens = median(toks[0]), median(toks[1])
+	r.OnResidentTokens = median(attached[1])
+	res.Resident = r
 	return nil
 }
 

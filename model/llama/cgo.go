@@ -205,6 +205,9 @@ type cContext struct {
 	batch C.llama_batch
 	nVoc  int
 	nSeq  int
+	// unified: one KV stream for every sequence, so that copySequence
+	// shares cells instead of copying them.
+	unified bool
 	// The batch's arrays (C memory), as Go slices of batchTokens entries.
 	token  []C.llama_token
 	pos    []C.llama_pos
@@ -236,7 +239,7 @@ func newContext(m *cModel, p contextParams) (*cContext, error) {
 		}
 		return nil, errors.New(msg)
 	}
-	c := &cContext{ctx: lctx, mem: C.llama_get_memory(lctx), nVoc: m.vocab().nTokens(), nSeq: p.sequences}
+	c := &cContext{ctx: lctx, mem: C.llama_get_memory(lctx), nVoc: m.vocab().nTokens(), nSeq: p.sequences, unified: bool(cp.kv_unified)}
 	n := p.batchTokens
 	c.batch = C.llama_batch_init(C.int32_t(n), 0, C.int32_t(p.sequences))
 	c.token = unsafe.Slice(c.batch.token, n)
@@ -318,6 +321,31 @@ func logSumExp(l []float32) float64 {
 // removeSequence frees every KV cell of sequence id.
 func (c *cContext) removeSequence(id int32) {
 	C.llama_memory_seq_rm(c.mem, C.llama_seq_id(id), -1, -1)
+}
+
+// trimSequence takes sequence id off its cells at positions from p0 on
+// (llama_memory_seq_rm over [p0, ∞)). Ids outside the context's and a
+// negative p0 (which would mean all positions) are not passed on.
+func (c *cContext) trimSequence(id, p0 int32) {
+	if id < 0 || int(id) >= c.nSeq || p0 < 0 {
+		return
+	}
+	C.llama_memory_seq_rm(c.mem, C.llama_seq_id(id), C.llama_pos(p0), -1)
+}
+
+// copySequence adds sequence dst to the cells of sequence src at positions
+// p0 ≤ pos < p1 (llama_memory_seq_cp: in a unified cache, metadata only).
+// llama.cpp asserts on ids outside the context's, so they are checked
+// first.
+func (c *cContext) copySequence(src, dst, p0, p1 int32) error {
+	if src < 0 || int(src) >= c.nSeq || dst < 0 || int(dst) >= c.nSeq || src == dst {
+		return fmt.Errorf("copying sequence %d to %d, outside 0..%d", src, dst, c.nSeq-1)
+	}
+	if p0 < 0 || p1 <= p0 {
+		return fmt.Errorf("copying positions %d..%d", p0, p1)
+	}
+	C.llama_memory_seq_cp(c.mem, C.llama_seq_id(src), C.llama_seq_id(dst), C.llama_pos(p0), C.llama_pos(p1))
+	return nil
 }
 
 func (c *cContext) free() {

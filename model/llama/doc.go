@@ -13,7 +13,48 @@
 // generated tokens then go through llama_decode together with other
 // documents' work, and a finished sequence frees its KV cells and its
 // sequence id at once for the next group. A group too large for the cache
-// is split, and each part decodes the prefix again.
+// is split, and each part decodes the prefix again (past the resident
+// prompt prefix, below).
+//
+// # Resident prompt prefix
+//
+// Every UniNER prompt begins with the same tokens: BOS and the preamble
+// ("A virtual assistant answers questions from a user based on the
+// provided text. USER: Text:"). The scheduler keeps them in the KV cache
+// for the engine's life under a sequence id of its own (one past
+// Sequences: the context has Sequences+1), and a new group attaches to
+// those cells with llama_memory_seq_cp, which in a unified KV cache adds
+// the group's sequence ids to the cells without copying or taking any;
+// the group decodes only the rest, its positions continuing from the
+// shared length. For log lines of 15-30 tokens the preamble is a large
+// share of the prefill, and each document's copy of it would also
+// lengthen attention for every token decoded beside it.
+//
+// The prefix is learnt, never assumed: the longest common token prefix of
+// two documents' prompts (parts of one group split for room are one
+// document), when it is at least minResident tokens long; a group attaches
+// to as much of it as all its prompts share, leaving each prompt a token
+// of its own. When a new document shares less of it (two first documents
+// that began alike, a log line repeated, taught it more than the
+// preamble), it is cut back to that, if still minResident tokens long,
+// once no active group uses more. Admission counts its cells once: reserved while it lives,
+// and each group reserves only what it adds. It goes when the engine
+// closes, after a failed decode (whatever llama.cpp left in the cache),
+// when work that runs alone (the one-at-a-time baseline, the prefill
+// probe) or a group that fits the cache only without it needs its cells
+// (it is then learnt again), and when it is turned off. Without a spare
+// sequence id (Sequences at llama.cpp's limit of 256), without a unified
+// cache, or when documents share less than minResident tokens, the engine
+// decodes as it did before.
+//
+// Answers are the same with and without it: the tests compare them on
+// real llama.cpp (ExactCache; scores agree to about 1e-7, since the
+// preamble's keys and values come from a batch of another make-up, as in
+// batched against one-at-a-time decoding) and on the fake decoder, whose
+// logits depend on every token a sequence holds. Options.NoResidentPrefix
+// and Engine.SetResidentPrefix turn it off, so that bench engine
+// --resident-rounds can measure what it saves in one run (BENCHMARKS.md,
+// Resident prompt prefix).
 //
 // # Decoding
 //

@@ -58,6 +58,12 @@ type Options struct {
 	// NoGrammar turns off the grammar that holds answers to a JSON array
 	// of strings. Default: false (grammar on).
 	NoGrammar bool
+	// NoResidentPrefix turns off the resident prompt prefix: the tokens
+	// that every prompt begins with, decoded once and kept in the KV cache
+	// for the engine's life (see the package doc). It is there to measure
+	// what the prefix saves (bench engine --resident-rounds); answers are
+	// the same either way. Default: false (on).
+	NoResidentPrefix bool
 	// VocabOnly loads the tokenizer without weights: TokenCount works,
 	// Generate does not.
 	VocabOnly bool
@@ -68,6 +74,9 @@ type Options struct {
 	// current one (at first slog.Default()).
 	Logger *slog.Logger
 }
+
+// maxSequences is llama.cpp's limit on sequence ids (LLAMA_MAX_SEQ).
+const maxSequences = 256
 
 // DefaultCells is the KV cache's default size in tokens, shared by every
 // sequence in flight.
@@ -86,8 +95,8 @@ func (o *Options) fill() error {
 	if o.Sequences <= 0 {
 		o.Sequences = 64
 	}
-	if o.Sequences > 256 {
-		return fmt.Errorf("llama: %d sequences is over llama.cpp's limit of 256", o.Sequences)
+	if o.Sequences > maxSequences {
+		return fmt.Errorf("llama: %d sequences is over llama.cpp's limit of %d", o.Sequences, maxSequences)
 	}
 	if o.Cells <= 0 {
 		o.Cells = DefaultCells
@@ -137,6 +146,9 @@ type Stats struct {
 	// sharing saved from decoding.
 	PromptTokens int
 	SharedTokens int
+	// ResidentTokens counts the prefix tokens, of SharedTokens, that
+	// groups took over from the resident prompt prefix.
+	ResidentTokens int
 	// GeneratedTokens counts tokens generated.
 	GeneratedTokens int
 	// DecodeThreads sums the CPU threads of each decode: divided by
@@ -195,10 +207,16 @@ func load(path string, opts Options) (*Engine, error) {
 	if opts.Device == "CPU" || (opts.Device == "" && !SupportsGPU()) {
 		warnSIMD(opts.Logger)
 	}
+	// One more sequence id than Sequences, for the resident prefix, within
+	// llama.cpp's limit; at the limit the engine runs without it.
+	sequences, resident := opts.Sequences, int32(-1)
+	if opts.Sequences < maxSequences {
+		sequences, resident = opts.Sequences+1, int32(opts.Sequences)
+	}
 	lctx, err := newContext(m, contextParams{
 		cells:       opts.Cells,
 		batchTokens: opts.BatchTokens,
-		sequences:   opts.Sequences,
+		sequences:   sequences,
 		threads:     max(opts.Threads, 1),
 		exact:       opts.ExactCache,
 	})
@@ -213,6 +231,12 @@ func load(path string, opts Options) (*Engine, error) {
 		cells:       e.opts.Cells,
 		batchTokens: e.opts.BatchTokens,
 		substring:   e.opts.SubstringAnswers,
+		resident:    -1,
+	}
+	if lctx.unified {
+		// Attaching to the resident prefix's cells copies nothing only
+		// in a unified KV cache (one stream for every sequence).
+		cfg.resident = resident
 	}
 	cfg.pieces, cfg.eog = e.voc.pieces()
 	if !opts.NoGrammar {
@@ -226,6 +250,7 @@ func load(path string, opts Options) (*Engine, error) {
 	}
 	dec := &threadedDecoder{decoder: lctx, source: newThreadSource(opts.Threads), set: lctx.setThreads, cur: max(opts.Threads, 1), stats: &e.stats}
 	e.sched = newScheduler(dec, cfg, &e.stats)
+	e.sched.residentOn.Store(!opts.NoResidentPrefix)
 	e.sched.start()
 	return e, nil
 }
@@ -412,6 +437,17 @@ func (e *Engine) PromptTokens(p model.Prompt) ([]Token, error) {
 		}
 	}
 	return toks, nil
+}
+
+// SetResidentPrefix turns the resident prompt prefix on or off from the
+// next group on (see Options.NoResidentPrefix); off, it leaves the KV
+// cache once no group uses it. Answers are the same either way. It does
+// nothing for an engine that cannot keep one (Sequences at llama.cpp's
+// limit).
+func (e *Engine) SetResidentPrefix(on bool) {
+	if e.sched != nil {
+		e.sched.residentOn.Store(on)
+	}
 }
 
 // Stats returns the engine's counters.

@@ -227,14 +227,30 @@ type fakeDecoder struct {
 	// hook, when set, runs first in each decode; an error it returns
 	// fails the decode.
 	hook func(call int, b *batch) error
+	// after, when set, runs at the end of each decode that succeeded.
+	after func(call int)
 
 	batches [][]fakeEntry
 	maxUsed int // the most cells in use after a decode
-	maxSeqs int // the most sequences holding cells after a decode
+	maxSeqs int // the most sequences holding cells after a decode, the reserved one aside
+	// reserved is the scheduler's resident sequence id (-1 for none),
+	// which maxSeqs leaves out; copies counts copySequence calls, and
+	// misuse what llama.cpp would refuse or abort on.
+	reserved int32
+	copies   int
+	misuse   []string
 }
 
-func newFakeDecoder(sequences, cells, batchTokens int) *fakeDecoder {
-	return &fakeDecoder{capacity: batchTokens, cells: cells, sequences: sequences, hist: make([][]*fakeCell, sequences)}
+// newFakeDecoder returns a fake with ids for sequences and, with
+// resident, one more reserved for the resident prefix.
+func newFakeDecoder(sequences, cells, batchTokens int, resident bool) *fakeDecoder {
+	f := &fakeDecoder{capacity: batchTokens, cells: cells, sequences: sequences, reserved: -1}
+	if resident {
+		f.reserved = int32(sequences)
+		f.sequences++
+	}
+	f.hist = make([][]*fakeCell, f.sequences)
+	return f
 }
 
 func (f *fakeDecoder) decode(b *batch) error {
@@ -292,12 +308,15 @@ func (f *fakeDecoder) decode(b *batch) error {
 	f.batches = append(f.batches, rec)
 	f.maxUsed = max(f.maxUsed, f.used)
 	seqs := 0
-	for _, h := range f.hist {
-		if len(h) > 0 {
+	for id, h := range f.hist {
+		if len(h) > 0 && int32(id) != f.reserved {
 			seqs++
 		}
 	}
 	f.maxSeqs = max(f.maxSeqs, seqs)
+	if f.after != nil {
+		f.after(f.calls)
+	}
 	return nil
 }
 
@@ -320,6 +339,40 @@ func (f *fakeDecoder) removeSequence(id int32) {
 		}
 	}
 	f.hist[id] = nil
+}
+
+// trimSequence takes id off its cells at positions from p0 on.
+func (f *fakeDecoder) trimSequence(id, p0 int32) {
+	if id < 0 || int(id) >= f.sequences || p0 < 0 || int(p0) > len(f.hist[id]) {
+		f.misuse = append(f.misuse, fmt.Sprintf("trimming sequence %d (%d tokens) from %d", id, len(f.hist[id]), p0))
+		return
+	}
+	for _, c := range f.hist[id][p0:] {
+		c.seqs--
+		if c.seqs == 0 {
+			f.used--
+		}
+	}
+	f.hist[id] = f.hist[id][:p0]
+}
+
+// copySequence adds dst to src's cells at positions p0 ≤ pos < p1, as
+// llama.cpp does in a unified cache: no cell is taken. The scheduler only
+// attaches an empty sequence to a prefix, so anything else is misuse.
+func (f *fakeDecoder) copySequence(src, dst, p0, p1 int32) error {
+	f.copies++
+	if src < 0 || int(src) >= f.sequences || dst < 0 || int(dst) >= f.sequences || src == dst {
+		return fmt.Errorf("fake: copying sequence %d to %d", src, dst)
+	}
+	if p0 != 0 || p1 < 1 || int(p1) > len(f.hist[src]) || len(f.hist[dst]) != 0 {
+		f.misuse = append(f.misuse, fmt.Sprintf("copying positions %d..%d of sequence %d (%d tokens) to %d (%d tokens)", p0, p1, src, len(f.hist[src]), dst, len(f.hist[dst])))
+		return nil
+	}
+	for _, c := range f.hist[src][p0:p1] {
+		c.seqs++
+		f.hist[dst] = append(f.hist[dst], c)
+	}
+	return nil
 }
 
 // grammarCounts counts what fake grammars did, a root and its clones
@@ -455,19 +508,25 @@ type fakeEngine struct {
 type fakeOptions struct {
 	sequences, cells, batchTokens int
 	grammar                       bool
+	// noResident turns the resident prefix off, as
+	// Options.NoResidentPrefix does.
+	noResident bool
 }
 
+// startFake starts a scheduler over a fake decoder which, like Load, has
+// one more sequence id for the resident prefix, on unless noResident.
 func startFake(t *testing.T, o fakeOptions) *fakeEngine {
 	t.Helper()
-	f := newFakeDecoder(o.sequences, o.cells, o.batchTokens)
+	f := newFakeDecoder(o.sequences, o.cells, o.batchTokens, true)
 	pieces, eog := fakePieces()
-	cfg := schedConfig{sequences: o.sequences, cells: o.cells, batchTokens: o.batchTokens, pieces: pieces, eog: eog}
+	cfg := schedConfig{sequences: o.sequences, cells: o.cells, batchTokens: o.batchTokens, pieces: pieces, eog: eog, resident: f.reserved}
 	e := &fakeEngine{f: f, stats: &counters{}}
 	if o.grammar {
 		e.g = newFakeGrammar()
 		cfg.grammar = e.g
 	}
 	e.s = newScheduler(f, cfg, e.stats)
+	e.s.residentOn.Store(!o.noResident)
 	e.s.start()
 	t.Cleanup(e.stop)
 	return e
@@ -500,12 +559,22 @@ func (e *fakeEngine) generate(ctx context.Context, groups [][][]int32, maxNew in
 }
 
 // checkIdle stops the engine and checks that it let go of everything:
-// sequence ids, reserved cells, the fake's KV cells and grammars.
+// sequence ids, reserved cells, the fake's KV cells and grammars. The
+// resident prefix goes when the scheduler stops, as with Engine.Close.
 func (e *fakeEngine) checkIdle(t *testing.T) {
 	t.Helper()
 	e.stop()
-	if len(e.s.freeIDs) != e.f.sequences {
-		t.Errorf("%d of %d sequence ids free", len(e.s.freeIDs), e.f.sequences)
+	if len(e.s.freeIDs) != e.s.cfg.sequences {
+		t.Errorf("%d of %d sequence ids free", len(e.s.freeIDs), e.s.cfg.sequences)
+	}
+	if slices.Contains(e.s.freeIDs, e.f.reserved) {
+		t.Errorf("the resident prefix's id %d is among the free ones", e.f.reserved)
+	}
+	if e.s.res.tokens != nil || e.s.res.users != 0 {
+		t.Errorf("the resident prefix outlived the scheduler: %d tokens, %d users", len(e.s.res.tokens), e.s.res.users)
+	}
+	for _, m := range e.f.misuse {
+		t.Error(m)
 	}
 	if e.s.cells != 0 {
 		t.Errorf("%d KV cells still reserved", e.s.cells)

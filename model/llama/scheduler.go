@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nerstream/nerstream/model"
@@ -22,6 +23,13 @@ type decoder interface {
 	logits(i int32) []float32
 	// removeSequence frees every KV cell of a sequence id.
 	removeSequence(id int32)
+	// trimSequence takes sequence id off its cells at positions from p0
+	// on; a cell that no sequence holds any more is free.
+	trimSequence(id, p0 int32)
+	// copySequence adds sequence id dst to the cells of sequence src at
+	// positions p0 ≤ pos < p1: in a unified KV cache, no data is copied
+	// and no cell is taken.
+	copySequence(src, dst, p0, p1 int32) error
 }
 
 // batch is the tokens of one decode, in plain Go. cContext copies it into
@@ -85,6 +93,9 @@ type schedConfig struct {
 	eog         []bool   // the tokens that end a generation
 	grammar     grammar  // each sequence starts with a clone; nil for none
 	substring   bool     // substring-constrained answers
+	// resident is the sequence id reserved for the resident prefix,
+	// outside 0 .. sequences-1; -1 for none (see residentPrefix).
+	resident int32
 }
 
 // prompt is one tokenized prompt of a group.
@@ -108,7 +119,8 @@ type request struct {
 	probeTime time.Duration
 	groups    []*group
 	out       [][]model.Completion
-	pending   int // groups not finished
+	pending   int    // groups not finished
+	number    uint64 // given by the scheduler when it takes the request, from 1
 	finished  chan struct{}
 	err       error
 }
@@ -160,8 +172,10 @@ type group struct {
 	prefixDone int
 	ids        []int32 // the sequence ids of the group, for the prefix
 	seqs       []*sequence
-	cells      int // KV cells reserved
-	live       int // sequences not finished
+	cells      int  // KV cells reserved
+	attached   int  // tokens of the resident prefix the group shares
+	learned    bool // learnResident has seen the group
+	live       int  // sequences not finished
 	// serialPart marks a one-prompt part of a group that runSerial
 	// decodes; the group is done when runSerial says so.
 	serialPart bool
@@ -200,14 +214,19 @@ type scheduler struct {
 	done  chan struct{}
 
 	// The loop's state, owned by run's goroutine.
-	batch   batch
-	rows    []*sequence // the sequences with logits in the batch
-	freeIDs []int32
-	cells   int // reserved KV cells
-	pending []*group
-	active  []*group
-	probes  []*request
-	smp     sampler
+	batch    batch
+	rows     []*sequence // the sequences with logits in the batch
+	freeIDs  []int32
+	cells    int // reserved KV cells
+	pending  []*group
+	active   []*group
+	probes   []*request
+	smp      sampler
+	res      residentPrefix
+	requests uint64 // requests taken
+	// residentOn turns the resident prefix on and off (Options.
+	// NoResidentPrefix, Engine.SetResidentPrefix); the loop reads it.
+	residentOn atomic.Bool
 }
 
 func newScheduler(dec decoder, cfg schedConfig, stats *counters) *scheduler {
@@ -220,6 +239,7 @@ func newScheduler(dec decoder, cfg schedConfig, stats *counters) *scheduler {
 		done:  make(chan struct{}),
 		batch: newBatch(cfg.batchTokens),
 		smp:   sampler{pieces: cfg.pieces},
+		res:   residentPrefix{id: cfg.resident},
 	}
 	for id := cfg.sequences - 1; id >= 0; id-- {
 		s.freeIDs = append(s.freeIDs, int32(id))
@@ -301,6 +321,8 @@ func (s *scheduler) run() {
 }
 
 func (s *scheduler) accept(req *request) {
+	s.requests++
+	req.number = s.requests
 	if req.probe != nil {
 		s.probes = append(s.probes, req)
 		return
@@ -310,6 +332,7 @@ func (s *scheduler) accept(req *request) {
 
 // runProbe decodes one full batch on an idle engine and times it.
 func (s *scheduler) runProbe(req *request) {
+	s.makeRoom(len(req.probe))
 	s.batch.reset()
 	id := s.freeIDs[len(s.freeIDs)-1]
 	ids := []int32{id}
@@ -337,6 +360,7 @@ func (s *scheduler) failAll(err error) {
 		p.fail(err)
 	}
 	s.active, s.pending, s.probes = nil, nil, nil
+	s.dropResident()
 }
 
 // dropCancelled abandons the work of requests whose context is done.
@@ -368,13 +392,32 @@ func (g *group) need(maxNew int) int {
 
 // admit starts pending groups while sequence ids and KV cells last.
 func (s *scheduler) admit() {
+	if !s.residentOn.Load() && s.res.users == 0 {
+		s.dropResident()
+	}
 	for len(s.pending) > 0 && !s.pending[0].req.serial {
 		g := s.pending[0]
 		if g.prefix == nil {
 			g.prefix = sharedPrefix(g.prompts)
 		}
 		maxNew := g.req.maxNew
-		if len(g.prompts) > s.cfg.sequences || g.need(maxNew) > s.cfg.cells {
+		k := 0
+		if s.residentOn.Load() {
+			s.learnResident(g)
+			k = s.res.shared(g.prompts)
+			s.shrinkResident(k)
+		}
+		need := g.need(maxNew) - k
+		if len(g.prompts) > s.cfg.sequences || need > s.cfg.cells-len(s.res.tokens) {
+			if len(g.prompts) <= s.cfg.sequences && g.need(maxNew) <= s.cfg.cells {
+				// It fits an empty engine only without the resident
+				// prefix: drop it once no group uses it.
+				if s.res.users > 0 {
+					return
+				}
+				s.dropResident()
+				continue
+			}
 			// Too large for an empty engine: split it in two.
 			if len(g.prompts) == 1 {
 				// Cannot happen: submit refuses such prompts.
@@ -389,14 +432,22 @@ func (s *scheduler) admit() {
 			s.pending = append([]*group{a, b}, s.pending[1:]...)
 			continue
 		}
-		need := g.need(maxNew)
 		if len(g.prompts) > len(s.freeIDs) || s.cells+need > s.cfg.cells {
 			return
 		}
 		s.pending = s.pending[1:]
 		g.cells = need
 		s.cells += need
+		if k > len(g.prefix) {
+			// One prompt: its first k tokens are the resident's.
+			g.prefix = g.prompts[0].tokens[:k]
+		}
+		g.attached, g.prefixDone = k, k
+		if k > 0 {
+			s.res.users++
+		}
 		g.ids = make([]int32, 0, len(g.prompts))
+		var err error
 		for _, p := range g.prompts {
 			id := s.freeIDs[len(s.freeIDs)-1]
 			s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]
@@ -404,9 +455,17 @@ func (s *scheduler) admit() {
 			seq.ids[0] = id
 			g.seqs = append(g.seqs, seq)
 			g.ids = append(g.ids, id)
+			if k > 0 && err == nil {
+				if e := s.dec.copySequence(s.res.id, id, 0, int32(k)); e != nil {
+					err = fmt.Errorf("llama: attaching to the resident prefix: %w", e)
+				}
+			}
 		}
 		g.live = len(g.seqs)
-		if err := s.startSequences(g); err != nil {
+		if err == nil {
+			err = s.startSequences(g)
+		}
+		if err != nil {
 			s.release(g)
 			g.req.fail(err)
 			continue
@@ -416,7 +475,8 @@ func (s *scheduler) admit() {
 			for _, p := range g.prompts {
 				st.PromptTokens += len(p.tokens)
 			}
-			st.SharedTokens += len(g.prefix) * (len(g.prompts) - 1)
+			st.SharedTokens += len(g.prefix)*(len(g.prompts)-1) + k
+			st.ResidentTokens += k
 		})
 	}
 }
@@ -523,6 +583,10 @@ func (s *scheduler) step() {
 		err = fmt.Errorf("llama: decoding a batch of %d tokens: %w", b.len(), err)
 		for _, g := range s.active {
 			s.release(g)
+		}
+		// Whatever llama.cpp left in the cache, start afresh.
+		s.dropResident()
+		for _, g := range s.active {
 			g.req.fail(err)
 		}
 		s.active = nil
@@ -607,6 +671,10 @@ func (s *scheduler) release(g *group) {
 	}
 	s.cells -= g.cells
 	g.cells = 0
+	if g.attached > 0 {
+		s.res.users--
+		g.attached = 0
+	}
 }
 
 func (s *scheduler) finishGroups() {
@@ -634,6 +702,7 @@ func (s *scheduler) runSerial(g *group) {
 		}
 		one := &group{req: g.req, index: g.index, prompts: []prompt{p}, prefix: []int32{}, serialPart: true}
 		one.cells = one.need(g.req.maxNew)
+		s.makeRoom(one.cells)
 		s.cells += one.cells
 		id := s.freeIDs[len(s.freeIDs)-1]
 		s.freeIDs = s.freeIDs[:len(s.freeIDs)-1]

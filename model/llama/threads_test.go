@@ -156,7 +156,7 @@ func TestThreadedDecoder(t *testing.T) {
 		set   []int
 		stats counters
 	)
-	d := &threadedDecoder{decoder: newFakeDecoder(4, 64, 16), source: &countingSource{counts: []int{2, 2, 1, 1, 2}},
+	d := &threadedDecoder{decoder: newFakeDecoder(4, 64, 16, false), source: &countingSource{counts: []int{2, 2, 1, 1, 2}},
 		set: func(n int) { set = append(set, n) }, cur: 2, stats: &stats}
 	for i := range 5 {
 		b := &batch{}
