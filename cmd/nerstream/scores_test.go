@@ -9,8 +9,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/nerstream/nerstream/engines"
 	"github.com/nerstream/nerstream/internal/openaiapi"
 	"github.com/nerstream/nerstream/model"
+	"github.com/nerstream/nerstream/model/llama"
 	"github.com/nerstream/nerstream/model/openai"
 )
 
@@ -20,8 +22,18 @@ import (
 // as vLLM does; serve sends the chat form, which the serve tests cover).
 // The openai engine reads them into the same log-probabilities, so the
 // same scores, as the in-process engine gives for the same answers.
+//
+// The engine runs without its resident prompt prefix: the double asks for
+// the prompts in other batches than the in-process call, and the prefix's
+// cells, computed in a batch of their own, move the log-probabilities by
+// about 1e-4 (relative), which would hide a transport that rounds them.
 func TestOpenAIScoresFromVLLMDouble(t *testing.T) {
-	local, _ := openTestEngine(t)
+	m, err := engines.Open(context.Background(), "synth:tiny", engines.Options{Llama: llama.Options{Threads: 1, GPULayers: -1, NoResidentPrefix: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	local := m.Local
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req openaiapi.CompletionRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
