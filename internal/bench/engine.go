@@ -58,6 +58,12 @@ type EngineResult struct {
 	ScoresOffDocsPerS float64 `json:"scores_off_docs_per_s,omitempty"`
 	ScoresOnDocsPerS  float64 `json:"scores_on_docs_per_s,omitempty"`
 	ScoresOverhead    float64 `json:"scores_overhead,omitempty"`
+	// ScoresDiffer counts the documents whose answers differ from the
+	// first round's (scores off), over the later rounds off, then over
+	// the rounds on: as for Resident.Differ, the count off is the noise
+	// of batch make-up on a near-flat model, and the count on should be
+	// alike (scores are read after the logits, and change no token).
+	ScoresDiffer *[2]int `json:"scores_differ,omitempty"`
 	// ScoreTimeShare is the time spent on scores over the time in
 	// llama_decode during the engine phase (scores on): their cost
 	// measured inside one run, whatever the machine's load does.
@@ -266,10 +272,13 @@ func engineOne(ctx context.Context, name string, wk engines.Worker, o EngineOpti
 
 // scoresOverhead runs the engine phase o.ScoresRounds times with scores
 // off and on, alternating (so that a machine's load drifts over both
-// alike), and checks that scores change no answer.
+// alike), and counts the answers that differ from the first round's.
+// (It used to fail on any: four callers vary the batches from run to run,
+// and on the tiny model's near-flat logits that alone changes answers.)
 func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generate generateFunc, o EngineOptions) error {
 	var off, on []float64
 	var first [][]string // the answers of the first round
+	var differ [2]int
 	for range o.ScoresRounds {
 		for _, noScores := range []bool{true, false} {
 			wk := w
@@ -280,19 +289,24 @@ func scoresOverhead(ctx context.Context, res *EngineResult, w benchWork, generat
 				return err
 			}
 			rate := float64(o.Docs) / time.Since(start).Seconds()
+			i := 1
 			if noScores {
-				off = append(off, rate)
+				off, i = append(off, rate), 0
 				if first == nil {
 					first = answers
+					continue
 				}
 			} else {
 				on = append(on, rate)
 			}
-			if !slices.EqualFunc(answers, first, slices.Equal) {
-				return fmt.Errorf("bench: answers with scores on differ from those with scores off")
+			for d := range answers {
+				if !slices.Equal(answers[d], first[d]) {
+					differ[i]++
+				}
 			}
 		}
 	}
+	res.ScoresDiffer = &differ
 	for i := range off {
 		res.ScoresRounds = append(res.ScoresRounds, [2]float64{off[i], on[i]})
 	}
