@@ -125,8 +125,10 @@ type annotateFlags struct {
 // the NERSTREAM_* environment, --set) with annotate's flags, so that no
 // setting given is ignored: a flag given on the command line wins, and the
 // section fills in the rest, the engine flags in ef included. The openai
-// engine's keys (model.engine: openai, model.openai.*) are refused in one
-// line: annotate takes that engine from its flags. The entity scores'
+// engine's keys are refused in one line: model.engine: openai always, and
+// model.openai.* when --engine openai would use them (with the llama
+// engine they are ignored, as run ignores them): annotate takes that
+// engine from its flags. The entity scores'
 // settings (the minimum, the calibration file) are checked here, before
 // any input is read.
 func annotateModel(m config.Model, given map[string]bool, ef *engines.Flags, f annotateFlags) (model.RecognizerOptions, error) {
@@ -134,7 +136,10 @@ func annotateModel(m config.Model, given map[string]bool, ef *engines.Flags, f a
 	switch {
 	case m.Engine != def.Engine:
 		return model.RecognizerOptions{}, usagef("model.engine: annotate takes the openai engine from its flags (--engine openai --endpoint URL …), not from the configuration")
-	case !reflect.DeepEqual(m.OpenAI, def.OpenAI):
+	case ef.Engine == "openai" && !reflect.DeepEqual(m.OpenAI, def.OpenAI):
+		// With the llama engine the section is ignored, as run ignores
+		// it: a NERSTREAM_MODEL_OPENAI_* variable exported for another
+		// command must not stop a local annotate.
 		return model.RecognizerOptions{}, usagef("model.openai: annotate takes the openai engine's settings from its flags (--endpoint, --dialect, --api-key-file …), not from the configuration")
 	}
 	if !given["model"] && m.Path != "" && ef.Engine != "openai" {

@@ -276,16 +276,27 @@ func TestAnnotateModelSettings(t *testing.T) {
 		code, _, errs := runCLI(t, "", "annotate", "--model", "synth:tiny", "--set", tc.set, in)
 		checkOneLineError(t, code, 2, errs, tc.contains)
 	}
-	// The openai engine's keys: refused, by name, secrets unshown.
+	// The openai engine's keys: refused, by name, secrets unshown, when
+	// annotate runs that engine; with the llama engine, model.openai.* is
+	// ignored, as run ignores it (the key is never used, so never shown).
+	openaiFlags := []string{"--engine", "openai", "--endpoint", "http://127.0.0.1:1/v1"}
+	code, out, errs = runCLI(t, "", "annotate", "--model", "synth:tiny", "--set", "model.openai.api_key=s3cret", "--set", "model.openai.dialect=vllm", in)
+	if code != 0 || strings.Contains(out+errs, "s3cret") {
+		t.Errorf("model.openai.* with the llama engine: exit %d, %s%s, want it ignored as run ignores it", code, out, errs)
+	}
 	for _, tc := range []struct {
+		engine   []string
 		set      []string
 		contains string
 	}{
-		{[]string{"model.engine=openai", "model.openai.endpoints=http://127.0.0.1:1/v1"}, "model.engine: annotate takes the openai engine from its flags"},
-		{[]string{"model.openai.dialect=vllm"}, "model.openai: annotate takes"},
-		{[]string{"model.openai.api_key=s3cret"}, "model.openai: annotate takes"},
+		{nil, []string{"model.engine=openai", "model.openai.endpoints=http://127.0.0.1:1/v1"}, "model.engine: annotate takes the openai engine from its flags"},
+		{openaiFlags, []string{"model.openai.dialect=vllm"}, "model.openai: annotate takes"},
+		{openaiFlags, []string{"model.openai.api_key=s3cret"}, "model.openai: annotate takes"},
 	} {
 		args := []string{"annotate", "--model", "synth:tiny"}
+		if tc.engine != nil {
+			args = append([]string{"annotate"}, tc.engine...)
+		}
 		for _, s := range tc.set {
 			args = append(args, "--set", s)
 		}
