@@ -560,6 +560,11 @@ func (e *Engine) submit(ctx context.Context, groups []model.PromptGroup, opts mo
 			if errors.Is(err, ErrClosed) {
 				return nil, err
 			}
+			if err == nil && len(toks) == 0 {
+				// No BOS and no text: the scheduler would wait for ever
+				// for logits that no token gives.
+				err = errors.New("llama: the prompt is no tokens (empty, and the vocabulary adds no BOS)")
+			}
 			if err == nil && len(toks)+maxNew > budget {
 				err = fmt.Errorf("%w: %d prompt tokens and %d for the answer exceed the context of %d", ErrPromptTooLong, len(toks), maxNew, budget)
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
@@ -425,5 +426,47 @@ func TestQueueDepth(t *testing.T) {
 	<-done
 	if d := e.QueueDepth(); d != 0 {
 		t.Errorf("depth %d after Generate returned", d)
+	}
+}
+
+// TestEmptyPromptNoBOS: with a vocabulary that adds no BOS, a prompt
+// without parts is no tokens at all. Generate must answer it (with an
+// error for that prompt) rather than hold its request for ever.
+func TestEmptyPromptNoBOS(t *testing.T) {
+	tiny, err := tinyModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(tiny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := gguf.ReadVocab(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.AddBOS = false
+	path := filepath.Join(t.TempDir(), "tiny-no-bos.gguf")
+	if err := gguf.SynthFile(path, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF32, Seed: 1, Vocab: v}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Load(path, Options{Threads: 1, Device: "CPU", Sequences: 4, Cells: 512, BatchTokens: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	groups := append(testGroups(2), model.PromptGroup{Prompts: []model.Prompt{{}}})
+	out, err := e.Generate(ctx, groups, model.GenerateOptions{MaxNewTokens: 4})
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	if c := out[len(out)-1][0]; c.Err == nil {
+		t.Errorf("an empty prompt answered %q, want an error", c.Text)
+	}
+	// The engine still answers.
+	if _, err := e.Generate(context.Background(), testGroups(2), model.GenerateOptions{MaxNewTokens: 4}); err != nil {
+		t.Fatal(err)
 	}
 }
