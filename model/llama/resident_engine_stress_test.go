@@ -82,6 +82,9 @@ func residentEngineStress(t *testing.T, o Options) {
 					for k := range 1 + rng.IntN(len(types)) {
 						g.Prompts = append(g.Prompts, tmpl.Prompt(text, types[k]))
 					}
+					if rng.IntN(8) == 0 {
+						g.Prompts = append(g.Prompts, model.Prompt{}) // BOS alone
+					}
 					groups = append(groups, g)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
