@@ -32,7 +32,7 @@
 //     enough replicas, timeouts) up to Options.MaxAttempts times per batch;
 //     beyond that Write returns an error wrapping kafka-go's, and the caller
 //     retries the whole slice. Duplicates are possible (at-least-once);
-//     loss is not.
+//     loss is not. Writer.Retries counts kafka-go's retried requests.
 //   - Partitioning: keyed records go to murmur2(key) mod partitions, as the
 //     Java client and librdkafka's "murmur2_random" do, so annotations of
 //     one document id always share a partition, whichever client wrote

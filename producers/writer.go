@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -198,6 +199,11 @@ type Writer struct {
 	transport *kafka.Transport
 	prop      propagation.TextMapPropagator
 	timeout   time.Duration
+
+	// retries totals kafka-go's retried produce requests; kafka-go's own
+	// Stats resets its counters on each call.
+	retriesMu sync.Mutex
+	retries   int64
 }
 
 // NewWriter returns a Writer for opts. It does not contact the brokers:
@@ -296,6 +302,18 @@ func (w *Writer) Check(ctx context.Context, topics ...string) error {
 		}
 	}
 	return nil
+}
+
+// Retries returns how many produce requests kafka-go sent again after a
+// failure (a timeout, a dropped connection, a leader change) since
+// NewWriter, over every Write, including Writes that then succeeded. Each
+// one may have duplicated records that the brokers had written before the
+// failure (delivery is at-least-once).
+func (w *Writer) Retries() int64 {
+	w.retriesMu.Lock()
+	defer w.retriesMu.Unlock()
+	w.retries += w.kw.Stats().Retries
+	return w.retries
 }
 
 // Close flushes batches still being assembled, waits for writes in flight

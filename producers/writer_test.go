@@ -463,6 +463,12 @@ func TestWriteSurvivesNotLeader(t *testing.T) {
 	if n := fault.Hits(); n != 2 {
 		t.Errorf("fault answered %d produce requests, want 2", n)
 	}
+	// Retries totals over calls (kafka-go's own Stats resets on each).
+	for range 2 {
+		if n := w.Retries(); n != 2 {
+			t.Errorf("Retries() = %d, want 2", n)
+		}
+	}
 	got := readTopic(t, addrs[0], "out")
 	if len(got) != 1 || string(got[0].Key) != "k" || string(got[0].Value) != "v" {
 		t.Fatalf("read back %d records: %v", len(got), got)
