@@ -49,15 +49,7 @@ func TestAnnotateScores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []float64
-	for _, byType := range raw {
-		for _, ms := range byType {
-			for _, p := range ms {
-				all = append(all, p)
-			}
-		}
-	}
-	cal, err := modeltest.RankCalibration(all)
+	cal, err := modeltest.RankCalibration(modeltest.AllScores(raw))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package llama
 import (
 	"fmt"
 	"slices"
-	"time"
 )
 
 // minResident is the shortest resident prefix worth keeping: below it the
@@ -127,15 +126,7 @@ func (s *scheduler) decodeResident(toks []int32) error {
 		for i := lo; i < min(lo+s.cfg.batchTokens, len(toks)); i++ {
 			b.add(toks[i], int32(i), ids, false)
 		}
-		start := time.Now()
-		err := s.dec.decode(b)
-		took := time.Since(start)
-		s.stats.add(func(st *Stats) {
-			st.DecodeCalls++
-			st.DecodeTokens += b.len()
-			st.DecodeTime += took
-		})
-		if err != nil {
+		if err := s.decode(b); err != nil {
 			return fmt.Errorf("llama: decoding the resident prefix: %w", err)
 		}
 	}

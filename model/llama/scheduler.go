@@ -571,15 +571,7 @@ func (s *scheduler) step() {
 	if b.len() == 0 {
 		return
 	}
-	start := time.Now()
-	err := s.dec.decode(b)
-	took := time.Since(start)
-	s.stats.add(func(st *Stats) {
-		st.DecodeCalls++
-		st.DecodeTokens += b.len()
-		st.DecodeTime += took
-	})
-	if err != nil {
+	if err := s.decode(b); err != nil {
 		err = fmt.Errorf("llama: decoding a batch of %d tokens: %w", b.len(), err)
 		for _, g := range s.active {
 			s.release(g)
@@ -737,4 +729,18 @@ func (s *scheduler) runSerial(g *group) {
 		}
 	}
 	g.req.groupDone()
+}
+
+// decode decodes b and counts the call, its tokens and its time in the
+// engine's stats.
+func (s *scheduler) decode(b *batch) error {
+	start := time.Now()
+	err := s.dec.decode(b)
+	took := time.Since(start)
+	s.stats.add(func(st *Stats) {
+		st.DecodeCalls++
+		st.DecodeTokens += b.len()
+		st.DecodeTime += took
+	})
+	return err
 }

@@ -102,6 +102,20 @@ func RankCalibration(raw []float64) (*model.Calibration, error) {
 	return c, c.Validate()
 }
 
+// AllScores lists every mention score of raw (RawScores' result), in no
+// particular order: the points RankCalibration takes.
+func AllScores(raw map[string]map[string]map[string]float64) []float64 {
+	var all []float64
+	for _, byType := range raw {
+		for _, ms := range byType {
+			for _, p := range ms {
+				all = append(all, p)
+			}
+		}
+	}
+	return all
+}
+
 // Precision is the precision that c maps the raw score s to, when s is
 // one of its points; ok is false otherwise.
 func Precision(c *model.Calibration, s float64) (p float64, ok bool) {
