@@ -13,6 +13,7 @@ import (
 	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/gguf/gguftest"
 	"github.com/nerstream/nerstream/model/llama"
 )
 
@@ -23,25 +24,6 @@ func uninerPrompt(text, typ string) string {
 		" ASSISTANT: I've read this text.</s>USER: What describes " + typ + " in the text? ASSISTANT:"
 }
 
-// llamaVocabModel writes the synthetic tiny model with LLaMA's real
-// vocabulary (model synth --preset tiny --vocab …) and returns its path.
-func llamaVocabModel(t *testing.T) string {
-	t.Helper()
-	f, err := gguf.Open(shareddata.Vocab(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := gguf.ReadVocab(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tiny-llama-vocab.gguf")
-	if err := gguf.SynthFile(path, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF16, Seed: 1, Vocab: v}); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestServePromptTokens: nerstream serve, given each whole UniNER prompt
 // of the shared reference file as text on /v1/completions (the template's
 // "</s>" written as "</s>"), counts exactly the reference's number of
@@ -49,7 +31,7 @@ func llamaVocabModel(t *testing.T) string {
 // "</s>" inside the text as text (issue 21).
 func TestServePromptTokens(t *testing.T) {
 	cases := shareddata.PromptCases(t)
-	base := startServe(t, "--model", llamaVocabModel(t), "--max-new-tokens", "1")
+	base := startServe(t, "--model", gguftest.LLaMAVocabTiny(t, gguf.TypeF16), "--max-new-tokens", "1")
 	for i, c := range cases {
 		code, body := post(t, base+"/v1/completions", map[string]any{
 			"prompt": uninerPrompt(c.Text, c.Type), "max_tokens": 1, "temperature": 0, "stop": []string{"</s>"},

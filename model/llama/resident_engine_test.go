@@ -4,33 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
-	"path/filepath"
 	"runtime"
 	"testing"
 
-	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model"
 	"github.com/nerstream/nerstream/model/gguf"
+	"github.com/nerstream/nerstream/model/gguf/gguftest"
 )
-
-// llamaVocabTiny writes the synthetic tiny model with LLaMA's real
-// vocabulary, so that prompts are tokenized as UniNER's are.
-func llamaVocabTiny(t *testing.T) string {
-	t.Helper()
-	f, err := gguf.Open(shareddata.Vocab(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := gguf.ReadVocab(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tiny-llama-vocab.gguf")
-	if err := gguf.SynthFile(path, gguf.SynthOptions{Preset: "tiny", Type: gguf.TypeF32, Seed: 1, Vocab: v}); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestResidentPrefixEngine is the equivalence proof against real
 // llama.cpp: with the resident prefix, answers are token for token those
@@ -49,7 +29,7 @@ func TestResidentPrefixEngine(t *testing.T) {
 		path func(*testing.T) string
 	}{
 		{"synthetic vocabulary", func(*testing.T) string { return tiny }},
-		{"LLaMA vocabulary", llamaVocabTiny},
+		{"LLaMA vocabulary", func(t *testing.T) string { return gguftest.LLaMAVocabTiny(t, gguf.TypeF32) }},
 	}
 	configs := []struct {
 		name string

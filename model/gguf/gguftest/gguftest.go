@@ -17,8 +17,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
+	"testing"
 
+	"github.com/nerstream/nerstream/internal/shareddata"
 	"github.com/nerstream/nerstream/model/gguf"
 )
 
@@ -409,4 +412,26 @@ func array[T any](e *encoder, tagged bool, et uint32, xs []T) error {
 		}
 	}
 	return nil
+}
+
+// LLaMAVocabTiny writes the synthetic tiny model (seed 1, weights of type
+// typ) with LLaMA's real vocabulary from the shared data, as `nerstream
+// model synth --preset tiny --vocab …` does, into t's temporary folder,
+// and returns its path: prompts are then tokenized as UniNER's are. It
+// fails t when the shared vocabulary is missing (see internal/shareddata).
+func LLaMAVocabTiny(t testing.TB, typ gguf.GGMLType) string {
+	t.Helper()
+	f, err := gguf.Open(shareddata.Vocab(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := gguf.ReadVocab(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny-llama-vocab.gguf")
+	if err := gguf.SynthFile(path, gguf.SynthOptions{Preset: "tiny", Type: typ, Seed: 1, Vocab: v}); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
