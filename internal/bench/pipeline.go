@@ -253,15 +253,8 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*PipelineResult, error) {
 		return nil, err
 	}
 	defer broker.stop()
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := broker.bound(ctx)
 	defer cancel(nil)
-	go func() {
-		select {
-		case <-broker.exited:
-			cancel(errors.New("the broker process exited"))
-		case <-ctx.Done():
-		}
-	}()
 	cfg.Kafka.Brokers = []string{broker.addr}
 
 	cl := &kafka.Client{Addr: kafka.TCP(broker.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{ClientID: "nerstream-bench"}}
@@ -1118,6 +1111,20 @@ type benchBroker struct {
 	addr      string
 	meanBytes float64
 	otlpAddr  string // the OTLP receiver's host:port, when there is one
+}
+
+// bound returns a context that ends, with a cause that says so, when
+// the broker process exits before ctx ends.
+func (b *benchBroker) bound(ctx context.Context) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-b.exited:
+			cancel(errors.New("the broker process exited"))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // benchBrokerOptions are the broker process's flags.

@@ -164,15 +164,8 @@ func Scale(ctx context.Context, o ScaleOptions) (*ScaleResult, error) {
 		return nil, err
 	}
 	defer broker.stop()
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := broker.bound(ctx)
 	defer cancel(nil)
-	go func() {
-		select {
-		case <-broker.exited:
-			cancel(errors.New("the broker process exited"))
-		case <-ctx.Done():
-		}
-	}()
 	cl := &kafka.Client{Addr: kafka.TCP(broker.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{ClientID: "nerstream-bench"}}
 	defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
 	end, err := bpEndOffsets(ctx, cl, bpInputTopic, o.Partitions)
